@@ -1,0 +1,205 @@
+"""The `auditkit` command line (click): events, verify, synth and demo. Each command is a thin layer over the
+store, the filter language and the demo package; errors are one clear line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import store
+from .errors import AuditkitError
+from .events import FIELDS
+from .filters import Filter, parse
+
+OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "denied": "bold magenta", "unknown": "yellow"}
+
+
+class AuditkitGroup(click.Group):
+    """Turns auditkit's own errors and database errors into one line and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AuditkitError as e:
+            raise click.ClickException(str(e)) from None
+        except sqlite3.Error as e:
+            raise click.ClickException(f"database error: {e}") from None
+        except BrokenPipeError:
+            sys.stderr.close()  # `auditkit events --format jsonl | head` is not an error
+            return None
+
+
+def db_option(func: Any) -> Any:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The mirror (default: $AUDITKIT_DB, else data/audit.db).",
+    )(func)
+
+
+def _open(db_path: Path | None, *, must_exist: bool = True) -> sqlite3.Connection:
+    path = db_path or store.default_db_path()
+    if must_exist and not path.exists():
+        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
+    return store.open_db(path)
+
+
+@click.group(cls=AuditkitGroup)
+@click.version_option(package_name="auditkit")
+def main() -> None:
+    """auditkit: an open, local-first audit log for Convox racks."""
+
+
+# --- events ---------------------------------------------------------------------------------------------------------
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
+@db_option
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most N events (table default: 50; jsonl, csv and json default: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "json"]), default="table",
+              show_default=True)
+def events(filter_words: tuple[str, ...], db_path: Path | None, limit: int | None, fmt: str) -> None:
+    """List events matching FILTER, newest first.
+
+    FILTER uses the filter language, e.g.:
+    user:alice@example.com rack:acme/production action:promoted since:7d -user:ci-bot "free text"
+    """
+    f = parse(" ".join(filter_words))
+    conn = _open(db_path)
+    if fmt == "table":
+        _print_table(conn, f, limit or 50)
+        return
+    rows = store.iter_rows(conn, f)
+    if limit is not None:
+        rows = (row for i, row in zip(range(limit), rows))
+    out = click.get_text_stream("stdout")
+    {"jsonl": write_jsonl, "csv": write_csv, "json": write_json}[fmt](rows, out)
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    n = 0
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+        n += 1
+    return n
+
+
+def write_json(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    out.write("[")
+    n = 0
+    for row in rows:
+        out.write(("," if n else "") + "\n" + json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+        n += 1
+    out.write("\n]\n")
+    return n
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FIELDS)
+    n = 0
+    for row in rows:
+        writer.writerow(
+            [json.dumps(row[f], ensure_ascii=False, sort_keys=True) if f == "details" else
+             ("" if row[f] is None else row[f]) for f in FIELDS]
+        )
+        n += 1
+    return n
+
+
+def _print_table(conn: sqlite3.Connection, f: Filter, limit: int, console: Console | None = None) -> None:
+    console = console or Console()
+    page = store.page(conn, f, limit=limit)
+    total = store.count(conn, f)
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("user", no_wrap=True, max_width=28)
+    table.add_column("rack", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("description", overflow="fold")
+    for e in page.events:
+        table.add_row(
+            e.timestamp[:19].replace("T", " "),
+            e.actor,
+            e.rack,
+            f"{e.category}/{e.action}",
+            f"[{OUTCOME_STYLE.get(e.outcome, '')}]{e.outcome}[/]",
+            e.description,
+        )
+    console.print(table)
+    scope = f"matching {f.to_text()}" if not f.is_empty else "in the mirror"
+    console.print(f"[dim]{len(page.events)} newest of {total:,} events {scope}[/]", highlight=False)
+
+
+# --- verify ---------------------------------------------------------------------------------------------------------
+
+@main.command()
+@db_option
+def verify(db_path: Path | None) -> None:
+    """Re-check every hash chain and recording in the mirror (exit 1 naming the first bad event)."""
+    conn = _open(db_path)
+    started = time.monotonic()
+    report = store.verify(conn)
+    elapsed = time.monotonic() - started
+    if report.ok:
+        click.echo(f"verify: OK — {report.events:,} events in {len(report.heads)} chain(s), "
+                   f"{report.sessions} recording(s) intact ({elapsed:.1f}s)")
+        for head in report.heads:
+            click.echo(f"  {head.source}: seq {head.last_seq}, head {head.last_hash}")
+        return
+    click.echo(f"verify: FAILED — {len(report.problems)} kind(s) of problem in {report.events:,} events", err=True)
+    for problem in report.problems:
+        click.echo(f"  {problem.kind}: {problem.message}", err=True)
+    sys.exit(1)
+
+
+# --- synth and demo -------------------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--events", "count", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="How many events to write.")
+@db_option
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same history.")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="Span of the history.")
+@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Last day of the history, UTC (default: now).")
+def synth(count: int, db_path: Path | None, seed: int, days: int, end: Any) -> None:
+    """Write a realistic, chain-valid synthetic history into the mirror."""
+    from .demo import synth as synth_mod
+
+    path = db_path or store.default_db_path()
+    conn = store.open_db(path)
+    started = time.monotonic()
+    summary = synth_mod.write_history(conn, events=count, seed=seed, days=days, end=end)
+    elapsed = time.monotonic() - started
+    click.echo(f"synth: wrote {summary.events:,} events and {summary.sessions} recordings to {path} "
+               f"in {elapsed:.1f}s ({summary.events / max(elapsed, 1e-9):,.0f} events/s)")
+
+
+@main.command()
+@db_option
+@click.option("--events", "count", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="Size of the demo month when it has to be made.")
+def demo(db_path: Path | None, count: int) -> None:
+    """The embedded default: a month of activity in the mirror, its newest events, and verify."""
+    from .demo import run as demo_run
+
+    demo_run.main(db_path or store.default_db_path(), count)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,630 @@
+"""The SQLite store: schema and migrations, appending events to their hash chains, recordings, queries and verify.
+
+This is the only module that writes SQL over events and sessions. Everything else (gateway journal, sync, CLI, TUI,
+Datasette plugin) opens a database with open_db() and calls the functions here.
+
+- `events.n` is a time-ordered key, (ms << KEY_SHIFT) + tiebreak: ORDER BY n is newest/oldest first, time ranges are
+  ranges of n, keyset pages resume after an n, and each secondary index (actor, rack, …) is implicitly (column, n).
+- One hash chain per `source`; `sync_state` holds each chain's head (last_seq, last_hash) and, for mirrored
+  sources, the feed's URL. The mirror's own events are on the chain named `local`.
+- Events and sessions are append-only: triggers refuse UPDATE and DELETE. verify() recomputes every chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import gzip
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from . import filters as filters_mod
+from .errors import ChainError, StoreError
+from .events import (
+    FIELDS,
+    GENESIS_HASH,
+    KEY_SHIFT,
+    Event,
+    canonical_json,
+    chain_hash,
+    dumps,
+    from_dict,
+    now_timestamp,
+    seal_all,
+    timestamp_ms,
+)
+from .filters import Filter
+
+LOCAL_SOURCE = "local"
+DEFAULT_DB = Path("data") / "audit.db"
+_SLOT = 1 << KEY_SHIFT
+
+# Columns of the events table, in order; `n` first.
+EVENT_COLUMNS: tuple[str, ...] = ("n",) + FIELDS
+_SELECT_EVENT = ", ".join(f"e.{c}" for c in FIELDS)
+
+
+# --- schema ---------------------------------------------------------------------------------------------------------
+
+_APPEND_ONLY = """
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only: UPDATE refused'); END;
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} are append-only: DELETE refused'); END;
+"""
+
+_FTS_TRIGGER = """
+CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
+  INSERT INTO events_fts(rowid, description, actor, app, target)
+  VALUES (new.n, new.description, new.actor, new.app, new.target);
+END;
+"""
+
+MIGRATIONS: list[str] = [
+    # v1: events, sessions and chain heads.
+    """
+    CREATE TABLE events (
+        n INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        actor_type TEXT NOT NULL,
+        rack TEXT NOT NULL,
+        category TEXT NOT NULL,
+        action TEXT NOT NULL,
+        description TEXT NOT NULL,
+        app TEXT,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        status INTEGER,
+        method TEXT,
+        path TEXT,
+        source_ip TEXT,
+        user_agent TEXT,
+        request_id TEXT,
+        details TEXT NOT NULL DEFAULT '{}',
+        session_id TEXT,
+        source TEXT NOT NULL,
+        source_seq INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX events_source_seq ON events(source, source_seq);
+    CREATE UNIQUE INDEX events_id ON events(id);
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        rack TEXT,
+        app TEXT,
+        actor TEXT,
+        command TEXT,
+        started_at TEXT,
+        ended_at TEXT,
+        duration_ms INTEGER,
+        exit_code INTEGER,
+        width INTEGER,
+        height INTEGER,
+        size INTEGER NOT NULL,
+        truncated INTEGER NOT NULL DEFAULT 0,
+        sha256 TEXT NOT NULL,
+        cast_gz BLOB NOT NULL
+    );
+    CREATE TABLE sync_state (
+        source TEXT PRIMARY KEY,
+        url TEXT,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        last_hash TEXT NOT NULL DEFAULT '""" + GENESIS_HASH + """',
+        last_sync_at TEXT,
+        updated_at TEXT
+    );
+    """
+    + _APPEND_ONLY.format(table="events")
+    + _APPEND_ONLY.format(table="sessions"),
+    # v2: share links, the indexes chosen from bench/query.py's plans, and the trigram full-text index.
+    """
+    CREATE TABLE share_links (
+        id TEXT PRIMARY KEY,
+        filter TEXT NOT NULL,
+        filter_text TEXT NOT NULL,
+        since TEXT,
+        until TEXT,
+        expires_at TEXT,
+        note TEXT,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT
+    );
+    CREATE INDEX events_actor ON events(actor);
+    CREATE INDEX events_rack ON events(rack);
+    CREATE INDEX events_category ON events(category);
+    CREATE INDEX events_action ON events(action);
+    CREATE INDEX events_app ON events(app);
+    CREATE INDEX events_target ON events(target);
+    CREATE INDEX events_outcome ON events(outcome);
+    CREATE INDEX events_session ON events(session_id) WHERE session_id IS NOT NULL;
+    CREATE VIRTUAL TABLE events_fts USING fts5(
+        description, actor, app, target, content='events', content_rowid='n', tokenize='trigram'
+    );
+    INSERT INTO events_fts(events_fts) VALUES ('rebuild');
+    """
+    + _FTS_TRIGGER,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --- opening --------------------------------------------------------------------------------------------------------
+
+def default_db_path() -> Path:
+    """AUDITKIT_DB when set, else data/audit.db under the current directory."""
+    return Path(os.environ.get("AUDITKIT_DB") or DEFAULT_DB)
+
+
+def open_db(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    readonly: bool = False,
+    durable: bool = False,
+    migrate_to: int = SCHEMA_VERSION,
+) -> sqlite3.Connection:
+    """Open (creating and migrating) a store. `durable` syncs every commit to disk (the gateway's journal)."""
+    path = Path(path) if path is not None else default_db_path()
+    try:
+        if readonly:
+            if not path.exists():
+                raise StoreError(f"no database at {path}")
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"cannot open {path}: {e}") from None
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(f"{path} has schema v{version}, newer than this auditkit's v{SCHEMA_VERSION}: upgrade auditkit")
+    if version < migrate_to:
+        if readonly:
+            conn.close()
+            raise StoreError(f"{path} has schema v{version}; open it once read-write to migrate it")
+        migrate(conn, migrate_to)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Apply the migrations after the database's user_version, each in its own transaction."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    while version < target:
+        script = MIGRATIONS[version]
+        version += 1
+        # executescript() commits first; wrap the migration and its version bump in one transaction.
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+    return version
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (re-entrant: inner blocks join the outer one)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --- chains ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ChainHead:
+    source: str
+    last_seq: int
+    last_hash: str
+    url: str | None = None
+    last_sync_at: str | None = None
+
+
+def chain_head(conn: sqlite3.Connection, source: str) -> ChainHead:
+    row = conn.execute("SELECT * FROM sync_state WHERE source = ?", (source,)).fetchone()
+    if row is None:
+        return ChainHead(source, 0, GENESIS_HASH)
+    return ChainHead(row["source"], row["last_seq"], row["last_hash"], row["url"], row["last_sync_at"])
+
+
+def chain_heads(conn: sqlite3.Connection) -> list[ChainHead]:
+    rows = conn.execute("SELECT * FROM sync_state ORDER BY source").fetchall()
+    return [ChainHead(r["source"], r["last_seq"], r["last_hash"], r["url"], r["last_sync_at"]) for r in rows]
+
+
+def set_source_url(conn: sqlite3.Connection, source: str, url: str | None) -> None:
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO sync_state(source, url, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(source) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at",
+            (source, url, now_timestamp()),
+        )
+
+
+def append(conn: sqlite3.Connection, drafts: Iterable[Event], source: str = LOCAL_SOURCE) -> list[Event]:
+    """Seal unsealed events onto `source`'s chain and insert them in one transaction; returns the sealed events."""
+    drafts = list(drafts)
+    with transaction(conn):
+        head = chain_head(conn, source)
+        sealed = seal_all(drafts, source=source, after_seq=head.last_seq, after_hash=head.last_hash)
+        _insert(conn, sealed, source)
+    return sealed
+
+
+def append_sealed(conn: sqlite3.Connection, events: Sequence[Event], *, synced_at: str | None = None) -> int:
+    """Insert events sealed elsewhere (a gateway's journal) after checking that they continue their chain.
+
+    All events must share one source. Raises ChainError, inserting nothing, when the first event does not link
+    to the mirrored head or any event's hash is not the one its content implies. Returns how many were inserted.
+    """
+    if not events:
+        return 0
+    source = events[0].source
+    if source is None or any(e.source != source for e in events):
+        raise ChainError("a sealed batch must hold events of exactly one source")
+    with transaction(conn):
+        head = chain_head(conn, source)
+        seq, prev = head.last_seq, head.last_hash
+        for event in events:
+            if event.source_seq != seq + 1:
+                raise ChainError(
+                    f"{source}: expected seq {seq + 1} but got {event.source_seq} (a gap, a repeat or a reorder)"
+                )
+            if event.prev_hash != prev:
+                raise ChainError(
+                    f"{source}: broken chain at seq {event.source_seq}: prev_hash {event.prev_hash} "
+                    f"but the mirrored head is {prev}"
+                )
+            expected = event.compute_hash()
+            if event.hash != expected:
+                raise ChainError(
+                    f"{source}: event seq {event.source_seq} carries hash {event.hash} but its content hashes "
+                    f"to {expected}"
+                )
+            seq, prev = event.source_seq, event.hash  # type: ignore[assignment]
+        _insert(conn, events, source, synced_at=synced_at)
+    return len(events)
+
+
+def _insert(conn: sqlite3.Connection, events: Sequence[Event], source: str, synced_at: str | None = None) -> None:
+    keys = _assign_keys(conn, [timestamp_ms(e.timestamp) for e in events])
+    rows = []
+    for key, event in zip(keys, events):
+        rows.append((key,) + tuple(dumps(dict(event.details)) if f == "details" else getattr(event, f)
+                                    for f in FIELDS))
+    placeholders = ", ".join("?" * len(EVENT_COLUMNS))
+    try:
+        conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({placeholders})", rows)
+    except sqlite3.IntegrityError as e:
+        raise ChainError(f"{source}: refused by the database ({e}); nothing of this batch was written") from None
+    last = events[-1]
+    conn.execute(
+        "INSERT INTO sync_state(source, last_seq, last_hash, last_sync_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(source) DO UPDATE SET last_seq = excluded.last_seq, last_hash = excluded.last_hash, "
+        "last_sync_at = coalesce(excluded.last_sync_at, sync_state.last_sync_at), updated_at = excluded.updated_at",
+        (source, last.source_seq, last.hash, synced_at, now_timestamp()),
+    )
+
+
+def _assign_keys(conn: sqlite3.Connection, ms_values: Sequence[int]) -> list[int]:
+    """Time-ordered keys for new events: ms << KEY_SHIFT, plus the first free tiebreak within that millisecond."""
+    top = conn.execute("SELECT max(n) FROM events").fetchone()[0]
+    top = -(2**63) if top is None else top
+    used: dict[int, int] = {}  # base → the last key handed out in that millisecond (this batch or the table)
+    keys = []
+    for ms in ms_values:
+        base = ms << KEY_SHIFT
+        last = used.get(base)
+        if last is None:
+            if base > top:
+                last = base - 1
+            else:
+                found = conn.execute(
+                    "SELECT max(n) FROM events WHERE n >= ? AND n < ?", (base, base + _SLOT)
+                ).fetchone()[0]
+                last = base - 1 if found is None else found
+        key = last + 1
+        if key >= base + _SLOT:
+            raise StoreError(f"more than {_SLOT} events in one millisecond ({ms})")
+        used[base] = key
+        top = max(top, key)
+        keys.append(key)
+    return keys
+
+
+@contextlib.contextmanager
+def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
+    """Speed up loading many events into an empty store: build the full-text index once at the end."""
+    empty = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
+    if not empty:
+        yield
+        return
+    conn.execute("DROP TRIGGER IF EXISTS events_fts_insert")
+    try:
+        yield
+    finally:
+        conn.executescript("BEGIN IMMEDIATE; INSERT INTO events_fts(events_fts) VALUES ('rebuild');"
+                           + _FTS_TRIGGER + "COMMIT;")
+        conn.execute("ANALYZE")
+
+
+# --- recordings -----------------------------------------------------------------------------------------------------
+
+SESSION_FIELDS: tuple[str, ...] = (
+    "id", "source", "rack", "app", "actor", "command", "started_at", "ended_at", "duration_ms", "exit_code",
+    "width", "height", "size", "truncated", "sha256",
+)
+
+
+def recording_sha256(cast: bytes) -> str:
+    return hashlib.sha256(cast).hexdigest()
+
+
+def add_session(conn: sqlite3.Connection, meta: dict[str, Any], cast: bytes) -> str:
+    """Store a recording (asciicast v2 bytes, kept gzipped) with its metadata; returns its sha256.
+
+    When meta carries a sha256 it must match the bytes (a mirrored recording is checked, not trusted).
+    """
+    digest = recording_sha256(cast)
+    if meta.get("sha256") not in (None, digest):
+        raise ChainError(f"recording {meta.get('id')}: bytes hash to {digest}, not the expected {meta['sha256']}")
+    row = {name: meta.get(name) for name in SESSION_FIELDS}
+    row.update(sha256=digest, size=len(cast), truncated=int(bool(meta.get("truncated"))),
+               source=meta.get("source") or LOCAL_SOURCE)
+    if not row["id"]:
+        raise StoreError("a recording needs an id")
+    columns = SESSION_FIELDS + ("cast_gz",)
+    values = tuple(row[c] for c in SESSION_FIELDS) + (gzip.compress(cast, mtime=0),)
+    with transaction(conn):
+        conn.execute(f"INSERT OR IGNORE INTO sessions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                     values)
+    return digest
+
+
+def get_session(conn: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
+    row = conn.execute(f"SELECT {', '.join(SESSION_FIELDS)} FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def recording(conn: sqlite3.Connection, session_id: str) -> bytes | None:
+    """A recording's asciicast bytes, or None when the mirror does not hold it."""
+    row = conn.execute("SELECT cast_gz FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return gzip.decompress(row[0]) if row else None
+
+
+# --- queries --------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """One keyset page, newest first. Pass `next_before` back as `before` to get the next (older) page."""
+
+    events: list[Event]
+    next_before: int | None
+    keys: list[int]
+
+
+def row_to_event(row: sqlite3.Row | dict[str, Any]) -> Event:
+    data = {name: row[name] for name in FIELDS}
+    return from_dict(data)
+
+
+def _statement(f: Filter | None, columns: str, now: dt.datetime | None, before: int | None,
+               tail: str) -> tuple[str, list[Any]]:
+    sf = filters_mod.to_sql(f or Filter(), now)
+    params: list[Any] = []
+    where = [sf.where]
+    params.extend(sf.params)
+    if sf.match is not None:
+        key = "f.rowid"
+        source = "events_fts f CROSS JOIN events e ON e.n = f.rowid"
+        where.insert(0, "events_fts MATCH ?")
+        params.insert(0, sf.match)
+    else:
+        key = "e.n"
+        source = "events e"
+    if before is not None:
+        where.append(f"{key} < ?")
+        params.append(before)
+    sql = f"SELECT {columns.format(key=key)} FROM {source} WHERE {' AND '.join(where)} {tail.format(key=key)}"
+    return sql, params
+
+
+def page(conn: sqlite3.Connection, f: Filter | None = None, *, limit: int = 100, before: int | None = None,
+         now: dt.datetime | None = None) -> Page:
+    """The newest `limit` events matching `f` with key < before."""
+    sql, params = _statement(f, "{key} AS n, " + _SELECT_EVENT, now, before, "ORDER BY {key} DESC LIMIT ?")
+    rows = conn.execute(sql, params + [limit]).fetchall()
+    events = [row_to_event(r) for r in rows]
+    keys = [r["n"] for r in rows]
+    return Page(events, keys[-1] if len(rows) == limit else None, keys)
+
+
+def count(conn: sqlite3.Connection, f: Filter | None = None, *, now: dt.datetime | None = None) -> int:
+    sf = filters_mod.to_sql(f or Filter(), now)
+    if sf.match is not None and sf.where == "1":
+        return conn.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?", (sf.match,)).fetchone()[0]
+    sql, params = _statement(f, "count(*)", now, None, "")
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def iter_rows(conn: sqlite3.Connection, f: Filter | None = None, *, now: dt.datetime | None = None,
+              batch: int = 2000) -> Iterator[dict[str, Any]]:
+    """Every matching event as a dict (details parsed), newest first, streamed in keyset batches of `batch`."""
+    before = None
+    while True:
+        sql, params = _statement(f, "{key} AS n, " + _SELECT_EVENT, now, before, "ORDER BY {key} DESC LIMIT ?")
+        rows = conn.execute(sql, params + [batch]).fetchall()
+        for row in rows:
+            data = {name: row[name] for name in FIELDS}
+            data["details"] = json.loads(data["details"]) if data["details"] else {}
+            yield data
+        if len(rows) < batch:
+            return
+        before = rows[-1]["n"]
+
+
+def get_event(conn: sqlite3.Connection, event_id: str) -> Event | None:
+    row = conn.execute(f"SELECT {_SELECT_EVENT} FROM events e WHERE e.id = ?", (event_id,)).fetchone()
+    return row_to_event(row) if row else None
+
+
+def value_counts(conn: sqlite3.Connection, key: str, f: Filter | None = None, *,
+                 now: dt.datetime | None = None, limit: int = 200) -> list[tuple[str, int]]:
+    """(value, count) of a qualifier's column within `f` (the key's own terms left out), most frequent first."""
+    column = filters_mod.COLUMNS[key]
+    scope = (f or Filter()).without(key)
+    sql, params = _statement(scope, f"e.{column} AS value, count(*) AS c", now, None,
+                             f"AND e.{column} IS NOT NULL GROUP BY e.{column} ORDER BY c DESC, value LIMIT ?")
+    return [(r["value"], r["c"]) for r in conn.execute(sql, params + [limit]).fetchall()]
+
+
+# --- verify ---------------------------------------------------------------------------------------------------------
+
+PROBLEM_KINDS: tuple[str, ...] = ("edited", "deleted", "inserted", "reordered", "broken_link", "recording")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    kind: str
+    source: str
+    seq: int | None
+    event_id: str | None
+    message: str
+
+
+@dataclasses.dataclass
+class VerifyReport:
+    events: int = 0
+    sessions: int = 0
+    heads: list[ChainHead] = dataclasses.field(default_factory=list)
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def first(self, kind: str) -> Problem | None:
+        return next((p for p in self.problems if p.kind == kind), None)
+
+
+def verify(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """Recompute every chain and recording. Reports the first problem of each kind in each source."""
+    report = VerifyReport()
+    heads = {h.source: h for h in chain_heads(conn)}
+    sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM events ORDER BY source")]
+    for source in sorted(set(sources) | {s for s, h in heads.items() if h.last_seq > 0}):
+        _verify_chain(conn, source, heads.get(source), report, progress)
+    report.heads = [heads[s] for s in sorted(heads)]
+    _verify_sessions(conn, report)
+    return report
+
+
+def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None, report: VerifyReport,
+                  progress: Callable[[int], None] | None) -> None:
+    found: dict[str, Problem] = {}
+    link_breaks: list[tuple[int, str, str, str]] = []  # (seq, id, prev_hash, expected)
+    hashes: set[str] = set()
+
+    def note(kind: str, seq: int | None, event_id: str | None, message: str) -> None:
+        if kind not in found:
+            found[kind] = Problem(kind, source, seq, event_id, f"{source}: {message}")
+
+    prev_seq, prev_hash = 0, GENESIS_HASH
+    cur = conn.execute(
+        f"SELECT e.n AS n, {_SELECT_EVENT} FROM events e WHERE e.source = ? ORDER BY e.source_seq, e.n", (source,)
+    )
+    for row in cur:
+        report.events += 1
+        if progress and report.events % 50000 == 0:
+            progress(report.events)
+        seq, event_id, stored = row["source_seq"], row["id"], row["hash"]
+        data = {name: row[name] for name in FIELDS}
+        try:
+            data["details"] = json.loads(data["details"]) if data["details"] else {}
+            content_ok = chain_hash(row["prev_hash"], canonical_json(data)) == stored
+        except (ValueError, TypeError):
+            content_ok = False
+        if not content_ok:
+            note("edited", seq, event_id,
+                 f"event seq {seq} ({event_id}) was edited: its content no longer hashes to {stored}")
+        try:
+            ms = timestamp_ms(row["timestamp"])
+        except (ValueError, TypeError):
+            ms = None
+        if ms is not None and row["n"] >> KEY_SHIFT != ms:
+            note("reordered", seq, event_id,
+                 f"event seq {seq} ({event_id}) was moved in time order: key {row['n']} does not belong to "
+                 f"{row['timestamp']}")
+        if seq == prev_seq:
+            note("inserted", seq, event_id, f"a second event with seq {seq} ({event_id}) was inserted")
+        elif seq > prev_seq + 1:
+            missing = f"{prev_seq + 1}" if seq == prev_seq + 2 else f"{prev_seq + 1}–{seq - 1}"
+            note("deleted", prev_seq + 1, None, f"event(s) seq {missing} were deleted")
+        elif row["prev_hash"] != prev_hash:
+            link_breaks.append((seq, event_id, row["prev_hash"], prev_hash))
+        hashes.add(stored)
+        prev_seq, prev_hash = seq, stored
+
+    for seq, event_id, linked, expected in link_breaks:
+        if linked in hashes:
+            note("reordered", seq, event_id,
+                 f"event seq {seq} ({event_id}) links to another event of the chain, not to seq {seq - 1}")
+        else:
+            note("broken_link", seq, event_id,
+                 f"broken link at seq {seq} ({event_id}): prev_hash {linked} but seq {seq - 1} hashes to {expected}")
+
+    if head is None:
+        note("inserted", 1, None, f"events of source '{source}' exist but the mirror never recorded that chain")
+    elif prev_seq < head.last_seq:
+        note("deleted", prev_seq + 1, None,
+             f"the chain ends at seq {prev_seq} but the mirror recorded events up to seq {head.last_seq}")
+    elif prev_seq > head.last_seq:
+        note("inserted", head.last_seq + 1, None,
+             f"events after seq {head.last_seq} (the recorded head) were inserted, up to seq {prev_seq}")
+    elif prev_seq and prev_hash != head.last_hash:
+        note("edited", prev_seq, None,
+             f"the last event (seq {prev_seq}) hashes to {prev_hash}, not the recorded head {head.last_hash}")
+    report.problems.extend(sorted(found.values(), key=lambda p: PROBLEM_KINDS.index(p.kind)))
+
+
+def _verify_sessions(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    expected: dict[str, str] = {}
+    for row in conn.execute("SELECT session_id, details FROM events WHERE session_id IS NOT NULL"):
+        try:
+            digest = json.loads(row["details"]).get("recording_sha256")
+        except (ValueError, AttributeError):
+            digest = None
+        if digest:
+            expected[row["session_id"]] = digest
+    first: Problem | None = None
+    for row in conn.execute("SELECT id, source, sha256, cast_gz FROM sessions ORDER BY id"):
+        report.sessions += 1
+        try:
+            actual = recording_sha256(gzip.decompress(row["cast_gz"]))
+        except (OSError, EOFError, TypeError):
+            actual = "unreadable"
+        wanted = expected.get(row["id"], row["sha256"])
+        if first is None and (actual != row["sha256"] or actual != wanted):
+            first = Problem("recording", row["source"], None, row["id"],
+                            f"recording {row['id']} hashes to {actual}, but its event records {wanted}")
+    if first:
+        report.problems.append(first)
