@@ -216,13 +216,24 @@ def validate(event: Event) -> None:
         value = getattr(event, name)
         if value is not None and not (isinstance(value, str) and _HASH_RE.match(value)):
             raise EventError(f"{name} must be 64 lowercase hex digits")
-    if not isinstance(event.details, Mapping):
+    if type(event.details) is not dict and not isinstance(event.details, Mapping):
         raise EventError("details must be a JSON object")
     _check_json_value(event.details, "details")
 
 
 def _check_json_value(value: Any, where: str) -> None:
-    if value is None or isinstance(value, (str, bool)):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise EventError(f"{where} has a non-string key {key!r}")
+            _check_json_value(item, f"{where}.{key}")
+        return
+    if kind is list:
+        for i, item in enumerate(value):
+            _check_json_value(item, f"{where}[{i}]")
         return
     if isinstance(value, int):
         return
@@ -243,9 +254,12 @@ def _check_json_value(value: Any, where: str) -> None:
 
 def canonical_json(event: Event | Mapping[str, Any]) -> bytes:
     """The bytes that are hashed: every field but `hash`, keys sorted, no spaces, UTF-8, no ASCII escaping."""
-    data = event.to_dict() if isinstance(event, Event) else dict(event)
-    body = {name: data.get(name) for name in HASHED_FIELDS}
-    body["details"] = dict(body["details"] or {})
+    if isinstance(event, Event):
+        body = {name: getattr(event, name) for name in HASHED_FIELDS}
+    else:
+        body = {name: event.get(name) for name in HASHED_FIELDS}
+    details = body["details"]
+    body["details"] = details if type(details) is dict else dict(details or {})
     return dumps(body).encode("utf-8")
 
 
@@ -261,8 +275,22 @@ def chain_hash(prev_hash: str, canonical: bytes) -> str:
 
 def seal(event: Event, *, source: str, seq: int, prev_hash: str) -> Event:
     """Put `event` on a chain: set source, source_seq, prev_hash and the hash they imply."""
-    linked = dataclasses.replace(event, source=source, source_seq=seq, prev_hash=prev_hash, hash=None)
-    return dataclasses.replace(linked, hash=linked.compute_hash())
+    if not isinstance(source, str) or not source:
+        raise EventError("source must be a non-empty string")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise EventError("source_seq must be a positive integer")
+    if not isinstance(prev_hash, str) or not _HASH_RE.match(prev_hash):
+        raise EventError("prev_hash must be 64 lowercase hex digits")
+    # The draft was validated when it was made; copy it without validating again (sealing is the hot path of
+    # every append).
+    sealed = object.__new__(Event)
+    for name in FIELDS:
+        object.__setattr__(sealed, name, getattr(event, name))
+    object.__setattr__(sealed, "source", source)
+    object.__setattr__(sealed, "source_seq", seq)
+    object.__setattr__(sealed, "prev_hash", prev_hash)
+    object.__setattr__(sealed, "hash", chain_hash(prev_hash, canonical_json(sealed)))
+    return sealed
 
 
 def seal_all(events: Iterable[Event], *, source: str, after_seq: int, after_hash: str) -> list[Event]:

@@ -156,7 +156,10 @@ def parse(text: str) -> Filter:
             value, pos = _read_value(text, pos, start)
             if value == "":
                 raise FilterError(f"empty value after '{key}:'", text[start:pos], start)
-            terms.append(_checked_term(key, value, negated, text[start:pos], start))
+            term = _checked_term(key, value, negated, text[start:pos], start)
+            if key in TIME_KEYS and any(t.key == key and t.value != term.value for t in terms):
+                raise FilterError(f"'{key}:' given more than once", text[start:pos], start)
+            terms.append(term)
         else:
             value, pos = _read_value(text, pos, start)
             if value == "":
@@ -366,8 +369,12 @@ def _indexable(value: str) -> bool:
     return len(value) >= FTS_MIN_CHARS and "\x00" not in value
 
 
-def to_sql(f: Filter, now: dt.datetime | None = None) -> SqlFilter:
-    """Compile a filter. Times become bounds on the events' time-ordered key `n` (ms << key_shift)."""
+def to_sql(f: Filter, now: dt.datetime | None = None, *, fts: bool = True) -> SqlFilter:
+    """Compile a filter. Times become bounds on the events' time-ordered key `n` (ms << KEY_SHIFT).
+
+    With fts=False free text is compiled to scans (for a database without the full-text index, and the baseline
+    of bench/query.py); with the index, terms of FTS_MIN_CHARS or more use it.
+    """
     clauses: list[str] = []
     params: list[Any] = []
     for key, column in COLUMNS.items():
@@ -389,12 +396,12 @@ def to_sql(f: Filter, now: dt.datetime | None = None) -> SqlFilter:
 
     positive = f.values(TEXT)
     negative = f.values(TEXT, negated=True)
-    match_parts = [fts_phrase(v) for v in positive if _indexable(v)]
+    match_parts = [fts_phrase(v) for v in positive if fts and _indexable(v)]
     for value in positive:
-        if not _indexable(value):
+        if not (fts and _indexable(value)):
             clauses.append(_scan_clause(value, params))
     for value in negative:
-        if _indexable(value):
+        if fts and _indexable(value):
             clauses.append("e.n NOT IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
             params.append(fts_phrase(value))
         else:
