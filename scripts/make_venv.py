@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import venv
 from pathlib import Path
@@ -23,9 +24,12 @@ def main(target: str) -> int:
     except (subprocess.CalledProcessError, OSError) as e:
         print(f"make_venv: venv with pip failed ({e}); bootstrapping pip from PyPI", file=sys.stderr)
     venv.EnvBuilder(with_pip=False, clear=True).create(path)
-    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as response:
+    index = "https://pypi.org/pypi/pip/json"
+    with urllib.request.urlopen(index, timeout=60) as response:
         release = json.load(response)
+        index = response.geturl()
     wheel = next(u for u in release["urls"] if u["packagetype"] == "bdist_wheel")
+    wheel["url"] = urllib.parse.urljoin(index, wheel["url"])  # some mirrors answer with relative links
     with tempfile.TemporaryDirectory() as tmp:
         wheel_path = Path(tmp) / wheel["filename"]
         with urllib.request.urlopen(wheel["url"], timeout=120) as response:
