@@ -24,6 +24,12 @@ from .filters import Filter, parse
 OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "denied": "bold magenta", "unknown": "yellow"}
 
 
+class CommandError(click.ClickException):
+    """One line on stderr and exit status 2, so that scripts can tell "could not run" from `verify`'s exit 1."""
+
+    exit_code = 2
+
+
 class AuditkitGroup(click.Group):
     """Turns auditkit's own errors and database errors into one line and exit status 2."""
 
@@ -31,9 +37,9 @@ class AuditkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AuditkitError as e:
-            raise click.ClickException(str(e)) from None
+            raise CommandError(str(e)) from None
         except sqlite3.Error as e:
-            raise click.ClickException(f"database error: {e}") from None
+            raise CommandError(f"database error: {e}") from None
         except BrokenPipeError:
             sys.stderr.close()  # `auditkit events --format jsonl | head` is not an error
             return None
@@ -85,7 +91,7 @@ def events(filter_words: tuple[str, ...], db_path: Path | None, limit: int | Non
     rows = store.iter_rows(conn, f)
     if limit is not None:
         rows = (row for i, row in zip(range(limit), rows))
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     {"jsonl": write_jsonl, "csv": write_csv, "json": write_json}[fmt](rows, out)
 
 

@@ -113,6 +113,12 @@ HASHED_FIELDS: tuple[str, ...] = (
 )
 FIELDS: tuple[str, ...] = HASHED_FIELDS + ("hash",)
 
+# Text fields may not hold NUL: it truncates text in the full-text index and in C-based tools, so an event could
+# hide from search. Producers escape it (the gateway records "\\0").
+_TEXT_FIELDS: tuple[str, ...] = (
+    "id", "actor", "rack", "description", "app", "target", "method", "path", "source_ip", "user_agent",
+    "request_id", "session_id", "source",
+)
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -200,6 +206,10 @@ def validate(event: Event) -> None:
         value = getattr(event, name)
         if not isinstance(value, str) or not value:
             raise EventError(f"{name} must be a non-empty string")
+    for name in _TEXT_FIELDS:
+        value = getattr(event, name)
+        if value is not None and (type(value) is not str or "\x00" in value):
+            raise EventError(f"{name} must be text without NUL characters (escape them before recording)")
     if event.actor_type not in ACTOR_TYPES:
         raise EventError(f"actor_type {event.actor_type!r} is not one of {', '.join(ACTOR_TYPES)}")
     if event.category not in CATEGORIES:

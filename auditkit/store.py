@@ -466,7 +466,7 @@ def page(conn: sqlite3.Connection, f: Filter | None = None, *, limit: int = 100,
     rows = conn.execute(sql, params + [limit]).fetchall()
     events = [row_to_event(r) for r in rows]
     keys = [r["n"] for r in rows]
-    return Page(events, keys[-1] if len(rows) == limit else None, keys)
+    return Page(events, keys[-1] if rows and len(rows) == limit else None, keys)
 
 
 # Below this many candidates from the other qualifiers, counting free text by scanning them beats the FTS index
