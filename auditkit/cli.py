@@ -196,15 +196,183 @@ def synth(count: int, db_path: Path | None, seed: int, days: int, end: Any) -> N
                f"in {elapsed:.1f}s ({summary.events / max(elapsed, 1e-9):,.0f} events/s)")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @db_option
 @click.option("--events", "count", type=click.IntRange(min=1), default=20_000, show_default=True,
               help="Size of the demo month when it has to be made.")
-def demo(db_path: Path | None, count: int) -> None:
+@click.pass_context
+def demo(ctx: click.Context, db_path: Path | None, count: int) -> None:
     """The embedded default: a month of activity in the mirror, its newest events, and verify."""
+    if ctx.invoked_subcommand is not None:
+        return
     from .demo import run as demo_run
 
     demo_run.main(db_path or store.default_db_path(), count)
+
+
+@demo.command("rack")
+@click.option("--listen", default="127.0.0.1:7070", show_default=True, help="HOST:PORT to serve on.")
+@click.option("--password", envvar="AUDITKIT_DEMO_RACK_PASSWORD", required=True,
+              help="The rack API password clients must send (or $AUDITKIT_DEMO_RACK_PASSWORD).")
+@click.option("--name", "rack_name", default="acme/production", show_default=True, help="The rack's name.")
+def demo_rack(listen: str, password: str, rack_name: str) -> None:
+    """Serve the simulated Convox rack alone (plain HTTP, for loopback)."""
+    from .demo import rack as rack_mod
+
+    rack_mod.serve(listen, password, rack_name=rack_name)
+
+
+# --- gateway --------------------------------------------------------------------------------------------------------
+
+def journal_option(func: Any) -> Any:
+    func = click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="The gateway journal (default: the config's, else data/gateway.db).")(func)
+    return click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        default=None, help="gateway.toml")(func)
+
+
+def _gateway_config(config_path: Path | None, **overrides: Any) -> Any:
+    from .gateway import config as config_mod
+
+    return config_mod.load(config_path, **overrides)
+
+
+def _journal_conn(config: Any) -> tuple[sqlite3.Connection, str]:
+    from .gateway.journal import journal_source
+
+    conn = store.open_db(config.journal, durable=True)
+    return conn, journal_source(conn, config.name)
+
+
+@main.group()
+def gateway() -> None:
+    """The capture gateway: serve it, manage its users and deploy keys."""
+
+
+@gateway.command("serve")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--rack", "racks", multiple=True, help="NAME=URL (URL may carry the rack's credentials); repeatable.")
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--listen", default=None, help="HOST:PORT (default 127.0.0.1:5443).")
+@click.option("--http", "plain_http", is_flag=True, default=None, help="Serve plain HTTP (loopback only).")
+@click.option("--name", default=None, help="The journal's chain name (default: gateway).")
+@click.option("--record-input", is_flag=True, default=None, help="Also record keystrokes of sessions.")
+def gateway_serve(config_path: Path | None, racks: tuple[str, ...], journal: Path | None, listen: str | None,
+                  plain_http: bool | None, name: str | None, record_input: bool | None) -> None:
+    """Run the gateway in front of the configured racks."""
+    from .gateway import config as config_mod
+    from .gateway import server
+
+    config = config_mod.load(config_path, racks=[config_mod.parse_rack_flag(r) for r in racks], journal=journal,
+                             listen=listen, http=plain_http, name=name, record_input=record_input)
+    server.serve(config)
+
+
+def _print_key(kind: str, name: str, key: str) -> None:
+    click.echo(f"{kind} {name} created. Its key is shown once; it cannot be recovered:", err=True)
+    click.echo(key)
+
+
+@gateway.group("users")
+def gateway_users() -> None:
+    """Gateway users (email + role)."""
+
+
+@gateway_users.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "member", "auditor"]), required=True)
+@journal_option
+def users_add(email: str, role: str, journal: Path | None, config_path: Path | None) -> None:
+    """Add a user; prints the new key alone on the last line."""
+    from .gateway import keys
+
+    conn, source = _journal_conn(_gateway_config(config_path, journal=journal))
+    _, key = keys.add(conn, email, kind="user", role=role, source=source)
+    _print_key("user", email, key)
+
+
+@gateway.group("keys")
+def gateway_keys() -> None:
+    """Deploy keys (named keys for CI; events are recorded under the key's name)."""
+
+
+@gateway_keys.command("add")
+@click.argument("name")
+@journal_option
+def keys_add(name: str, journal: Path | None, config_path: Path | None) -> None:
+    """Add a deploy key; prints the new key alone on the last line."""
+    from .gateway import keys
+
+    conn, source = _journal_conn(_gateway_config(config_path, journal=journal))
+    _, key = keys.add(conn, name, kind="deploy_key", role="deploy", source=source)
+    _print_key("deploy key", name, key)
+
+
+def _list(kind: str, journal: Path | None, config_path: Path | None) -> None:
+    from .gateway import keys
+
+    conn, _ = _journal_conn(_gateway_config(config_path, journal=journal))
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "role", "key id", "created", "revoked"):
+        table.add_column(column)
+    for row in keys.list_keys(conn):
+        if row["kind"] == kind:
+            table.add_row(row["name"], row["role"], row["id"], row["created_at"], row["revoked_at"] or "")
+    Console().print(table)
+
+
+def _revoke(name: str, journal: Path | None, config_path: Path | None) -> None:
+    from .gateway import keys
+
+    conn, source = _journal_conn(_gateway_config(config_path, journal=journal))
+    for key_id in keys.revoke(conn, name, source=source):
+        click.echo(f"revoked {key_id} ({name})")
+
+
+@gateway_users.command("list")
+@journal_option
+def users_list(journal: Path | None, config_path: Path | None) -> None:
+    """List users and their roles."""
+    _list("user", journal, config_path)
+
+
+@gateway_users.command("revoke")
+@click.argument("email")
+@journal_option
+def users_revoke(email: str, journal: Path | None, config_path: Path | None) -> None:
+    """Revoke a user's key (takes effect on the next request)."""
+    _revoke(email, journal, config_path)
+
+
+@gateway_keys.command("list")
+@journal_option
+def keys_list(journal: Path | None, config_path: Path | None) -> None:
+    """List deploy keys."""
+    _list("deploy_key", journal, config_path)
+
+
+@gateway_keys.command("revoke")
+@click.argument("name")
+@journal_option
+def keys_revoke(name: str, journal: Path | None, config_path: Path | None) -> None:
+    """Revoke a deploy key."""
+    _revoke(name, journal, config_path)
+
+
+@gateway.command("hmac")
+@click.argument("value")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The gateway's HMAC key file (default: the config's, else data/<name>-hmac.key).")
+def gateway_hmac(value: str, config_path: Path | None, key_file: Path | None) -> None:
+    """Print the HMAC an env change would record for VALUE, to compare with an event's details."""
+    from .events import value_hmac
+
+    config = _gateway_config(config_path, hmac_key_file=key_file)
+    path = config.hmac_key_file or config.data_dir / f"{config.name}-hmac.key"
+    if not path.exists():
+        raise AuditkitError(f"no HMAC key at {path}: this gateway has not recorded an env change yet")
+    click.echo(value_hmac(config.hmac_key(), value))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -157,6 +157,26 @@ MIGRATIONS: list[str] = [
     INSERT INTO events_fts(events_fts) VALUES ('rebuild');
     """
     + _FTS_TRIGGER,
+    # v3: the gateway's side of a journal — intents awaiting their outcome, and gateway users and keys.
+    """
+    CREATE TABLE intents (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        event TEXT NOT NULL
+    );
+    CREATE TABLE gateway_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('user', 'deploy_key')),
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member', 'auditor', 'deploy')),
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        revoked_at TEXT,
+        revoked_by TEXT
+    );
+    CREATE INDEX gateway_keys_name ON gateway_keys(name);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -422,6 +442,45 @@ def recording(conn: sqlite3.Connection, session_id: str) -> bytes | None:
     return gzip.decompress(row[0]) if row else None
 
 
+# --- intents (the gateway's fail-closed journal) --------------------------------------------------------------------
+
+def record_intents(conn: sqlite3.Connection, intents: Sequence[tuple[str, Event]]) -> None:
+    """Durably note writes about to be forwarded (one transaction); each becomes an event once its outcome is known,
+    or, if the process dies first, an event with outcome `unknown` (see recover_intents)."""
+    with transaction(conn):
+        conn.executemany(
+            "INSERT INTO intents(id, created_at, event) VALUES (?, ?, ?)",
+            [(intent_id, now_timestamp(), dumps(event.to_dict())) for intent_id, event in intents],
+        )
+
+
+def complete_intents(conn: sqlite3.Connection, outcomes: Sequence[tuple[str | None, Event]],
+                     source: str) -> list[Event]:
+    """Append the events (outcomes known) and drop their intents, in one transaction. An intent id of None appends
+    an event that had no intent (e.g. a refusal recorded without forwarding anything)."""
+    with transaction(conn):
+        sealed = append(conn, [event for _, event in outcomes], source=source)
+        conn.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i, _ in outcomes if i is not None])
+    return sealed
+
+
+def recover_intents(conn: sqlite3.Connection, source: str) -> list[Event]:
+    """Turn every intent left without an outcome (a crash between forwarding and recording) into an event with
+    outcome `unknown`. Called when a gateway starts."""
+    with transaction(conn):
+        rows = conn.execute("SELECT id, event FROM intents ORDER BY created_at, id").fetchall()
+        drafts = []
+        for row in rows:
+            data = json.loads(row["event"])
+            data.update(outcome="unknown", status=None, source=None, source_seq=None, prev_hash=None, hash=None)
+            details = dict(data.get("details") or {})
+            details["recovered"] = "the gateway stopped before the rack's answer was recorded"
+            data["details"] = details
+            drafts.append(from_dict(data))
+        sealed = complete_intents(conn, [(row["id"], d) for row, d in zip(rows, drafts)], source) if rows else []
+    return sealed
+
+
 # --- queries --------------------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -505,6 +564,20 @@ def iter_rows(conn: sqlite3.Connection, f: Filter | None = None, *, now: dt.date
         if len(rows) < batch:
             return
         before = rows[-1]["n"]
+
+
+def events_after(conn: sqlite3.Connection, source: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """A chain's events with seq > after, in seq order (a feed page), as dicts with details parsed."""
+    rows = conn.execute(
+        f"SELECT {_SELECT_EVENT} FROM events e WHERE e.source = ? AND e.source_seq > ? ORDER BY e.source_seq LIMIT ?",
+        (source, after, limit),
+    ).fetchall()
+    out = []
+    for row in rows:
+        data = {name: row[name] for name in FIELDS}
+        data["details"] = json.loads(data["details"]) if data["details"] else {}
+        out.append(data)
+    return out
 
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> Event | None:

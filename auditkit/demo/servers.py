@@ -1,0 +1,47 @@
+"""Serving ASGI apps on loopback inside this process (uvicorn in a thread): the demo runs the simulated rack and the
+gateway this way, and the tests use it to put real HTTP and websockets between client, gateway and rack."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+
+class ServerThread:
+    """A uvicorn server on 127.0.0.1 in a daemon thread; `port` is known once started (port 0 picks a free one)."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any):
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                ws_ping_interval=None, lifespan="on", **options)
+        self.server = uvicorn.Server(config)
+        self.host = host
+        self.thread = threading.Thread(target=self.server.run, name="auditkit-server", daemon=True)
+        self.port = 0
+
+    def start(self, timeout: float = 15.0) -> "ServerThread":
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.server.config.ssl_certfile else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    def __enter__(self) -> "ServerThread":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

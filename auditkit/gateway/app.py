@@ -1,0 +1,514 @@
+"""The gateway's ASGI app: authenticate, classify (catalog.py), journal the intent, forward (streaming HTTP and
+websockets frame by frame), journal the outcome; plus the feed (feed.py).
+
+Fail closed: an audited request is forwarded only after its intent is durable; if the journal cannot be written
+the client gets 503 and the rack gets nothing. Secrets never reach the journal, the logs or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import re
+import signal
+import ssl
+import time
+import urllib.parse
+from typing import Any, AsyncIterator, Callable
+
+import httpx
+import websockets
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .. import catalog
+from ..asciicast import Recorder
+from ..events import Event, new_event_id, now_timestamp
+from . import feed, keys
+from .config import GatewayConfig, Rack
+from .journal import Journal, JournalUnavailable
+
+log = logging.getLogger("auditkit.gateway")
+
+EXIT_MARKER = re.compile(r"F1E49A85-0AD7-4AEF-A618-C249C6E6568D:(-?\d+)\n?$")
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+              "transfer-encoding", "upgrade", "host", "content-length"}
+# Never forwarded from the client as-is: the gateway sets them.
+CLIENT_ONLY = {"authorization", "convox-actor", "x-convox-actor", "rack", "session", "cookie"}
+MAX_FORM_BYTES = 16 * 1024 * 1024
+MAX_CAPTURE = 256 * 1024
+FAULT_ENV = "AUDITKIT_GATEWAY_FAULT"  # test hook: "kill-after-forward" kills the process before the outcome
+
+
+def error(status: int, message: str) -> JSONResponse:
+    """An error in the rack's own format."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, journal: Journal | None = None,
+                 clock: Callable[[], str] | None = None):
+        self.config = config
+        self.now = clock or now_timestamp  # the demo runs a simulated week through a clock of its own
+        self.journal = journal or Journal(config.journal, config.name)
+        self.hmac_key = config.hmac_key()
+        # (rack, "process:<app>/<pid>") → (event id of the `convox run` that started it, when): the exec websocket
+        # that follows carries the real command and is linked to that event.
+        self.runs: dict[tuple[str, str], tuple[str, float]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(config.upstream_timeout, connect=10.0),
+                                        verify=False, follow_redirects=False)
+
+    # --- who and where --------------------------------------------------------------------------------------------
+    def authenticate(self, headers: Any) -> tuple[Rack | None, keys.Principal | None, Response | None]:
+        """(rack, principal, None) or (…, error response). Direct mode: the basic-auth username names the rack
+        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header."""
+        auth = headers.get("authorization", "")
+        scheme, _, blob = auth.partition(" ")
+        if scheme.lower() != "basic" or not blob:
+            return None, None, error(401, "invalid authentication")
+        try:
+            username, _, password = base64.b64decode(blob, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None, None, error(401, "invalid authentication")
+        principal = keys.authenticate(self.journal._reader(), urllib.parse.unquote(password))
+        if principal is None:
+            return None, None, error(401, "invalid authentication")
+        rack_name = headers.get("rack") if username in ("convox", "jwt", "") else self._rack_name(username)
+        if not rack_name:
+            if username in ("convox", "jwt", ""):
+                return None, principal, error(400, "no rack named: send a Rack header or use the rack as username")
+            rack_name = username
+        rack = self.config.racks.get(rack_name)
+        if rack is None:
+            return None, principal, error(404, f"rack not found: {rack_name}")
+        return rack, principal, None
+
+    def _rack_name(self, username: str) -> str:
+        name = urllib.parse.unquote(username)
+        if name in self.config.racks:
+            return name
+        try:
+            decoded = base64.b64decode(name + "=" * (-len(name) % 4), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return name
+        return decoded if decoded in self.config.racks else name
+
+    def source_ip(self, client_host: str | None, headers: Any) -> str | None:
+        ip = client_host
+        forwarded = headers.get("x-forwarded-for")
+        if ip and forwarded and self.config.is_trusted_proxy(ip):
+            # The right-most address not itself a trusted proxy is the client.
+            for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+                ip = hop
+                if not self.config.is_trusted_proxy(hop):
+                    break
+        return ip
+
+    # --- events ---------------------------------------------------------------------------------------------------
+    def draft(self, cls: catalog.Classification, principal: keys.Principal, rack: Rack, *, method: str, path: str,
+              source_ip: str | None, user_agent: str | None, request_id: str | None, outcome: str = "unknown",
+              status: int | None = None, details: dict[str, Any] | None = None) -> Event:
+        return Event(
+            id=new_event_id(),
+            timestamp=self.now(),
+            actor=principal.name,
+            actor_type=principal.actor_type,
+            rack=rack.name,
+            category=cls.category,
+            action=cls.action,
+            description=cls.description,
+            app=cls.app,
+            target=cls.target,
+            outcome=outcome,
+            status=status,
+            method=method,
+            path=path,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            request_id=request_id,
+            details={**cls.details, **(details or {})},
+        )
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def upstream_headers(self, headers: Any, rack: Rack, principal: keys.Principal) -> dict[str, str]:
+        out = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP | CLIENT_ONLY}
+        token = base64.b64encode(f"{rack.username}:{rack.password}".encode()).decode()
+        out["Authorization"] = f"Basic {token}"
+        out["Convox-Actor"] = principal.name
+        return out
+
+    async def current_env(self, rack: Rack, app: str) -> dict[str, str] | None:
+        """The app's environment as the CLI sees it (the newest release's env), read from the rack; None when it
+        cannot be known."""
+        headers = {"Authorization": "Basic " + base64.b64encode(f"{rack.username}:{rack.password}".encode()).decode(),
+                   "Accept": "application/json"}
+        quoted = urllib.parse.quote(app, safe="")
+        try:
+            r = await self.client.get(f"{rack.url}/apps/{quoted}/releases", headers=headers)
+            if r.status_code != 200:
+                return None
+            releases = r.json()
+            if not releases:
+                return {}
+            newest = max(releases, key=lambda item: str(item.get("created") or ""))
+            return catalog.parse_env(newest.get("env") or "")
+        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+            return None
+
+    # --- HTTP -----------------------------------------------------------------------------------------------------
+    async def http(self, request: Request) -> Response:
+        rack, principal, refusal = self.authenticate(request.headers)
+        if refusal is not None:
+            return refusal
+        assert rack is not None and principal is not None
+        method, path = request.method, request.url.path
+        query = dict(urllib.parse.parse_qsl(request.url.query, keep_blank_values=True))
+        matched = catalog.match(method, path, websocket=False)
+        raw = matched is not None and matched[0].raw_body
+        is_write = method not in ("GET", "HEAD", "OPTIONS")
+        content_type = request.headers.get("content-type", "")
+        body: bytes | None = None
+        params = dict(query)
+        # Form bodies are small and must be read to classify and redact; anything else streams through untouched
+        # (multipart builds, uploads), except the classic env route's raw env text.
+        if is_write and not raw and (_is_form(content_type) or (matched and matched[0].special == "env_body")):
+            body = await _read_limited(request, MAX_FORM_BYTES)
+            if body is None:
+                return error(413, "request body too large for an audited write")
+            if _is_form(content_type):
+                params.update(catalog.parse_form(body, content_type))
+        request_headers = dict(request.headers)
+        previous_env = None
+        if matched is not None and matched[0].special in catalog.ENV_SPECIALS and "app" in matched[1]:
+            if principal.may_use_racks:
+                previous_env = await self.current_env(rack, matched[1]["app"])
+        cls = catalog.classify(method, path, params=params, headers=request_headers, body=body, websocket=False,
+                               hmac_key=self.hmac_key, previous_env=previous_env)
+        ip = self.source_ip(request.client.host if request.client else None, request.headers)
+        agent = request.headers.get("user-agent")
+        if not principal.may_use_racks:
+            if cls is not None:
+                await self._refuse(cls, principal, rack, method, path, ip, agent)
+            return error(403, f"{principal.name} has role {principal.role}, which may not use racks")
+        intent_id = None
+        draft = None
+        if cls is not None:
+            draft = self.draft(cls, principal, rack, method=method, path=path, source_ip=ip, user_agent=agent,
+                               request_id=None)
+            try:
+                intent_id = await self.journal.intent(draft)
+            except JournalUnavailable as e:
+                log.error("refusing %s %s: %s", method, path, e)
+                return error(503, "auditkit gateway: the audit journal cannot be written, so the request was not "
+                                  "forwarded; try again later")
+        url = f"{rack.url}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
+        content: Any = body if body is not None else request.stream()
+        upstream_request = self.client.build_request(method, url, headers=self.upstream_headers(
+            request.headers, rack, principal), content=content)
+        try:
+            upstream = await self.client.send(upstream_request, stream=True)
+        except httpx.HTTPError as e:
+            if draft is not None and intent_id is not None:
+                failed = draft.replace(outcome="failed", status=502, details={**draft.details,
+                                                                              "error": type(e).__name__})
+                self.spawn(self.journal.outcome(intent_id, failed))
+            return error(502, f"rack {rack.name} is unreachable")
+        if os.environ.get(FAULT_ENV) == "kill-after-forward" and cls is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        response_headers = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in HOP_BY_HOP]
+        if "content-length" in upstream.headers and "content-encoding" not in upstream.headers:
+            response_headers.append(("content-length", upstream.headers["content-length"]))
+        status = upstream.status_code
+        request_id = upstream.headers.get("request-id")
+
+        async def relay() -> AsyncIterator[bytes]:
+            captured = bytearray()
+            try:
+                async for chunk in upstream.aiter_raw():
+                    if cls is not None and len(captured) < MAX_CAPTURE:
+                        captured.extend(chunk[: MAX_CAPTURE - len(captured)])
+                    yield chunk
+            finally:
+                await upstream.aclose()
+                if cls is not None and draft is not None and intent_id is not None:
+                    self.spawn(self._finish(cls, draft, intent_id, status, request_id, bytes(captured),
+                                            dict(upstream.headers), params, request_headers, body))
+
+        response = StreamingResponse(relay(), status_code=status)
+        response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response_headers]
+        return response
+
+    async def _finish(self, cls: catalog.Classification, draft: Event, intent_id: str, status: int,
+                      request_id: str | None, body: bytes, headers: dict[str, str], params: dict[str, str],
+                      request_headers: dict[str, str], request_body: bytes | None) -> None:
+        answer: Any = None
+        if body:
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                answer = {"error": body.decode("utf-8", "replace").strip()} if status >= 400 else None
+        done = catalog.describe_outcome(cls, status, answer if isinstance(answer, dict) else None,
+                                        response_headers=headers, params=params, headers=request_headers,
+                                        body=request_body)
+        outcome = "succeeded" if status < 400 else ("denied" if status in (401, 403) else "failed")
+        event = draft.replace(description=done.description, target=done.target, app=done.app, outcome=outcome,
+                              status=status, request_id=request_id or draft.request_id,
+                              details={**draft.details, **done.details})
+        if done.link and outcome == "succeeded" and cls.route is not None and cls.route.special == "run":
+            self.runs[(draft.rack, done.link)] = (event.id, time.monotonic())
+        try:
+            await self.journal.outcome(intent_id, event)
+        except JournalUnavailable as e:  # the intent stays; it becomes `unknown` at the next start
+            log.error("outcome of %s %s not recorded: %s", draft.method, draft.path, e)
+
+    async def _refuse(self, cls: catalog.Classification, principal: keys.Principal, rack: Rack, method: str,
+                      path: str, ip: str | None, agent: str | None) -> None:
+        event = self.draft(cls, principal, rack, method=method, path=path, source_ip=ip, user_agent=agent,
+                           request_id=None, outcome="denied", status=403,
+                           details={"reason": f"role {principal.role} may not use racks"})
+        try:
+            await self.journal.record(event)
+        except JournalUnavailable as e:
+            log.error("denied request not recorded: %s", e)
+
+    # --- websockets -----------------------------------------------------------------------------------------------
+    async def websocket(self, ws: WebSocket) -> None:
+        rack, principal, refusal = self.authenticate(ws.headers)
+        if refusal is not None:
+            await _deny(ws, refusal)
+            return
+        assert rack is not None and principal is not None
+        path = ws.url.path
+        query = dict(urllib.parse.parse_qsl(ws.url.query, keep_blank_values=True))
+        cls = catalog.classify("GET", path, params=query, headers=dict(ws.headers), websocket=True,
+                               hmac_key=self.hmac_key)
+        ip = self.source_ip(ws.client.host if ws.client else None, ws.headers)
+        agent = ws.headers.get("user-agent")
+        if not principal.may_use_racks:
+            if cls is not None:
+                await self._refuse(cls, principal, rack, "GET", path, ip, agent)
+            await _deny(ws, error(403, f"{principal.name} has role {principal.role}, which may not use racks"))
+            return
+        draft = intent_id = None
+        run_link = None
+        if cls is not None:
+            if cls.link:
+                run_link = self.runs.pop((rack.name, cls.link), None)
+            extra = {"run_event": run_link[0]} if run_link else {}
+            draft = self.draft(cls, principal, rack, method="GET", path=path, source_ip=ip, user_agent=agent,
+                               request_id=None, details=extra)
+            try:
+                intent_id = await self.journal.intent(draft)
+            except JournalUnavailable:
+                await _deny(ws, error(503, "auditkit gateway: the audit journal cannot be written, so the session "
+                                           "was not opened"))
+                return
+        scheme = "wss" if rack.url.startswith("https") else "ws"
+        target = f"{scheme}{rack.url[rack.url.index(':'):]}{path}" + (f"?{ws.url.query}" if ws.url.query else "")
+        headers = self.upstream_headers(ws.headers, rack, principal)
+        for drop in ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+                     "sec-websocket-protocol"):
+            headers.pop(drop, None)
+            headers.pop(drop.title(), None)
+        context = None
+        if scheme == "wss":
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        try:
+            upstream = await websockets.connect(target, additional_headers=headers, ssl=context, max_size=None,
+                                                compression=None, open_timeout=15, ping_interval=None,
+                                                user_agent_header=None, proxy=None)
+        except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as e:
+            status = getattr(getattr(e, "response", None), "status_code", 502)
+            if draft is not None and intent_id is not None:
+                outcome = "denied" if status in (401, 403) else "failed"
+                self.spawn(self.journal.outcome(intent_id, draft.replace(outcome=outcome, status=status)))
+            await _deny(ws, error(status if status >= 400 else 502, f"rack {rack.name} refused the session"))
+            return
+        await ws.accept()
+        recorder = None
+        if cls is not None and cls.session:
+            recorder = Recorder(width=_int(ws.headers.get("width"), 80), height=_int(ws.headers.get("height"), 24),
+                                command=cls.values.get("Command") or None,
+                                record_input=self.config.record_input, cap=self.config.recording_cap_bytes)
+        exit_code: int | None = None
+        rack_error: str | None = None
+        started = time.monotonic()
+
+        async def client_to_rack() -> None:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is not None:
+                    if recorder:
+                        recorder.input(message["text"])
+                    await upstream.send(message["text"])
+                elif message.get("bytes") is not None:
+                    await upstream.send(message["bytes"])
+
+        async def rack_to_client() -> None:
+            nonlocal exit_code, rack_error
+            first = True
+            async for message in upstream:
+                if isinstance(message, str):
+                    if first and message.startswith("ERROR: "):
+                        rack_error = message[7:].strip()[:300]
+                    first = False
+                    found = EXIT_MARKER.search(message)
+                    if found:
+                        exit_code = int(found.group(1))
+                        if recorder and message[: found.start()]:
+                            recorder.output(message[: found.start()])
+                    elif recorder:
+                        recorder.output(message)
+                    await ws.send_text(message)
+                else:
+                    await ws.send_bytes(message)
+
+        tasks = [asyncio.ensure_future(client_to_rack()), asyncio.ensure_future(rack_to_client())]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if tasks[1] in done:
+                # The rack finished: give the client's last frames a moment, then close.
+                pending_client = tasks[0]
+                pending_client.cancel()
+            else:
+                await upstream.close()
+                try:
+                    await asyncio.wait_for(tasks[1], 5)
+                except (asyncio.TimeoutError, Exception):
+                    tasks[1].cancel()
+        except Exception:  # noqa: BLE001 — a broken peer ends the session; it is still recorded
+            for task in tasks:
+                task.cancel()
+        finally:
+            # Record first: whatever state the peers left the sockets in, the session's event is never lost.
+            if draft is not None and intent_id is not None:
+                if rack_error:
+                    for secret in catalog.secret_values(cls.route, query, dict(ws.headers)):  # type: ignore[union-attr]
+                        rack_error = rack_error.replace(secret, catalog.REDACTED)
+                await self._finish_session(cls, draft, intent_id, recorder, exit_code,  # type: ignore[arg-type]
+                                           time.monotonic() - started, rack, rack_error)
+            await upstream.close()
+            try:
+                await ws.close()
+            except (RuntimeError, WebSocketDisconnect, OSError):
+                pass  # the client has gone already
+
+    async def _finish_session(self, cls: catalog.Classification, draft: Event, intent_id: str,
+                              recorder: Recorder | None, exit_code: int | None, seconds: float, rack: Rack,
+                              rack_error: str | None = None) -> None:
+        details = dict(draft.details)
+        details["duration_ms"] = int(seconds * 1000)
+        if exit_code is not None:
+            details["exit_code"] = exit_code
+        session = None
+        event = draft
+        if recorder is not None:
+            cast = recorder.getvalue()
+            session_id = "ses_" + draft.id
+            from ..store import recording_sha256
+
+            digest = recording_sha256(cast)
+            details["recording_sha256"] = digest
+            details["recording_bytes"] = len(cast)
+            if recorder.truncated:
+                details["recording_truncated"] = True
+            session = ({"id": session_id, "source": self.config.name, "rack": rack.name, "app": cls.app,
+                        "actor": draft.actor, "command": cls.values.get("Command"), "started_at": draft.timestamp,
+                        "ended_at": self.now(), "duration_ms": details["duration_ms"], "exit_code": exit_code,
+                        "width": recorder_header(recorder, "width"), "height": recorder_header(recorder, "height"),
+                        "truncated": recorder.truncated, "sha256": digest}, cast)
+            event = event.replace(session_id=session_id)
+        done = catalog.describe_outcome(cls, 101, None, exit_code=exit_code)
+        details.update(done.details)
+        # The session happened whatever the command's exit code (kept in details); it failed only when the rack
+        # answered with an error frame.
+        outcome = "failed" if rack_error else "succeeded"
+        if rack_error:
+            details["error"] = rack_error
+        event = event.replace(description=done.description, target=done.target, outcome=outcome, status=101,
+                              details=details)
+        try:
+            await self.journal.outcome(intent_id, event, session=session)
+        except JournalUnavailable as e:
+            log.error("session outcome not recorded: %s", e)
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.aclose()
+        self.journal.close()
+
+
+def recorder_header(recorder: Recorder, key: str) -> int:
+    return json.loads(recorder.getvalue().split(b"\n", 1)[0])[key]
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return max(1, min(1000, int(value))) if value else default
+    except ValueError:
+        return default
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() in ("application/x-www-form-urlencoded", "")
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks.extend(chunk)
+        if len(chunks) > limit:
+            return None
+    return bytes(chunks)
+
+
+async def _deny(ws: WebSocket, response: Response) -> None:
+    """Refuse a websocket handshake with an HTTP response (status and the rack's JSON error)."""
+    try:
+        await ws.send_denial_response(response)
+    except RuntimeError:
+        await ws.close(code=1008)
+
+
+def create_app(config: GatewayConfig, journal: Journal | None = None,
+               clock: Callable[[], str] | None = None) -> Starlette:
+    gateway = Gateway(config, journal, clock)
+
+    async def http_endpoint(request: Request) -> Response:
+        return await gateway.http(request)
+
+    async def ws_endpoint(ws: WebSocket) -> None:
+        await gateway.websocket(ws)
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    routes = feed.routes(gateway) + [
+        Route("/{path:path}", http_endpoint, methods=methods),
+        WebSocketRoute("/{path:path}", ws_endpoint),
+    ]
+
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await gateway.aclose()
+
+    import contextlib
+
+    app = Starlette(routes=routes, lifespan=contextlib.asynccontextmanager(lifespan))
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,145 @@
+"""Gateway configuration: racks (name → URL and the rack's real credentials), where to listen, the journal, TLS,
+trusted proxies, session recording. Built from a TOML file, from command-line flags, or both (flags win).
+
+    name = "gw"                       # the journal's chain name (its `source` once mirrored)
+    journal = "data/gateway.db"
+    listen = "127.0.0.1:5443"
+    http = false                      # plain HTTP: only for loopback
+    tls_cert = "…"  tls_key = "…"     # else a self-signed pair is made in data/ on first start
+    hmac_key_file = "data/gateway-hmac.key"
+    trusted_proxies = ["10.0.0.0/8"]  # X-Forwarded-For is honoured only from these
+    record_input = false              # keystrokes are recorded only when true
+    recording_cap_bytes = 8388608
+
+    [racks."acme/production"]
+    url = "https://api.acme.example"  # the rack's API
+    password = "…"                    # or password_env = "ACME_PROD_RACK_PASSWORD"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import secrets
+import tomllib
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from ..errors import AuditkitError
+
+
+@dataclasses.dataclass(frozen=True)
+class Rack:
+    name: str
+    url: str
+    username: str = "convox"
+    password: str = dataclasses.field(default="", repr=False)  # never printed
+
+    def __repr__(self) -> str:
+        return f"Rack(name={self.name!r}, url={self.url!r})"
+
+
+@dataclasses.dataclass
+class GatewayConfig:
+    racks: dict[str, Rack]
+    journal: Path = Path("data/gateway.db")
+    name: str = "gateway"
+    listen: str = "127.0.0.1:5443"
+    http: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    data_dir: Path = Path("data")
+    hmac_key_file: Path | None = None
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    record_input: bool = False
+    recording_cap_bytes: int = 8 * 1024 * 1024
+    upstream_timeout: float = 300.0
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise AuditkitError(f"--listen wants HOST:PORT, not '{self.listen}'")
+        return host.strip("[]"), int(port)
+
+    def hmac_key(self) -> bytes:
+        """The per-gateway key for HMACs of secret values, made (mode 0600) on first use."""
+        path = self.hmac_key_file or self.data_dir / f"{self.name}-hmac.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+        return bytes.fromhex(path.read_text().strip())
+
+    def is_trusted_proxy(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_proxies)
+
+
+def parse_rack_flag(text: str) -> Rack:
+    """NAME=URL, where URL may carry the rack's credentials: acme/production=https://convox:PW@api.example."""
+    name, sep, url = text.partition("=")
+    if not sep or not name or not url:
+        raise AuditkitError(f"--rack wants NAME=URL, not '{_without_password(text)}'")
+    return _rack(name, {"url": url})
+
+
+def _rack(name: str, data: dict[str, Any]) -> Rack:
+    url = data.get("url")
+    if not isinstance(url, str):
+        raise AuditkitError(f"rack '{name}' needs a url")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AuditkitError(f"rack '{name}': '{_without_password(url)}' is not an http(s) URL")
+    username = urllib.parse.unquote(parts.username or data.get("username") or "convox")
+    password = urllib.parse.unquote(parts.password or "") or data.get("password") or ""
+    if not password and data.get("password_env"):
+        password = os.environ.get(data["password_env"], "")
+        if not password:
+            raise AuditkitError(f"rack '{name}': environment variable {data['password_env']} is not set")
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    clean = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return Rack(name=name, url=clean, username=username, password=password)
+
+
+def _without_password(text: str) -> str:
+    """Text safe for an error message: any URL password in it replaced by ****."""
+    try:
+        password = urllib.parse.urlsplit(text.partition("=")[2] or text).password
+    except ValueError:
+        return "<unparseable>"
+    return text.replace(password, "****") if password else text
+
+
+def load(path: Path | None = None, **overrides: Any) -> GatewayConfig:
+    """Read a TOML config (if given) and apply command-line overrides (None values are ignored)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise AuditkitError(f"cannot read gateway config {path}: {e}") from None
+    racks = {name: _rack(name, spec) for name, spec in (data.pop("racks", None) or {}).items()}
+    for rack in overrides.pop("racks", None) or []:
+        racks[rack.name] = rack
+    values = {k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(GatewayConfig)}}
+    unknown = set(data) - set(values)
+    if unknown:
+        raise AuditkitError(f"unknown gateway config key(s): {', '.join(sorted(unknown))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("journal", "tls_cert", "tls_key", "data_dir", "hmac_key_file"):
+        if values.get(key) is not None:
+            values[key] = Path(values[key])
+    if "trusted_proxies" in values:
+        try:
+            values["trusted_proxies"] = tuple(ipaddress.ip_network(p, strict=False)
+                                              for p in values["trusted_proxies"])
+        except ValueError as e:
+            raise AuditkitError(f"trusted_proxies: {e}") from None
+    return GatewayConfig(racks=racks, **values)

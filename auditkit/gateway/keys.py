@@ -1,0 +1,128 @@
+"""Gateway users and deploy keys: create (the key is shown once), list, revoke, authenticate.
+
+Keys are 256-bit random tokens; only their sha256 is stored (a slow KDF buys nothing for keys of that entropy and
+would cost every request). Creating and revoking a key is an Access event on the journal's chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import secrets
+import sqlite3
+
+from .. import store
+from ..errors import AuditkitError
+from ..events import Event, new_event_id, now_timestamp
+
+ROLES = ("admin", "member", "auditor")
+KEY_PREFIX = "akg_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """Who a request comes from: a user (email) or a deploy key (its name), with the role it may act in."""
+
+    key_id: str
+    name: str
+    kind: str  # user | deploy_key
+    role: str  # admin | member | auditor | deploy
+
+    @property
+    def actor_type(self) -> str:
+        return "deploy_key" if self.kind == "deploy_key" else "user"
+
+    @property
+    def may_use_racks(self) -> bool:
+        return self.role in ("admin", "member", "deploy")
+
+    @property
+    def may_read_feed(self) -> bool:
+        return self.role in ("admin", "auditor")
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _access_event(action: str, principal_name: str, kind: str, role: str, by: str, key_id: str) -> Event:
+    what = "user" if kind == "user" else "deploy key"
+    verb = {"created": "Created", "revoked": "Revoked"}[action]
+    role_text = f" with role {role}" if kind == "user" and action == "created" else ""
+    return Event(
+        id=new_event_id(),
+        timestamp=now_timestamp(),
+        actor=by,
+        actor_type="system" if by == "system" else "user",
+        rack="gateway",
+        category="Access",
+        action=action,
+        description=f"{verb} gateway {what} {principal_name}{role_text}",
+        target=key_id,
+        details={"kind": kind, "role": role, "name": principal_name},
+    )
+
+
+def add(conn: sqlite3.Connection, name: str, *, kind: str, role: str, source: str, by: str = "system") -> tuple[str, str]:
+    """Create a user (kind 'user', role admin|member|auditor) or a deploy key (kind 'deploy_key'); returns
+    (key_id, key). The key is never stored and cannot be shown again."""
+    name = name.strip()
+    if not name:
+        raise AuditkitError("a user or key needs a name")
+    if kind == "user":
+        if role not in ROLES:
+            raise AuditkitError(f"unknown role '{role}' (one of {', '.join(ROLES)})")
+        if "@" not in name:
+            raise AuditkitError(f"'{name}' is not an email address")
+    else:
+        role = "deploy"
+    active = conn.execute("SELECT 1 FROM gateway_keys WHERE name = ? AND revoked_at IS NULL", (name,)).fetchone()
+    if active:
+        raise AuditkitError(f"'{name}' already has an active key; revoke it first")
+    key_id = "key_" + secrets.token_hex(6)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with store.transaction(conn):
+        conn.execute(
+            "INSERT INTO gateway_keys(id, name, kind, role, key_hash, created_at, created_by) VALUES (?,?,?,?,?,?,?)",
+            (key_id, name, kind, role, key_hash(key), now_timestamp(), by),
+        )
+        store.append(conn, [_access_event("created", name, kind, role, by, key_id)], source=source)
+    return key_id, key
+
+
+def revoke(conn: sqlite3.Connection, name_or_id: str, *, source: str, by: str = "system") -> list[str]:
+    """Revoke the active key(s) of a user or deploy key, by name or key id; returns the revoked key ids."""
+    rows = conn.execute(
+        "SELECT id, name, kind, role FROM gateway_keys WHERE (id = ? OR name = ?) AND revoked_at IS NULL",
+        (name_or_id, name_or_id),
+    ).fetchall()
+    if not rows:
+        raise AuditkitError(f"no active user or key named '{name_or_id}'")
+    with store.transaction(conn):
+        for row in rows:
+            conn.execute("UPDATE gateway_keys SET revoked_at = ?, revoked_by = ? WHERE id = ?",
+                         (now_timestamp(), by, row["id"]))
+        store.append(conn, [_access_event("revoked", r["name"], r["kind"], r["role"], by, r["id"]) for r in rows],
+                     source=source)
+    return [r["id"] for r in rows]
+
+
+def list_keys(conn: sqlite3.Connection) -> list[dict]:
+    rows = conn.execute(
+        "SELECT id, name, kind, role, created_at, created_by, revoked_at FROM gateway_keys ORDER BY created_at, id"
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def authenticate(conn: sqlite3.Connection, key: str) -> Principal | None:
+    """The active principal a presented key belongs to, or None."""
+    if not key or not key.startswith(KEY_PREFIX):
+        return None
+    digest = key_hash(key)
+    row = conn.execute(
+        "SELECT id, name, kind, role, key_hash FROM gateway_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,)
+    ).fetchone()
+    if row is None or not hmac.compare_digest(row["key_hash"], digest):
+        return None
+    return Principal(row["id"], row["name"], row["kind"], row["role"])

@@ -1,0 +1,67 @@
+"""Running the gateway: TLS (configured or self-signed), uvicorn, and a startup line that says what it serves.
+
+uvicorn's access log is off: query strings can carry parameters the rack reads as form fields, so the gateway never
+logs request lines. Refusals and journal errors are logged without values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+import click
+import uvicorn
+
+from ..errors import AuditkitError
+from .app import create_app
+from .config import GatewayConfig
+from .journal import Journal
+from .tls import ensure_self_signed, fingerprint
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(config: GatewayConfig) -> None:
+    if not config.racks:
+        raise AuditkitError("no racks configured: pass --rack NAME=URL or a config with [racks.NAME]")
+    host, port = config.host_port
+    if config.http and not _is_loopback(host):
+        raise AuditkitError(f"plain HTTP is only allowed on loopback, not on {host}; drop --http to serve HTTPS")
+    tls: dict[str, str] = {}
+    if not config.http:
+        cert, key = config.tls_cert, config.tls_key
+        if cert is None or key is None:
+            cert, key = ensure_self_signed(config.data_dir, config.name, [host])
+        tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    journal = Journal(config.journal, config.name)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    scheme = "http" if config.http else "https"
+    click.echo(f"auditkit gateway '{journal.source}' on {scheme}://{host}:{port} → "
+               f"{', '.join(sorted(config.racks))}; journal {config.journal}", err=True)
+    if tls:
+        cert_path = Path(tls["ssl_certfile"])
+        click.echo(f"TLS certificate {cert_path} (SHA-256 {fingerprint(cert_path)})", err=True)
+    if journal.recovered:
+        click.echo(f"recovered {len(journal.recovered)} write(s) left without an outcome; recorded as unknown",
+                   err=True)
+    sys.stderr.flush()
+    app = create_app(config, journal)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", ws="websockets-sansio"
+                if _has_sansio() else "websockets", lifespan="on", **tls)  # type: ignore[arg-type]
+
+
+def _has_sansio() -> bool:
+    try:
+        import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
+    except ImportError:
+        return False
+    return True
