@@ -7,11 +7,13 @@ docs/event-format.md specifies the canonical form and the chain rule, with a gol
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import hashlib
 import hmac
 import json
+import operator
 import os
 import random
 import re
@@ -262,20 +264,24 @@ def _check_json_value(value: Any, where: str) -> None:
     raise EventError(f"{where} holds a {type(value).__name__}, which is not JSON")
 
 
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_HASHED_VALUES = operator.attrgetter(*HASHED_FIELDS)
+
+
 def canonical_json(event: Event | Mapping[str, Any]) -> bytes:
     """The bytes that are hashed: every field but `hash`, keys sorted, no spaces, UTF-8, no ASCII escaping."""
     if isinstance(event, Event):
-        body = {name: getattr(event, name) for name in HASHED_FIELDS}
+        body = dict(zip(HASHED_FIELDS, _HASHED_VALUES(event)))
     else:
         body = {name: event.get(name) for name in HASHED_FIELDS}
     details = body["details"]
     body["details"] = details if type(details) is dict else dict(details or {})
-    return dumps(body).encode("utf-8")
+    return _ENCODE(body).encode("utf-8")
 
 
 def dumps(value: Any) -> str:
     """Canonical JSON text of any JSON value (used for details too, so stored details are byte-stable)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE(value)
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
@@ -344,17 +350,17 @@ def timestamp_ms(text: str) -> int:
 
 # --- ids and value hashes -----------------------------------------------------------------------------------------
 
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode("ascii"))
+
+
 def new_event_id(ms: int | None = None, rng: random.Random | None = None) -> str:
     """A 26-character, time-ordered id (ULID layout: 48-bit ms + 80 random bits, Crockford base32)."""
     if ms is None:
         ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
     rand = rng.getrandbits(80) if rng is not None else int.from_bytes(os.urandom(10), "big")
-    value = (ms << 80) | rand
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    # 26 base32 digits hold 130 bits: left-align the 128-bit value in 17 bytes and keep the first 26 digits.
+    packed = (((ms << 80) | rand) << 6).to_bytes(17, "big")
+    return base64.b32encode(packed)[:26].translate(_TO_CROCKFORD).decode("ascii")
 
 
 def value_hmac(key: bytes, value: str) -> str:

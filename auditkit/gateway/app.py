@@ -36,6 +36,10 @@ from .config import GatewayConfig, Rack
 from .journal import Journal, JournalUnavailable
 
 log = logging.getLogger("auditkit.gateway")
+# websockets logs every handshake header (the rack's credentials, Private-Key) and every frame at DEBUG: the
+# upstream connections log through a logger of their own that never goes below INFO.
+upstream_log = logging.getLogger("auditkit.gateway.upstream")
+upstream_log.setLevel(logging.INFO)
 
 EXIT_MARKER = re.compile(r"F1E49A85-0AD7-4AEF-A618-C249C6E6568D:(-?\d+)\n?$")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -70,15 +74,11 @@ class Gateway:
     def authenticate(self, headers: Any) -> tuple[Rack | None, keys.Principal | None, Response | None]:
         """(rack, principal, None) or (…, error response). Direct mode: the basic-auth username names the rack
         (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header."""
-        auth = headers.get("authorization", "")
-        scheme, _, blob = auth.partition(" ")
-        if scheme.lower() != "basic" or not blob:
+        credentials = keys.parse_basic(headers.get("authorization"))
+        if credentials is None:
             return None, None, error(401, "invalid authentication")
-        try:
-            username, _, password = base64.b64decode(blob, validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None, None, error(401, "invalid authentication")
-        principal = keys.authenticate(self.journal._reader(), urllib.parse.unquote(password))
+        username, password = credentials
+        principal = keys.authenticate(self.journal._reader(), password)
         if principal is None:
             return None, None, error(401, "invalid authentication")
         rack_name = headers.get("rack") if username in ("convox", "jwt", "") else self._rack_name(username)
@@ -330,7 +330,7 @@ class Gateway:
         try:
             upstream = await websockets.connect(target, additional_headers=headers, ssl=context, max_size=None,
                                                 compression=None, open_timeout=15, ping_interval=None,
-                                                user_agent_header=None, proxy=None)
+                                                user_agent_header=None, proxy=None, logger=upstream_log)
         except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as e:
             status = getattr(getattr(e, "response", None), "status_code", 502)
             if draft is not None and intent_id is not None:

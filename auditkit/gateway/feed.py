@@ -48,19 +48,10 @@ def _compressed(request: Request, body: bytes, media_type: str) -> Response:
 
 def routes(gateway: "Gateway") -> list[Route]:
     def allowed(request: Request) -> Response | None:
-        principal = None
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("basic "):
-            import base64
-            import binascii
+        from . import keys
 
-            try:
-                _, _, key = base64.b64decode(auth[6:], validate=True).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                key = ""
-            from . import keys
-
-            principal = keys.authenticate(gateway.journal._reader(), key)
+        credentials = keys.parse_basic(request.headers.get("authorization"))
+        principal = keys.authenticate(gateway.journal._reader(), credentials[1]) if credentials else None
         if principal is None:
             return JSONResponse({"error": "invalid authentication"}, status_code=401)
         if not principal.may_read_feed:

@@ -6,11 +6,14 @@ would cost every request). Creating and revoking a key is an Access event on the
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import hmac
 import secrets
 import sqlite3
+import urllib.parse
 
 from .. import store
 from ..errors import AuditkitError
@@ -113,6 +116,21 @@ def list_keys(conn: sqlite3.Connection) -> list[dict]:
         "SELECT id, name, kind, role, created_at, created_by, revoked_at FROM gateway_keys ORDER BY created_at, id"
     ).fetchall()
     return [dict(r) for r in rows]
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """(username, password) of a Basic Authorization header (the password percent-decoded, as the Convox SDK
+    escapes it), or None."""
+    scheme, _, blob = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not blob:
+        return None
+    try:
+        username, sep, password = base64.b64decode(blob.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if not sep:
+        return None
+    return username, urllib.parse.unquote(password)
 
 
 def authenticate(conn: sqlite3.Connection, key: str) -> Principal | None:

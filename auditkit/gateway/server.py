@@ -44,6 +44,8 @@ def serve(config: GatewayConfig) -> None:
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     journal = Journal(config.journal, config.name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for chatty in ("httpx", "httpcore"):  # they log every upstream request line, query string included
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     scheme = "http" if config.http else "https"
     click.echo(f"auditkit gateway '{journal.source}' on {scheme}://{host}:{port} → "
                f"{', '.join(sorted(config.racks))}; journal {config.journal}", err=True)
@@ -55,8 +57,11 @@ def serve(config: GatewayConfig) -> None:
                    err=True)
     sys.stderr.flush()
     app = create_app(config, journal)
+    # proxy_headers=False: uvicorn would otherwise take the client address from X-Forwarded-For on connections from
+    # 127.0.0.1; the gateway honours that header itself, and only from config.trusted_proxies.
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", ws="websockets-sansio"
-                if _has_sansio() else "websockets", lifespan="on", **tls)  # type: ignore[arg-type]
+                if _has_sansio() else "websockets", lifespan="on", proxy_headers=False,
+                **tls)  # type: ignore[arg-type]
 
 
 def _has_sansio() -> bool:
