@@ -127,19 +127,19 @@ def write_csv(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
 
 
 def _print_table(conn: sqlite3.Connection, f: Filter, limit: int, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     page = store.page(conn, f, limit=limit)
     total = store.count(conn, f)
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
     table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("user", no_wrap=True, max_width=28)
-    table.add_column("rack", no_wrap=True)
-    table.add_column("action", no_wrap=True)
+    table.add_column("user", no_wrap=True, max_width=24, overflow="ellipsis")
+    table.add_column("rack", no_wrap=True, max_width=18, overflow="ellipsis")
+    table.add_column("action", no_wrap=True, max_width=24, overflow="ellipsis")
     table.add_column("outcome", no_wrap=True)
-    table.add_column("description", overflow="fold")
+    table.add_column("description", min_width=30, overflow="fold")
     for e in page.events:
         table.add_row(
-            e.timestamp[:19].replace("T", " "),
+            e.timestamp[:16].replace("T", " "),
             e.actor,
             e.rack,
             f"{e.category}/{e.action}",

@@ -21,7 +21,7 @@ def main(db_path: Path, events: int = 20_000) -> None:
     from . import synth
     from ..cli import _print_table
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     conn = store.open_db(db_path)
     existing = store.count(conn)
     if existing:
