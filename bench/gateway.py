@@ -55,9 +55,10 @@ def wait_up(url: str, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "auditkit.cli", *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "auditkit.cli", *args], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=out)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -106,10 +107,11 @@ def main() -> int:
     _, key = keys.add(conn, "bench@example.com", kind="user", role="member", source=source)
     conn.close()
     rack_port, gateway_port = free_port(), free_port()
-    rack = start(["demo", "rack", "--listen", f"127.0.0.1:{rack_port}", "--password", RACK_PASSWORD])
+    rack = start(["demo", "rack", "--listen", f"127.0.0.1:{rack_port}", "--password", RACK_PASSWORD],
+                 work / "rack.log")
     gateway = start(["gateway", "serve", "--http", "--listen", f"127.0.0.1:{gateway_port}", "--journal",
                      str(journal), "--name", "bench", "--rack",
-                     f"acme/production=http://convox:{RACK_PASSWORD}@127.0.0.1:{rack_port}"])
+                     f"acme/production=http://convox:{RACK_PASSWORD}@127.0.0.1:{rack_port}"], work / "gateway.log")
     direct_url, gateway_url = f"http://127.0.0.1:{rack_port}", f"http://127.0.0.1:{gateway_port}"
     try:
         wait_up(direct_url + "/auth")

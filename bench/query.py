@@ -58,7 +58,7 @@ def primary_key_copy(source: Path, target: Path) -> None:
 
 def pick_values(conn: sqlite3.Connection) -> dict[str, str]:
     """Realistic, not best-case values: a mid-frequency user and rack, a common action and category."""
-    users = store.value_counts(conn, "user")
+    users = [(u, c) for u, c in store.value_counts(conn, "user") if "@" in u]  # people, not keys or link viewers
     racks = store.value_counts(conn, "rack")
     return {
         "user": users[len(users) // 3][0],

@@ -1,7 +1,10 @@
 """`auditkit demo` / `make demo`: the main job on the embedded default.
 
-Makes (once) a realistic month of activity in the mirror, prints its newest events and the result of verify. On a
-terminal it would go on to interactive review; without one (CI) it says how to open the mirror instead.
+1. The simulated rack and the capture gateway start on loopback, and scripted users do a week of work through the
+   gateway with a client that speaks the Convox wire protocol; the gateway journals it (data/gateway.db).
+2. The mirror (data/audit.db) holds a month of synthetic activity (until the sync agent mirrors the journal).
+3. Both are shown and verified. On a terminal it would go on to interactive review; without one (CI) it says how
+   to open them. Re-running reuses what exists.
 """
 
 from __future__ import annotations
@@ -17,36 +20,55 @@ from .. import store
 from ..filters import Filter
 
 
-def main(db_path: Path, events: int = 20_000) -> None:
-    from . import synth
+def _verify_line(console: Console, label: str, conn) -> bool:  # type: ignore[no-untyped-def]
+    report = store.verify(conn)
+    if report.ok:
+        console.print(f"verify {label}: OK — {report.events:,} events in {len(report.heads)} chain(s), "
+                      f"{report.sessions} recording(s) intact")
+        return True
+    for problem in report.problems:
+        console.print(f"verify {label}: {problem.kind}: {problem.message}")
+    return False
+
+
+def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) -> None:
     from ..cli import _print_table
+    from . import synth, week
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
+    journal_path = journal_path or db_path.with_name("gateway.db")
+    if journal_path.exists() and store.count(store.open_db(journal_path)):
+        console.print(f"demo: {journal_path} already holds the gateway's journal; using it (delete it to replay)")
+    else:
+        console.rule("a week through the gateway")
+        started = time.monotonic()
+        summary = week.run_week(journal_path, db_path.parent, say=console.print)
+        console.print(f"demo: {summary.steps} CLI commands through the gateway → {summary.events} journaled events, "
+                      f"{summary.sessions} recorded sessions ({time.monotonic() - started:.1f}s)")
+    journal = store.open_db(journal_path)
+    console.rule(f"the gateway's journal ({journal_path})")
+    _print_table(journal, Filter(), 40, console)
+    ok = _verify_line(console, "journal", journal)
+
     conn = store.open_db(db_path)
     existing = store.count(conn)
     if existing:
-        console.print(f"demo: {db_path} already holds {existing:,} events; using them (delete it to start over)")
+        console.print(f"\ndemo: {db_path} already holds {existing:,} events; using them (delete it to start over)")
     else:
         started = time.monotonic()
         summary = synth.write_history(conn, events=events, seed=1, days=30)
-        console.print(f"demo: wrote a month of activity to {db_path}: {summary.events:,} events, "
+        console.print(f"\ndemo: wrote a month of synthetic activity to {db_path}: {summary.events:,} events, "
                       f"{summary.sessions} recorded sessions ({time.monotonic() - started:.1f}s)")
-    console.rule("newest events")
+    console.rule(f"the mirror ({db_path})")
     _print_table(conn, Filter(), 15, console)
-    console.rule("verify")
-    report = store.verify(conn)
-    if report.ok:
-        console.print(f"verify: OK — {report.events:,} events in {len(report.heads)} chain(s), "
-                      f"{report.sessions} recording(s) intact")
-    else:
-        for problem in report.problems:
-            console.print(f"verify: {problem.kind}: {problem.message}")
+    ok = _verify_line(console, "mirror", conn) and ok
+    if not ok:
         sys.exit(1)
-    prefix = "" if db_path == store.default_db_path() else f" --db {db_path}"
-    how = (f"  .venv/bin/auditkit events{prefix} user:<email> since:7d      filter the mirror\n"
-           f"  .venv/bin/auditkit events{prefix} --format csv > audit.csv   export\n"
-           f"  .venv/bin/auditkit verify{prefix}                              re-check the chains")
+    how = (f"  .venv/bin/auditkit events --db {journal_path} category:Processes   the gateway's journal\n"
+           f"  .venv/bin/auditkit events --db {db_path} user:<email> since:7d       filter the mirror\n"
+           f"  .venv/bin/auditkit events --db {db_path} --format csv > audit.csv    export\n"
+           f"  .venv/bin/auditkit verify --db {db_path}                             re-check the chains")
     if not sys.stdout.isatty():
-        click.echo("\nNo terminal here, so nothing interactive was started. Explore the mirror with:\n" + how)
+        click.echo("\nNo terminal here, so nothing interactive was started. Explore with:\n" + how)
     else:
-        click.echo("\nExplore the mirror with:\n" + how)
+        click.echo("\nExplore with:\n" + how)

@@ -49,13 +49,14 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _access_event(action: str, principal_name: str, kind: str, role: str, by: str, key_id: str) -> Event:
+def _access_event(action: str, principal_name: str, kind: str, role: str, by: str, key_id: str,
+                  at: str | None = None) -> Event:
     what = "user" if kind == "user" else "deploy key"
     verb = {"created": "Created", "revoked": "Revoked"}[action]
     role_text = f" with role {role}" if kind == "user" and action == "created" else ""
     return Event(
         id=new_event_id(),
-        timestamp=now_timestamp(),
+        timestamp=at or now_timestamp(),
         actor=by,
         actor_type="system" if by == "system" else "user",
         rack="gateway",
@@ -67,7 +68,8 @@ def _access_event(action: str, principal_name: str, kind: str, role: str, by: st
     )
 
 
-def add(conn: sqlite3.Connection, name: str, *, kind: str, role: str, source: str, by: str = "system") -> tuple[str, str]:
+def add(conn: sqlite3.Connection, name: str, *, kind: str, role: str, source: str, by: str = "system",
+        at: str | None = None) -> tuple[str, str]:
     """Create a user (kind 'user', role admin|member|auditor) or a deploy key (kind 'deploy_key'); returns
     (key_id, key). The key is never stored and cannot be shown again."""
     name = name.strip()
@@ -88,9 +90,9 @@ def add(conn: sqlite3.Connection, name: str, *, kind: str, role: str, source: st
     with store.transaction(conn):
         conn.execute(
             "INSERT INTO gateway_keys(id, name, kind, role, key_hash, created_at, created_by) VALUES (?,?,?,?,?,?,?)",
-            (key_id, name, kind, role, key_hash(key), now_timestamp(), by),
+            (key_id, name, kind, role, key_hash(key), at or now_timestamp(), by),
         )
-        store.append(conn, [_access_event("created", name, kind, role, by, key_id)], source=source)
+        store.append(conn, [_access_event("created", name, kind, role, by, key_id, at)], source=source)
     return key_id, key
 
 

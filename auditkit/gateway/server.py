@@ -44,6 +44,9 @@ def serve(config: GatewayConfig) -> None:
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     journal = Journal(config.journal, config.name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # httpx logs every request line at INFO, query string included: the gateway never logs request lines.
+    for noisy in ("httpx", "httpcore", "websockets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     for chatty in ("httpx", "httpcore"):  # they log every upstream request line, query string included
         logging.getLogger(chatty).setLevel(logging.WARNING)
     scheme = "http" if config.http else "https"
