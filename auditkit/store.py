@@ -533,6 +533,7 @@ def _statement(f: Filter | None, columns: str, now: dt.datetime | None, before: 
 def page(conn: sqlite3.Connection, f: Filter | None = None, *, limit: int = 100, before: int | None = None,
          now: dt.datetime | None = None, fts: bool = True) -> Page:
     """The newest `limit` events matching `f` with key < before (fts=False: free text without the index)."""
+    fts = _use_fts(conn, f, now, fts)
     sql, params = _statement(f, "{key} AS n, " + _SELECT_EVENT, now, before, "ORDER BY {key} DESC LIMIT ?", fts)
     rows = conn.execute(sql, params + [limit]).fetchall()
     events = [row_to_event(r) for r in rows]
@@ -540,24 +541,34 @@ def page(conn: sqlite3.Connection, f: Filter | None = None, *, limit: int = 100,
     return Page(events, keys[-1] if rows and len(rows) == limit else None, keys)
 
 
-# Below this many candidates from the other qualifiers, counting free text by scanning them beats the FTS index
-# (bench/query.py: ~1.7 µs per scanned row against ~0.75 µs per FTS match of the text alone).
-_SCAN_COUNT_LIMIT = 30_000
+# Below this many candidates from the other qualifiers, testing free text on those rows beats walking the FTS
+# matches (bench/query.py: ~1.7 µs per scanned row against ~0.75 µs per FTS match, and a common word has 100k+).
+_SCAN_LIMIT = 30_000
+
+
+def _use_fts(conn: sqlite3.Connection, f: Filter | None, now: dt.datetime | None, fts: bool) -> bool:
+    """Whether free text should be answered through the FTS index for this filter (the query plan's one choice
+    SQLite cannot make: it does not know how many rows an FTS phrase matches). Scanning is chosen only for ASCII
+    terms, where the scan's case folding and the trigram index's agree exactly."""
+    if not fts or f is None:
+        return fts
+    text = f.values(filters_mod.TEXT)
+    others = f.without(filters_mod.TEXT)
+    if not text or others.is_empty or not all(v.isascii() for v in text):
+        return True
+    if all(t.key in filters_mod.TIME_KEYS for t in others.terms):
+        return True
+    return count(conn, others, now=now) > _SCAN_LIMIT
 
 
 def count(conn: sqlite3.Connection, f: Filter | None = None, *, now: dt.datetime | None = None,
           fts: bool = True) -> int:
     """How many events match `f`."""
     f = f or Filter()
+    fts = _use_fts(conn, f, now, fts)
     sf = filters_mod.to_sql(f, now, fts=fts)
     if sf.match is not None and sf.where == "1":
         return conn.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?", (sf.match,)).fetchone()[0]
-    if sf.match is not None and all(v.isascii() for v in f.values(filters_mod.TEXT)):
-        # Text plus selective qualifiers: scanning the qualifiers' rows is cheaper than walking every text match.
-        # Only for ASCII terms, where the scan's case folding and the trigram index's agree exactly.
-        others = f.without(filters_mod.TEXT)
-        if count(conn, others, now=now) <= _SCAN_COUNT_LIMIT:
-            fts = False
     sql, params = _statement(f, "count(*)", now, None, "", fts)
     return conn.execute(sql, params).fetchone()[0]
 
@@ -566,8 +577,10 @@ def iter_rows(conn: sqlite3.Connection, f: Filter | None = None, *, now: dt.date
               batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Every matching event as a dict (details parsed), newest first, streamed in keyset batches of `batch`."""
     before = None
+    fts = _use_fts(conn, f, now, True)
     while True:
-        sql, params = _statement(f, "{key} AS n, " + _SELECT_EVENT, now, before, "ORDER BY {key} DESC LIMIT ?")
+        sql, params = _statement(f, "{key} AS n, " + _SELECT_EVENT, now, before, "ORDER BY {key} DESC LIMIT ?",
+                                 fts)
         rows = conn.execute(sql, params + [batch]).fetchall()
         for row in rows:
             data = {name: row[name] for name in FIELDS}
