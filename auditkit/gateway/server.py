@@ -47,8 +47,6 @@ def serve(config: GatewayConfig) -> None:
     # httpx logs every request line at INFO, query string included: the gateway never logs request lines.
     for noisy in ("httpx", "httpcore", "websockets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    for chatty in ("httpx", "httpcore"):  # they log every upstream request line, query string included
-        logging.getLogger(chatty).setLevel(logging.WARNING)
     scheme = "http" if config.http else "https"
     click.echo(f"auditkit gateway '{journal.source}' on {scheme}://{host}:{port} → "
                f"{', '.join(sorted(config.racks))}; journal {config.journal}", err=True)
