@@ -143,7 +143,7 @@ def test_worker_processes_write_the_same_history_as_one_process(tmp_path, monkey
     real_remote = synth._Remote
 
     class SpyRemote(real_remote):  # type: ignore[misc, valid-type]
-        def __init__(self, ctx: Any, args: tuple, head: tuple[int, str]):
+        def __init__(self, ctx: Any, args: tuple, head: tuple[int, str] | None):
             started.append(args[1])
             super().__init__(ctx, args, head)
 

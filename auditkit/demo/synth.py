@@ -1763,17 +1763,17 @@ def _rebuild(values: tuple) -> Event:
     return event
 
 
-def _worker(out: Any, args: tuple, head: tuple[int, str]) -> None:
-    """A child process: generate one source's batches, seal them onto its chain (which continues `head`, and which
-    no one else writes) and hand them over in order; errors travel as text."""
+def _worker(out: Any, args: tuple, head: tuple[int, str] | None) -> None:
+    """A child process: generate one source's batches, seal them onto its chain when given its head (no one else
+    writes that chain), and hand them over in order; errors travel as text."""
     try:
-        seq, prev = head
         source = args[1]
         for w, batch, recordings in _generate(*args):
-            sealed = seal_all(batch, source=source, after_seq=seq, after_hash=prev)
-            if sealed:
-                seq, prev = sealed[-1].source_seq, sealed[-1].hash
-            out.put((w, [_fields_of(e) for e in sealed], recordings))
+            if head is not None:
+                batch = seal_all(batch, source=source, after_seq=head[0], after_hash=head[1])
+                if batch:
+                    head = (batch[-1].source_seq, batch[-1].hash)  # type: ignore[assignment]
+            out.put((w, [_fields_of(e) for e in batch], recordings))
         out.put(None)
     except BaseException:  # pragma: no cover - reported by the parent
         out.put(("error", traceback.format_exc()))
@@ -1782,7 +1782,7 @@ def _worker(out: Any, args: tuple, head: tuple[int, str]) -> None:
 class _Remote:
     """The parent's end of a worker: an iterator over its batches that notices a worker that died."""
 
-    def __init__(self, ctx: Any, args: tuple, head: tuple[int, str]):
+    def __init__(self, ctx: Any, args: tuple, head: tuple[int, str] | None):
         self.queue = ctx.Queue(maxsize=4)
         self.process = ctx.Process(target=_worker, args=(self.queue, args, head), daemon=True)
         self.process.start()
@@ -1851,13 +1851,17 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
         for source in order:
             args = (seed, source, start_ms, end_ms, counts[source], session_split[source], windows)
             if ctx is not None and source != "local":
-                head = store.chain_head(conn, source)
-                remote = _Remote(ctx, args, (head.last_seq, head.last_hash))
+                # The biggest chain's worker is the slowest: the writer seals that one itself, in the time it
+                # would otherwise spend waiting for it.
+                chain = store.chain_head(conn, source)
+                head = None if source == order[0] else (chain.last_seq, chain.last_hash)
+                remote = _Remote(ctx, args, head)
                 remotes.append(remote)
                 streams[source] = remote
             else:
                 streams[source] = _generate(*args)
-        sealed_remotely = {source for source, stream in streams.items() if isinstance(stream, _Remote)}
+        sealed_remotely = {source for source, stream in streams.items()
+                           if isinstance(stream, _Remote) and source != order[0]}
         written = sessions = 0
         with store.bulk_load(conn):
             for w in range(n_windows):
