@@ -388,6 +388,7 @@ def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[N
     if not empty:
         yield
         return
+    defer_fts = defer_fts and has_text_index(conn)
     deferred = [sql for (sql,) in conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL "
         "AND sql NOT LIKE 'CREATE UNIQUE%'")]
@@ -547,12 +548,26 @@ def page(conn: sqlite3.Connection, f: Filter | None = None, *, limit: int = 100,
 _SCAN_LIMIT = 30_000
 
 
+def has_text_index(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_fts'").fetchone() is not None
+
+
+def drop_text_index(conn: sqlite3.Connection) -> None:
+    """Stop keeping the full-text index (a gateway journal: its writes are the hot path, and nobody searches it
+    but through `auditkit events`, whose free text then scans). Mirrors keep theirs."""
+    with transaction(conn):
+        conn.execute("DROP TRIGGER IF EXISTS events_fts_insert")
+        conn.execute("DROP TABLE IF EXISTS events_fts")
+
+
 def _use_fts(conn: sqlite3.Connection, f: Filter | None, now: dt.datetime | None, fts: bool) -> bool:
     """Whether free text should be answered through the FTS index for this filter (the query plan's one choice
     SQLite cannot make: it does not know how many rows an FTS phrase matches). Scanning is chosen only for ASCII
     terms, where the scan's case folding and the trigram index's agree exactly."""
-    if not fts or f is None:
+    if not fts or f is None or not f.values(filters_mod.TEXT, False) and not f.values(filters_mod.TEXT, True):
         return fts
+    if not has_text_index(conn):
+        return False
     text = f.values(filters_mod.TEXT)
     others = f.without(filters_mod.TEXT)
     if not text or others.is_empty or not all(v.isascii() for v in text):

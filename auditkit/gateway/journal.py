@@ -54,6 +54,9 @@ class Journal:
         self._conn = store.open_db(self.path, durable=True)
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self.source = source = journal_source(self._conn, source)
+        # The journal keeps no full-text index: it would double the writer's work per event (bench/gateway.py);
+        # the mirror that sync fills has one. Free text on a journal scans.
+        store.drop_text_index(self._conn)
         self.recovered = store.recover_intents(self._conn, source)
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
