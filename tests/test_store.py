@@ -721,3 +721,21 @@ def test_cli_missing_database_is_one_line(tmp_path, command):
     assert len(lines) == 1 and str(missing) in lines[0]
     assert "Traceback" not in result.output
     assert not missing.exists() and not missing.parent.exists(), "a missing database is not created"
+
+
+def test_free_text_without_a_text_index_scans_and_finds_the_same(tmp_path):
+    """A gateway journal keeps no FTS index; free text on it must give what the indexed mirror gives."""
+    indexed = store.open_db(tmp_path / "mirror.db")
+    plain = store.open_db(tmp_path / "journal.db")
+    store.drop_text_index(plain)
+    drafts = [draft(description=f"Scaled service web of app shop{i % 3} (count={i})", actor=f"u{i % 4}@example.com",
+                    timestamp=f"2026-10-0{1 + i % 9}T10:00:{i % 60:02d}.000Z") for i in range(120)]
+    store.append(indexed, drafts)
+    store.append(plain, drafts)
+    assert not store.has_text_index(plain) and store.has_text_index(indexed)
+    for text in ("shop1", "count=1", "SHOP2 u3@example", "-shop0 scaled"):
+        f = parse(text)
+        expected = [e.id for e in store.page(indexed, f, limit=500).events]
+        assert expected, text
+        assert [e.id for e in store.page(plain, f, limit=500).events] == expected
+        assert store.count(plain, f) == len(expected)

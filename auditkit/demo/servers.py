@@ -14,6 +14,8 @@ class ServerThread:
     """A uvicorn server on 127.0.0.1 in a daemon thread; `port` is known once started (port 0 picks a free one)."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any):
+        # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any loopback peer.
+        options.setdefault("proxy_headers", False)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                 ws_ping_interval=None, lifespan="on", **options)
         self.server = uvicorn.Server(config)
