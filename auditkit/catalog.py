@@ -527,6 +527,14 @@ def _hashes(hmac_key: bytes | None, mapping: Mapping[str, str]) -> dict[str, str
     return {k: value_hmac(hmac_key, mapping[k]) for k in sorted(mapping)}
 
 
+def _record_map(safe: dict[str, Any], name: str, mapping: Mapping[str, str], hmac_key: bytes | None) -> None:
+    """A map option (rack parameters, a run's Environment …) recorded as its sorted keys plus an HMAC per value."""
+    safe[name] = sorted(mapping)
+    hashes = _hashes(hmac_key, mapping)
+    if hashes is not None:
+        safe[f"{name}_hmac"] = hashes
+
+
 def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] | None = None, *,
            hmac_key: bytes | None = None, previous_env: Mapping[str, str] | None = None,
            body: bytes | str | None = None) -> dict[str, Any]:
@@ -554,11 +562,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
         elif lowered in secret_names:
             safe[name] = REDACTED
         elif lowered in map_names:
-            mapping = parse_map(value)
-            safe[name] = sorted(mapping)
-            hashes = _hashes(hmac_key, mapping)
-            if hashes is not None:
-                safe[f"{name}_hmac"] = hashes
+            _record_map(safe, name, parse_map(value), hmac_key)
         elif route.inline_params and name not in route.fields:
             inline[name] = value
         elif is_secret_name(name):
@@ -568,10 +572,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
         else:
             safe[name] = _clean(value)
     if inline:
-        safe["parameters"] = sorted(inline)
-        hashes = _hashes(hmac_key, inline)
-        if hashes is not None:
-            safe["parameters_hmac"] = hashes
+        _record_map(safe, "parameters", inline, hmac_key)
     if unnamed:
         safe["unnamed_params"] = unnamed
     if route.special == "env_body":
@@ -588,11 +589,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
         if key in secret_names:
             safe[key] = REDACTED
         elif key in map_names:
-            mapping = parse_map(value)
-            safe[key] = sorted(mapping)
-            hashes = _hashes(hmac_key, mapping)
-            if hashes is not None:
-                safe[f"{key}_hmac"] = hashes
+            _record_map(safe, key, parse_map(value), hmac_key)
         elif is_secret_name(header):
             safe[key] = REDACTED
         else:

@@ -48,6 +48,7 @@ from auditkit.gateway import config as cfg
 from auditkit.gateway import keys
 from auditkit.gateway.app import create_app
 from auditkit.gateway.journal import Journal, journal_source
+from conftest import CERT
 
 RACK = "acme/production"
 RACK_QA = "acme/qa"  # a second name for the same simulated rack; its base64 carries `=` padding
@@ -59,27 +60,6 @@ ALICE, ADMIN, AUDREY, MEMBER_BOB, DEPLOY = (
 EXIT_MARKER = "F1E49A85-0AD7-4AEF-A618-C249C6E6568D:"
 AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
 
-CERT = """-----BEGIN CERTIFICATE-----
-MIIDTDCCAjSgAwIBAgIUANmJSQV58N8i4YuKFQOMH3vhgfkwDQYJKoZIhvcNAQEL
-BQAwGzEZMBcGA1UEAwwQc2hvcC5leGFtcGxlLmNvbTAeFw0yNjExMjYwNzA4MTJa
-Fw0zNjExMjMwNzA4MTJaMBsxGTAXBgNVBAMMEHNob3AuZXhhbXBsZS5jb20wggEi
-MA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQCqrSVU1bIQGv5R5cgBXituwtOS
-IrTXytxY1EshZSfYJ7reLilaedtJJu3jS0i80cbnpJVBrvRYuDOJoaLX6+tITmfV
-Xp1X5QXxkoFeOFJ6sU06G0+W21N8+k2eHiHh2I2x0nrhpYnk8B1bv7crtgc2eDDW
-exSdsCPzzGHYoKybxDssE7A7gy0BmKVdIx2GBNrqsL2018xx5LVMLA5gGYhwle57
-roVtG/m4r8TGJjWP1AXX6AeoPygCFPcbBqRp53DA354tIgq5KnjYQc7NFeRyx72k
-A2AeVhrLPhtE/AMeFfkB/0GVw2ftHrihYsLQp4skbmncxgEUtKyJOXglpVBhAgMB
-AAGjgYcwgYQwHQYDVR0OBBYEFKa0iXXc732qY0jxMTHf0e01S9ufMB8GA1UdIwQY
-MBaAFKa0iXXc732qY0jxMTHf0e01S9ufMA8GA1UdEwEB/wQFMAMBAf8wMQYDVR0R
-BCowKIIQc2hvcC5leGFtcGxlLmNvbYIUd3d3LnNob3AuZXhhbXBsZS5jb20wDQYJ
-KoZIhvcNAQELBQADggEBAJRex1FyFBTpw3L++C+EK+62jiRVRK+6lJyTuLtX/2+n
-f4jgiwayg622WIJMDlPEXUIf9iaX+D7KRE4S75skDhXTYr6l5ImwtRn9iANaFlur
-nZUlsq5BW+Y3iBQlZBD3RV+iApPUmNWjQ8zV5ffT47eitQ1yApx2aZ7oZAyUo92/
-K6ZKeMAGNVGyQiIgtKIG8r5Dpo6dvrqcdkYa9GQytiHCfaiw5uXQqJbG86o+f3CE
-Dq36V/Cj+XNiMxyI/4CF10lbNqI4OWjWhkSpx+OyXSNR6B8o4a6pS3qJGe8ZqDQU
-bshr6ru4MwM1NaFpIVqUHLsbN+wdCiYLctxtSACvsLU=
------END CERTIFICATE-----
-"""
 
 
 def private_key(marker: str) -> str:
