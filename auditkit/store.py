@@ -42,6 +42,7 @@ from .events import (
 from .filters import Filter
 
 LOCAL_SOURCE = "local"
+PAGE_SIZE = 8192
 DEFAULT_DB = Path("data") / "audit.db"
 _SLOT = 1 << KEY_SHIFT
 
@@ -59,10 +60,15 @@ CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
 BEGIN SELECT RAISE(ABORT, '{table} are append-only: DELETE refused'); END;
 """
 
+# The full-text index reads app and target only where the description does not already contain them (it nearly
+# always does): any substring of a contained value is a substring of the description, so matches are the same, and
+# the index is smaller and builds faster. events_text is its content view.
 _FTS_TRIGGER = """
 CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
   INSERT INTO events_fts(rowid, description, actor, app, target)
-  VALUES (new.n, new.description, new.actor, new.app, new.target);
+  VALUES (new.n, new.description, new.actor,
+          CASE WHEN new.app IS NOT NULL AND instr(new.description, new.app) > 0 THEN NULL ELSE new.app END,
+          CASE WHEN new.target IS NOT NULL AND instr(new.description, new.target) > 0 THEN NULL ELSE new.target END);
 END;
 """
 
@@ -152,8 +158,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_rack_category ON events(rack, category);
     CREATE INDEX events_category_action ON events(category, action);
     CREATE INDEX events_session ON events(session_id) WHERE session_id IS NOT NULL;
+    CREATE VIEW events_text AS SELECT n, description, actor,
+        CASE WHEN app IS NOT NULL AND instr(description, app) > 0 THEN NULL ELSE app END AS app,
+        CASE WHEN target IS NOT NULL AND instr(description, target) > 0 THEN NULL ELSE target END AS target
+        FROM events;
     CREATE VIRTUAL TABLE events_fts USING fts5(
-        description, actor, app, target, content='events', content_rowid='n', tokenize='trigram'
+        description, actor, app, target, content='events_text', content_rowid='n', tokenize='trigram'
     );
     INSERT INTO events_fts(events_fts) VALUES ('rebuild');
     """
@@ -205,7 +215,11 @@ def open_db(
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
+            new = not path.exists() or path.stat().st_size == 0
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if new:
+                # 8 KiB pages: a 1M-event bulk load and its index builds ~6% faster than with 4 KiB (bench).
+                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 10000")
         if not readonly:
@@ -380,10 +394,11 @@ def _assign_keys(conn: sqlite3.Connection, ms_values: Sequence[int]) -> list[int
 
 @contextlib.contextmanager
 def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[None]:
-    """Speed up loading many events into an empty store: the secondary (non-unique) indexes are built once at the
-    end from sorted data, and, with defer_fts, the full-text index too; then ANALYZE records the statistics the
-    planner uses. (A producer that leaves the writer idle part of the time, like the synthetic history's workers,
-    does better indexing text as it goes: defer_fts=False.)"""
+    """Speed up loading many events into an empty store (the synthetic history): the secondary (non-unique)
+    indexes and, with defer_fts, the full-text index are built once at the end from sorted data, then ANALYZE
+    records the statistics the planner uses. While it loads, the file is in rollback-journal mode without fsync
+    (WAL would write every page twice): a crash during a bulk load can leave the new file unusable — delete it and
+    load again. It goes back to WAL at the end. With another connection open, it stays in WAL."""
     empty = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
     if not empty:
         yield
@@ -397,6 +412,9 @@ def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[N
         "AND sql NOT LIKE 'CREATE UNIQUE%'")]
     conn.executescript("BEGIN IMMEDIATE;" + ("DROP TRIGGER IF EXISTS events_fts_insert;" if defer_fts else "")
                        + "".join(f"DROP INDEX {name};" for name in names) + "COMMIT;")
+    mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+    if mode == "delete":
+        conn.execute("PRAGMA synchronous = OFF")
     try:
         yield
     finally:
@@ -409,7 +427,10 @@ def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[N
                "INSERT INTO events_fts(events_fts, rank) VALUES ('crisismerge', 16);" + _FTS_TRIGGER
                ) if defer_fts else ""
         conn.executescript("BEGIN IMMEDIATE;" + fts + "".join(f"{sql};" for sql in deferred) + "COMMIT;")
+        conn.execute("PRAGMA analysis_limit = 2000")  # approximate statistics are enough for the planner
         conn.execute("ANALYZE")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA journal_mode = WAL")
 
 
 # --- recordings -----------------------------------------------------------------------------------------------------
@@ -558,6 +579,7 @@ def drop_text_index(conn: sqlite3.Connection) -> None:
     with transaction(conn):
         conn.execute("DROP TRIGGER IF EXISTS events_fts_insert")
         conn.execute("DROP TABLE IF EXISTS events_fts")
+        conn.execute("DROP VIEW IF EXISTS events_text")
 
 
 def _use_fts(conn: sqlite3.Connection, f: Filter | None, now: dt.datetime | None, fts: bool) -> bool:
