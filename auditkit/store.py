@@ -427,8 +427,7 @@ def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[N
                "INSERT INTO events_fts(events_fts, rank) VALUES ('crisismerge', 16);" + _FTS_TRIGGER
                ) if defer_fts else ""
         conn.executescript("BEGIN IMMEDIATE;" + fts + "".join(f"{sql};" for sql in deferred) + "COMMIT;")
-        conn.execute("PRAGMA analysis_limit = 2000")  # approximate statistics are enough for the planner
-        conn.execute("ANALYZE")
+        conn.execute("ANALYZE")  # full statistics: with analysis_limit the planner chose action over actor
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA journal_mode = WAL")
 
