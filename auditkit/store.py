@@ -415,6 +415,7 @@ def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[N
     mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
     if mode == "delete":
         conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA threads = 2")  # a second sorter thread for the index builds (5.6 s → 4.6 s at 1M)
     try:
         yield
     finally:
@@ -429,6 +430,7 @@ def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[N
         conn.executescript("BEGIN IMMEDIATE;" + fts + "".join(f"{sql};" for sql in deferred) + "COMMIT;")
         conn.execute("ANALYZE")  # full statistics: with analysis_limit the planner chose action over actor
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA threads = 0")
         conn.execute("PRAGMA journal_mode = WAL")
 
 
