@@ -1241,12 +1241,14 @@ class Generator:
         app, _ = self._app(rack, app_i)
         if r % 3:
             key = f"tmp/{_hex(rng, 64)}.tgz"
-            return [self._ev(t, actor, rack, "Other", "deleted", f"Deleted object {key} of app {app.name}", "DELETE",
+            return [self._ev(t, actor, rack, "Builds", "deleted", f"Deleted object {key} of app {app.name}", "DELETE",
                              f"/apps/{app.name}/objects/{key}", app=app.name, target=key)]
         method, suffix = rng.choice((("PATCH", ""), ("POST", "/diagnose/run"), ("PUT", "/balancers/web")))
-        return [self._ev(t, actor, rack, "Other", "updated", f"Unclassified request {method} /apps/{app.name}{suffix}",
-                         method, f"/apps/{app.name}{suffix}", rng.choice((200, 404, 404)), app=app.name,
-                         details={"note": "route not in the catalog; recorded as is"})]
+        path = f"/apps/{app.name}{suffix}"
+        # As the gateway records a write its catalog does not know (catalog._unknown).
+        return [self._ev(t, actor, rack, "Other", "updated", f"Unknown write {method} {path}",
+                         method, path, rng.choice((200, 404, 404)), app=app.name,
+                         details={"method": method, "path": path})]
 
     def _x_system(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
