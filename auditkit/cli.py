@@ -222,6 +222,98 @@ def demo_rack(listen: str, password: str, rack_name: str) -> None:
     rack_mod.serve(listen, password, rack_name=rack_name)
 
 
+# --- sync -----------------------------------------------------------------------------------------------------------
+
+class _SyncGroup(click.Group):
+    """`auditkit sync [NAME…]` runs a sync; `auditkit sync add|list` manage sources."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_SyncGroup)
+def sync() -> None:
+    """Mirror gateway journals into the local store: `auditkit sync [NAME…] [--follow]`, `sync add`, `sync list`."""
+
+
+@sync.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A file holding the source's feed key (auditor or admin); it is copied to data/ with mode 0600.")
+@db_option
+def sync_add(name: str, url: str, key_file: Path | None, db_path: Path | None) -> None:
+    """Register a gateway feed as source NAME (the gateway's chain name)."""
+    from . import sync as sync_mod
+
+    path = db_path or store.default_db_path()
+    conn = store.open_db(path)
+    key = key_file.read_text().strip() if key_file else None
+    sync_mod.add_source(conn, name, url, key, path.parent)
+    where = f"key in {sync_mod.key_path(path.parent, name)}" if key else f"key from ${sync_mod.env_var(name)}"
+    click.echo(f"source {name} → {url} ({where})")
+
+
+@sync.command("list")
+@db_option
+def sync_list(db_path: Path | None) -> None:
+    """Each source's cursor, last sync time and lag."""
+    conn = _open(db_path)
+    table = Table(box=None, header_style="bold")
+    for column in ("source", "url", "cursor (seq)", "last sync", "lag"):
+        table.add_column(column)
+    from .events import parse_timestamp, now_timestamp
+
+    now = parse_timestamp(now_timestamp())
+    for head in store.chain_heads(conn):
+        if head.url is None:
+            continue
+        lag = "never synced"
+        if head.last_sync_at:
+            seconds = int((now - parse_timestamp(head.last_sync_at)).total_seconds())
+            lag = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds}s"
+        table.add_row(head.source, head.url, str(head.last_seq), head.last_sync_at or "", lag)
+    Console().print(table)
+
+
+@sync.command("run", hidden=True)
+@click.argument("names", nargs=-1)
+@db_option
+@click.option("--follow", is_flag=True, help="Keep mirroring new events as they are journaled.")
+def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None:
+    """Mirror the named sources (default: all)."""
+    from . import sync as sync_mod
+
+    path = db_path or store.default_db_path()
+    conn = _open(path)
+    sources = [h for h in store.chain_heads(conn) if h.url and (not names or h.source in names)]
+    unknown = set(names) - {h.source for h in sources}
+    if unknown or not sources:
+        raise AuditkitError(f"no such source: {', '.join(sorted(unknown))}" if unknown else
+                            "no sources: add one with `auditkit sync add NAME URL --key-file F`")
+    feeds = [sync_mod.Feed(h.source, h.url, sync_mod.read_key(h.source, path.parent)) for h in sources]
+    try:
+        while True:
+            for feed in feeds:
+                started = time.monotonic()
+                done = sync_mod.sync_once(conn, feed, wait=1.0 if follow and len(feeds) == 1 else 0)
+                if done.synced or not follow:
+                    rate = done.synced / max(time.monotonic() - started, 1e-9)
+                    click.echo(f"sync {feed.name}: +{done.synced:,} events, +{done.recordings} recordings, "
+                               f"at seq {done.head_seq} of {done.remote_head} ({rate:,.0f} events/s)")
+            if not follow:
+                return
+            if len(feeds) > 1:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
+    finally:
+        for feed in feeds:
+            feed.close()
+
+
 # --- gateway --------------------------------------------------------------------------------------------------------
 
 def journal_option(func: Any) -> Any:

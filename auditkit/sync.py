@@ -1,0 +1,188 @@
+"""The sync agent: mirrors gateway journals (their feeds, docs/feed.md) into a local store, verified and resumable.
+
+Each page is checked before anything of it is committed: it must be well-formed, continue the mirrored chain
+(first prev_hash = the last mirrored hash, seqs contiguous) and every event must carry the hash its content implies
+(store.append_sealed). The page's events, the recordings they reference (checked against their sha256) and the new
+cursor are committed in one transaction, so a crash at any point loses nothing and duplicates nothing.
+
+Keys never enter the database: a source's key comes from $AUDITKIT_SYNC_KEY_<NAME> or from data/sync-<name>.key
+(mode 0600), written by `auditkit sync add`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from . import store
+from .errors import AuditkitError, ChainError, EventError
+from .events import from_dict, now_timestamp
+
+PAGE = 1000
+MAX_BACKOFF = 30.0
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SyncError(AuditkitError):
+    """Sync stopped: a refused key, a broken chain, a malformed page, or a feed that stayed unreachable."""
+
+
+@dataclasses.dataclass
+class Progress:
+    source: str
+    synced: int = 0
+    recordings: int = 0
+    head_seq: int = 0
+    remote_head: int = 0
+
+
+def key_path(data_dir: Path, name: str) -> Path:
+    return data_dir / f"sync-{name}.key"
+
+
+def env_var(name: str) -> str:
+    return "AUDITKIT_SYNC_KEY_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def add_source(conn: sqlite3.Connection, name: str, url: str, key: str | None, data_dir: Path) -> None:
+    """Register a feed. The key, when given, is written to data_dir/sync-<name>.key with mode 0600."""
+    if not _NAME_RE.match(name) or name == store.LOCAL_SOURCE:
+        raise SyncError(f"'{name}' cannot name a source (letters, digits, . _ -; not 'local')")
+    if not re.match(r"^https?://[^/]+", url):
+        raise SyncError(f"'{url}' is not an http(s) URL of a gateway")
+    if key is not None:
+        path = key_path(data_dir, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key.strip() + "\n")
+        os.chmod(path, 0o600)
+    store.set_source_url(conn, name, url.rstrip("/"))
+
+
+def read_key(name: str, data_dir: Path) -> str:
+    value = os.environ.get(env_var(name))
+    if value:
+        return value.strip()
+    path = key_path(data_dir, name)
+    if path.exists():
+        return path.read_text().strip()
+    raise SyncError(f"no key for source '{name}': set ${env_var(name)} or run `auditkit sync add` with --key-file")
+
+
+def _check_page(source: str, after: int, body: Any) -> tuple[list[Any], int, bool]:
+    """(events, remote head seq, more) of a well-formed page, or SyncError naming what is wrong."""
+    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+        raise SyncError(f"{source}: malformed page after seq {after}: no events list")
+    events = []
+    expected = after + 1
+    for item in body["events"]:
+        try:
+            event = from_dict(item)
+        except (EventError, TypeError) as e:
+            raise SyncError(f"{source}: malformed event in the page after seq {after}: {e}") from None
+        if event.source_seq != expected:
+            kind = "a gap" if (event.source_seq or 0) > expected else "a repeat"
+            raise SyncError(f"{source}: {kind} in the feed: expected seq {expected}, got {event.source_seq}")
+        events.append(event)
+        expected += 1
+    head = body.get("head") or {}
+    remote = head.get("seq", expected - 1) if isinstance(head, dict) else expected - 1
+    return events, int(remote) if isinstance(remote, int) else expected - 1, bool(body.get("more"))
+
+
+class Feed:
+    """One gateway feed over httpx: retries with exponential backoff and jitter on connection errors, timeouts,
+    429 and 5xx (honouring Retry-After); a 401 or 403 stops at once."""
+
+    def __init__(self, name: str, url: str, key: str, *, client: httpx.Client | None = None,
+                 retries: int = 8, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0):
+        self.name, self.url = name, url.rstrip("/")
+        self.client = client or httpx.Client(timeout=timeout, verify=False)
+        self.client.auth = ("sync", key)
+        self.retries, self.sleep = retries, sleep
+
+    def get(self, path: str, params: dict[str, Any] | None = None, timeout: float | None = None) -> httpx.Response:
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.client.get(self.url + path, params=params,
+                                           timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+            except httpx.TransportError as e:
+                problem = f"{type(e).__name__}"
+            else:
+                if response.status_code in (401, 403):
+                    raise SyncError(f"{self.name}: the feed refused the key ({response.status_code}): "
+                                    f"check the source's key and that its role is auditor or admin")
+                if response.status_code == 429 or response.status_code >= 500:
+                    problem = f"HTTP {response.status_code}"
+                    retry_after = response.headers.get("retry-after", "")
+                    if retry_after.isdigit():
+                        delay = max(delay, float(retry_after))
+                elif response.status_code >= 400:
+                    raise SyncError(f"{self.name}: the feed answered {response.status_code} for {path}")
+                else:
+                    return response
+            if attempt == self.retries:
+                raise SyncError(f"{self.name}: the feed stayed unreachable after {self.retries} retries ({problem})")
+            self.sleep(min(MAX_BACKOFF, delay) * random.uniform(0.5, 1.0))
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: float = 0,
+              progress: Callable[[Progress], None] | None = None) -> Progress:
+    """Mirror everything the feed holds after this source's cursor (one long-poll of `wait` s when caught up)."""
+    state = Progress(feed.name)
+    while True:
+        head = store.chain_head(conn, feed.name)
+        response = feed.get("/audit/v1/events", {"after": head.last_seq, "limit": page, "wait": wait},
+                            timeout=wait + 30 if wait else None)
+        try:
+            body = response.json()
+        except ValueError:
+            raise SyncError(f"{feed.name}: malformed page after seq {head.last_seq}: not JSON") from None
+        events, state.remote_head, more = _check_page(feed.name, head.last_seq, body)
+        if not events:
+            state.head_seq = head.last_seq
+            return state
+        if events[0].source != feed.name:
+            raise SyncError(f"{feed.name}: the feed serves chain '{events[0].source}', not '{feed.name}' "
+                            f"(name the source after the gateway's chain)")
+        casts = []
+        for event in events:
+            if event.session_id and event.details.get("recording_sha256"):
+                cast = feed.get(f"/audit/v1/sessions/{event.session_id}.cast").content
+                casts.append((event, cast))
+        try:
+            with store.transaction(conn):
+                store.append_sealed(conn, events, synced_at=now_timestamp())
+                for event, cast in casts:
+                    store.add_session(conn, {"id": event.session_id, "source": feed.name, "rack": event.rack,
+                                             "app": event.app, "actor": event.actor,
+                                             "command": event.details.get("command"),
+                                             "started_at": event.timestamp,
+                                             "duration_ms": event.details.get("duration_ms"),
+                                             "exit_code": event.details.get("exit_code"),
+                                             "truncated": event.details.get("recording_truncated", False),
+                                             "sha256": event.details["recording_sha256"]}, cast)
+        except ChainError as e:
+            raise SyncError(f"{feed.name}: {e}; nothing of this page was committed") from None
+        state.synced += len(events)
+        state.recordings += len(casts)
+        state.head_seq = events[-1].source_seq or 0
+        if progress:
+            progress(state)
+        if not more:
+            return state

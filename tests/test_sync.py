@@ -1,0 +1,147 @@
+"""The sync agent against a real gateway feed on loopback: mirror, resume, refusals and faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from auditkit import store
+from auditkit.cli import main
+from auditkit.demo import rack as rack_mod
+from auditkit.demo.client import RackClient
+from auditkit.demo.servers import ServerThread
+from auditkit.gateway import keys
+from auditkit.gateway.app import create_app
+from auditkit.gateway.config import GatewayConfig, Rack
+from auditkit.gateway.journal import journal_source
+from auditkit.sync import Feed, SyncError, sync_once
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """A gateway (chain 'gw') with a journal of real traffic, one recorded session, and an auditor key."""
+    work = tmp_path_factory.mktemp("sync")
+    journal = work / "journal.db"
+    conn = store.open_db(journal)
+    source = journal_source(conn, "gw")
+    _, member = keys.add(conn, "bob@example.com", kind="user", role="member", source=source)
+    _, auditor = keys.add(conn, "audrey@example.com", kind="user", role="auditor", source=source)
+    conn.close()
+    with ServerThread(rack_mod.create_app("rackpw")) as rack_server:
+        config = GatewayConfig(racks={"acme/production": Rack("acme/production", rack_server.url, "convox", "rackpw")},
+                               journal=journal, name="gw", http=True, data_dir=work)
+        with ServerThread(create_app(config)) as server:
+            client = RackClient(server.url, "acme/production", member)
+            for i in range(25):
+                client.scale("web", "web", count=1 + i % 4)
+            process = client.json("GET", "/apps/web/processes")[0]["id"]
+            client.exec("web", process, "bash", ["ls --color\r", "exit 2\r"])
+            yield {"url": server.url, "auditor": auditor, "member": member, "journal": journal, "client": client}
+            client.close()
+
+
+def _rows(path: Path) -> list[tuple]:
+    conn = store.open_db(path)
+    try:
+        return [tuple(r) for r in conn.execute(
+            "SELECT source, source_seq, hash, id FROM events WHERE source = 'gw' ORDER BY source_seq")]
+    finally:
+        conn.close()
+
+
+def test_a_mirror_equals_the_journal_with_its_recordings(gateway, tmp_path):
+    mirror = store.open_db(tmp_path / "audit.db")
+    feed = Feed("gw", gateway["url"], gateway["auditor"])
+    done = sync_once(mirror, feed, page=7)  # several pages
+    assert done.synced == len(_rows(gateway["journal"])) > 25
+    assert _rows(tmp_path / "audit.db") == _rows(gateway["journal"])
+    assert mirror.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+    assert store.verify(mirror).ok
+    # Idempotent and resumable: running again adds nothing; new events are picked up from the cursor.
+    assert sync_once(mirror, feed).synced == 0
+    gateway["client"].scale("web", "web", count=2)
+    # The outcome is journaled just after the answer: a long-poll picks it up as soon as it lands.
+    assert sync_once(mirror, feed, wait=5).synced == 1
+    assert _rows(tmp_path / "audit.db") == _rows(gateway["journal"])
+    feed.close()
+
+
+def test_a_member_key_is_refused_with_a_clear_error(gateway, tmp_path):
+    mirror = store.open_db(tmp_path / "audit.db")
+    with pytest.raises(SyncError, match="refused the key \\(403\\)"):
+        sync_once(mirror, Feed("gw", gateway["url"], gateway["member"]))
+    with pytest.raises(SyncError, match="refused the key \\(401\\)"):
+        sync_once(mirror, Feed("gw", gateway["url"], "akg_not-a-key"))
+    assert store.count(mirror) == 0
+
+
+def _tampering_transport(gateway, change):
+    real = httpx.Client(verify=False)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = real.get(str(request.url), headers={"authorization": request.headers["authorization"]})
+        body = answer.json() if request.url.path.endswith("/events") else None
+        if body is not None:
+            change(body)
+            return httpx.Response(answer.status_code, json=body)
+        return httpx.Response(answer.status_code, content=answer.content)
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("what,change,message", [
+    ("tampered event", lambda b: b["events"][3].update(actor="mallory@example.com"), "carries hash"),
+    ("skipped seq", lambda b: b["events"].pop(2), "a gap in the feed"),
+    ("repeated event", lambda b: b["events"].insert(2, b["events"][1]), "a repeat in the feed"),
+    ("broken link", lambda b: b["events"][0].update(prev_hash="f" * 64), "broken chain at seq 1"),
+    ("missing field", lambda b: b["events"][1].pop("rack"), "malformed event"),
+])
+def test_a_bad_page_stops_sync_and_commits_nothing_of_it(gateway, tmp_path, what, change, message):
+    mirror = store.open_db(tmp_path / "audit.db")
+    feed = Feed("gw", gateway["url"], gateway["auditor"], client=_tampering_transport(gateway, change))
+    with pytest.raises(SyncError, match=message):
+        sync_once(mirror, feed, page=10)
+    assert store.count(mirror) == 0 and store.chain_head(mirror, "gw").last_seq == 0
+
+
+def test_server_errors_are_retried_then_sync_recovers(gateway, tmp_path):
+    failures = {"left": 3}
+    real = httpx.Client(verify=False)
+    waits: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if failures["left"]:
+            failures["left"] -= 1
+            return httpx.Response(503, headers={"Retry-After": "1"}, json={"error": "busy"})
+        answer = real.get(str(request.url), headers={"authorization": request.headers["authorization"]})
+        return httpx.Response(answer.status_code, content=answer.content,
+                              headers={"content-type": answer.headers.get("content-type", "")})
+
+    mirror = store.open_db(tmp_path / "audit.db")
+    feed = Feed("gw", gateway["url"], gateway["auditor"], client=httpx.Client(transport=httpx.MockTransport(handler)),
+                sleep=waits.append)
+    assert sync_once(mirror, feed).synced == len(_rows(gateway["journal"]))
+    assert len(waits) == 3 and all(w >= 0.5 for w in waits)  # Retry-After honoured, with jitter
+
+
+def test_cli_add_list_and_run(gateway, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(gateway["auditor"])
+    db = tmp_path / "data" / "audit.db"
+    runner = CliRunner()
+    added = runner.invoke(main, ["sync", "add", "gw", gateway["url"], "--key-file", str(key_file), "--db", str(db)])
+    assert added.exit_code == 0, added.output
+    stored = tmp_path / "data" / "sync-gw.key"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert gateway["auditor"].encode() not in db.read_bytes()
+    ran = runner.invoke(main, ["sync", "--db", str(db)])
+    assert ran.exit_code == 0, ran.output
+    assert "sync gw: +" in ran.output
+    assert _rows(db) == _rows(gateway["journal"])
+    listed = runner.invoke(main, ["sync", "list", "--db", str(db)])
+    assert "gw" in listed.output and str(len(_rows(db))) in listed.output
+    missing = runner.invoke(main, ["sync", "nosuch", "--db", str(db)])
+    assert missing.exit_code == 2 and "no such source: nosuch" in missing.output
