@@ -2,7 +2,8 @@
 
 1. The simulated rack and the capture gateway start on loopback, and scripted users do a week of work through the
    gateway with a client that speaks the Convox wire protocol; the gateway journals it (data/gateway.db).
-2. The mirror (data/audit.db) holds a month of synthetic activity (until the sync agent mirrors the journal).
+2. The mirror (data/audit.db) holds a month of synthetic activity, and the sync agent mirrors the week's journal
+   into it over the gateway's feed.
 3. Both are shown and verified. On a terminal it would go on to interactive review; without one (CI) it says how
    to open them. Re-running reuses what exists.
 """
@@ -37,30 +38,29 @@ def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) 
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     journal_path = journal_path or db_path.with_name("gateway.db")
+    conn = store.open_db(db_path)
+    if store.count(conn):
+        console.print(f"demo: {db_path} already holds {store.count(conn):,} events; using them (delete it to start over)")
+    else:
+        started = time.monotonic()
+        summary = synth.write_history(conn, events=events, seed=1, days=30)
+        console.print(f"demo: wrote a month of synthetic history to the mirror {db_path}: {summary.events:,} events, "
+                      f"{summary.sessions} recorded sessions ({time.monotonic() - started:.1f}s)")
     if journal_path.exists() and store.count(store.open_db(journal_path)):
         console.print(f"demo: {journal_path} already holds the gateway's journal; using it (delete it to replay)")
     else:
         console.rule("a week through the gateway")
         started = time.monotonic()
-        summary = week.run_week(journal_path, db_path.parent, say=console.print)
-        console.print(f"demo: {summary.steps} CLI commands through the gateway → {summary.events} journaled events, "
-                      f"{summary.sessions} recorded sessions ({time.monotonic() - started:.1f}s)")
+        week_summary = week.run_week(journal_path, db_path.parent, say=console.print, mirror_path=db_path)
+        console.print(f"demo: {week_summary.steps} CLI commands through the gateway → {week_summary.events} journaled "
+                      f"events, {week_summary.sessions} recorded sessions; sync mirrored {week_summary.mirrored} of "
+                      f"them into {db_path} ({time.monotonic() - started:.1f}s)")
     journal = store.open_db(journal_path)
     console.rule(f"the gateway's journal ({journal_path})")
     _print_table(journal, Filter(), 40, console)
     ok = _verify_line(console, "journal", journal)
-
-    conn = store.open_db(db_path)
-    existing = store.count(conn)
-    if existing:
-        console.print(f"\ndemo: {db_path} already holds {existing:,} events; using them (delete it to start over)")
-    else:
-        started = time.monotonic()
-        summary = synth.write_history(conn, events=events, seed=1, days=30)
-        console.print(f"\ndemo: wrote a month of synthetic activity to {db_path}: {summary.events:,} events, "
-                      f"{summary.sessions} recorded sessions ({time.monotonic() - started:.1f}s)")
-    console.rule(f"the mirror ({db_path})")
-    _print_table(conn, Filter(), 15, console)
+    console.rule(f"the mirror ({db_path}): app shop, synced from the gateway's journal beside the synthetic month")
+    _print_table(conn, Filter.parse("app:shop"), 15, console)
     ok = _verify_line(console, "mirror", conn) and ok
     if not ok:
         sys.exit(1)

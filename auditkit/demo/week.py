@@ -65,6 +65,7 @@ class WeekSummary:
     sessions: int
     steps: int
     gateway_url: str = ""
+    mirrored: int = 0
 
 
 def _source_tarball(app: str, version: int) -> bytes:
@@ -107,7 +108,9 @@ def _week_start(end: dt.datetime) -> dt.datetime:
 
 
 def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = None,
-             say: Callable[[str], None] = lambda line: None) -> WeekSummary:
+             say: Callable[[str], None] = lambda line: None, mirror_path: Path | None = None) -> WeekSummary:
+    """Drive the week; with `mirror_path`, the sync agent then mirrors the journal there over the gateway's feed
+    (as the auditor)."""
     end = end or dt.datetime.now(dt.timezone.utc)
     monday = _week_start(end)
     clock = SimClock(monday)
@@ -202,8 +205,20 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
             for client in people.values():
                 client.close()
             summary_url = gateway.url
+            synced = 0
+            if mirror_path is not None:
+                from ..sync import Feed, sync_once
+
+                mirror = store.open_db(mirror_path)
+                feed = Feed(source, gateway.url, user_keys["erin@example.com"])
+                deadline = 50
+                while store.chain_head(mirror, source).last_seq < journal.head_seq() and deadline:
+                    synced += sync_once(mirror, feed, wait=0.1).synced  # outcomes land just after each answer
+                    deadline -= 1
+                feed.close()
+                mirror.close()
     conn = store.open_db(journal_path)
     events = store.count(conn)
     sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
     conn.close()
-    return WeekSummary(journal_path, events, sessions, steps, summary_url)
+    return WeekSummary(journal_path, events, sessions, steps, summary_url, synced)
