@@ -13,6 +13,7 @@ from auditkit.cli import main
 from auditkit.demo import rack as rack_mod
 from auditkit.demo.client import RackClient
 from auditkit.demo.servers import ServerThread
+from auditkit.filters import parse
 from auditkit.gateway import keys
 from auditkit.gateway.app import create_app
 from auditkit.gateway.config import GatewayConfig, Rack
@@ -145,3 +146,85 @@ def test_cli_add_list_and_run(gateway, tmp_path):
     assert "gw" in listed.output and str(len(_rows(db))) in listed.output
     missing = runner.invoke(main, ["sync", "nosuch", "--db", str(db)])
     assert missing.exit_code == 2 and "no such source: nosuch" in missing.output
+
+
+def _journal_with(path: Path, source: str, count: int, start_minute: int = 0) -> str:
+    """A gateway journal holding `count` events on chain `source`; returns an auditor key."""
+    from auditkit.events import Event, new_event_id
+
+    conn = store.open_db(path)
+    journal_source(conn, source)
+    drafts = [Event(id=new_event_id(), timestamp=f"2026-11-{1 + (start_minute + i) // 1440 % 28:02d}T"
+                    f"{(start_minute + i) // 60 % 24:02d}:{(start_minute + i) % 60:02d}:00.000Z",
+                    actor=f"u{i % 7}@example.com", actor_type="user", rack="acme/production", category="Processes",
+                    action="scaled", description=f"Scaled service web of app web (count={i % 9})", app="web",
+                    target="web", status=200) for i in range(count)]
+    for i in range(0, count, 5000):
+        store.append(conn, drafts[i:i + 5000], source=source)
+    _, auditor = keys.add(conn, "audrey@example.com", kind="user", role="auditor", source=source)
+    conn.close()
+    return auditor
+
+
+def _serve_journal(path: Path, source: str, work: Path) -> ServerThread:
+    config = GatewayConfig(racks={"acme/production": Rack("acme/production", "http://127.0.0.1:9", "convox", "x")},
+                           journal=path, name=source, http=True, data_dir=work)
+    return ServerThread(create_app(config)).start()
+
+
+def test_two_sources_mirror_into_one_file_and_interleave_by_time(tmp_path):
+    keys_by_source = {"gw-us": _journal_with(tmp_path / "us.db", "gw-us", 300, 0),
+                      "gw-eu": _journal_with(tmp_path / "eu.db", "gw-eu", 200, 1)}
+    servers = {s: _serve_journal(tmp_path / f"{s[3:]}.db", s, tmp_path) for s in keys_by_source}
+    try:
+        mirror = store.open_db(tmp_path / "audit.db")
+        for source, key in keys_by_source.items():
+            sync_once(mirror, Feed(source, servers[source].url, key))
+        assert store.verify(mirror).ok and store.count(mirror) == 300 + 200 + 2
+        times = [e.timestamp for e in store.page(mirror, None, limit=1000).events]
+        assert times == sorted(times, reverse=True)
+        sources = [e.source for e in store.page(mirror, parse("since:2026-11-01T00:00 until:2026-11-01T00:10"),
+                                                limit=50).events]
+        assert {"gw-us", "gw-eu"} <= set(sources)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    key = _journal_with(tmp_path / "journal.db", "gw", 30_000)
+    server = _serve_journal(tmp_path / "journal.db", "gw", tmp_path)
+    db = tmp_path / "data" / "audit.db"
+    try:
+        store.open_db(db).close()
+        from auditkit.sync import add_source
+
+        conn = store.open_db(db)
+        add_source(conn, "gw", server.url, key, db.parent)
+        conn.close()
+        rng = random.Random(7)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        killed = 0
+        for _ in range(20):
+            proc = subprocess.Popen([sys.executable, "-m", "auditkit.cli", "sync", "--db", str(db)], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.3, 1.2))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed += 1
+            proc.wait()
+        final = subprocess.run([sys.executable, "-m", "auditkit.cli", "sync", "--db", str(db)], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert final.returncode == 0, final.stderr
+        assert killed >= 10  # most runs were killed mid-way
+        assert _rows(db) == _rows(tmp_path / "journal.db")
+        assert store.verify(store.open_db(db)).ok
+    finally:
+        server.stop()
