@@ -4,13 +4,14 @@ store, the filter language and the demo package; errors are one clear line on st
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 import click
 from rich.console import Console
@@ -294,11 +295,14 @@ def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None
         raise AuditkitError(f"no such source: {', '.join(sorted(unknown))}" if unknown else
                             "no sources: add one with `auditkit sync add NAME URL --key-file F`")
     feeds = [sync_mod.Feed(h.source, h.url, sync_mod.read_key(h.source, path.parent)) for h in sources]
+    interactive = sys.stdout.isatty()
     try:
         while True:
             for feed in feeds:
                 started = time.monotonic()
-                done = sync_mod.sync_once(conn, feed, wait=1.0 if follow and len(feeds) == 1 else 0)
+                with _sync_progress(feed.name, interactive) as on_page:
+                    done = sync_mod.sync_once(conn, feed, wait=1.0 if follow and len(feeds) == 1 else 0,
+                                              progress=on_page)
                 if done.synced or not follow:
                     rate = done.synced / max(time.monotonic() - started, 1e-9)
                     click.echo(f"sync {feed.name}: +{done.synced:,} events, +{done.recordings} recordings, "
@@ -306,12 +310,42 @@ def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None
             if not follow:
                 return
             if len(feeds) > 1:
-                time.sleep(0.5)
+                time.sleep(0.2)
     except KeyboardInterrupt:
         return
     finally:
         for feed in feeds:
             feed.close()
+
+
+@contextlib.contextmanager
+def _sync_progress(name: str, interactive: bool) -> Iterator[Callable[[Any], None] | None]:
+    """A progress bar with events/s and ETA on a terminal for runs that take more than a page; nothing otherwise
+    (the caller prints one summary line)."""
+    if not interactive:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(f"sync {name}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]:>10} events/s"), TimeRemainingColumn(), transient=True)
+    task = None
+    started = time.monotonic()
+
+    def on_page(state: Any) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(name, total=max(state.remote_head - state.head_seq + state.synced, state.synced),
+                                rate="")
+        rate = state.synced / max(time.monotonic() - started, 1e-9)
+        bar.update(task, completed=state.synced, rate=f"{rate:,.0f}")
+
+    try:
+        yield on_page
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 # --- gateway --------------------------------------------------------------------------------------------------------
