@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .. import catalog
+from .. import catalog, store
 from ..asciicast import Recorder
 from ..events import Event, new_event_id, now_timestamp
 from . import feed, keys
@@ -455,9 +456,7 @@ class Gateway:
         if recorder is not None:
             cast = recorder.getvalue()
             session_id = "ses_" + draft.id
-            from ..store import recording_sha256
-
-            digest = recording_sha256(cast)
+            digest = store.recording_sha256(cast)
             details["recording_sha256"] = digest
             details["recording_bytes"] = len(cast)
             if recorder.truncated:
@@ -541,8 +540,6 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await gateway.aclose()
-
-    import contextlib
 
     app = Starlette(routes=routes, lifespan=contextlib.asynccontextmanager(lifespan))
     app.state.gateway = gateway

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import store
+from . import keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from .app import Gateway
@@ -48,8 +49,6 @@ def _compressed(request: Request, body: bytes, media_type: str) -> Response:
 
 def routes(gateway: "Gateway") -> list[Route]:
     def allowed(request: Request) -> Response | None:
-        from . import keys
-
         credentials = keys.parse_basic(request.headers.get("authorization"))
         principal = keys.authenticate(gateway.journal._reader(), credentials[1]) if credentials else None
         if principal is None:
