@@ -26,6 +26,7 @@ class Recorder:
         self.record_input = record_input
         self.cap = cap
         self.truncated = False
+        self.width, self.height = int(width), int(height)
         header: dict[str, Any] = {"version": 2, "width": int(width), "height": int(height),
                                   "timestamp": int(self.started_wall)}
         if command:

@@ -163,12 +163,11 @@ def verify(db_path: Path | None) -> None:
     report = store.verify(conn)
     elapsed = time.monotonic() - started
     if report.ok:
-        click.echo(f"verify: OK — {report.events:,} events in {len(report.heads)} chain(s), "
-                   f"{report.sessions} recording(s) intact ({elapsed:.1f}s)")
+        click.echo(f"verify: {report.summary()} ({elapsed:.1f}s)")
         for head in report.heads:
             click.echo(f"  {head.source}: seq {head.last_seq}, head {head.last_hash}")
         return
-    click.echo(f"verify: FAILED — {len(report.problems)} kind(s) of problem in {report.events:,} events", err=True)
+    click.echo(f"verify: {report.summary()}", err=True)
     for problem in report.problems:
         click.echo(f"  {problem.kind}: {problem.message}", err=True)
     sys.exit(1)

@@ -393,9 +393,9 @@ def _assign_keys(conn: sqlite3.Connection, ms_values: Sequence[int]) -> list[int
 
 
 @contextlib.contextmanager
-def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[None]:
+def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
     """Speed up loading many events into an empty store (the synthetic history): the secondary (non-unique)
-    indexes and, with defer_fts, the full-text index are built once at the end from sorted data, then ANALYZE
+    indexes and the full-text index are built once at the end from sorted data, then ANALYZE
     records the statistics the planner uses. While it loads, the file is in rollback-journal mode without fsync
     (WAL would write every page twice): a crash during a bulk load can leave the new file unusable — delete it and
     load again. It goes back to WAL at the end. With another connection open, it stays in WAL."""
@@ -403,14 +403,13 @@ def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[N
     if not empty:
         yield
         return
-    defer_fts = defer_fts and has_text_index(conn)
-    deferred = [sql for (sql,) in conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL "
-        "AND sql NOT LIKE 'CREATE UNIQUE%'")]
-    names = [name for (name,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL "
-        "AND sql NOT LIKE 'CREATE UNIQUE%'")]
-    conn.executescript("BEGIN IMMEDIATE;" + ("DROP TRIGGER IF EXISTS events_fts_insert;" if defer_fts else "")
+    has_fts = has_text_index(conn)
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL "
+        "AND sql NOT LIKE 'CREATE UNIQUE%'").fetchall()
+    deferred = [sql for _, sql in indexes]
+    names = [name for name, _ in indexes]
+    conn.executescript("BEGIN IMMEDIATE;" + ("DROP TRIGGER IF EXISTS events_fts_insert;" if has_fts else "")
                        + "".join(f"DROP INDEX {name};" for name in names) + "COMMIT;")
     mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
     if mode == "delete":
@@ -426,7 +425,7 @@ def bulk_load(conn: sqlite3.Connection, *, defer_fts: bool = True) -> Iterator[N
                "INSERT INTO events_fts(events_fts) VALUES ('rebuild');"
                "INSERT INTO events_fts(events_fts, rank) VALUES ('automerge', 4);"
                "INSERT INTO events_fts(events_fts, rank) VALUES ('crisismerge', 16);" + _FTS_TRIGGER
-               ) if defer_fts else ""
+               ) if has_fts else ""
         conn.executescript("BEGIN IMMEDIATE;" + fts + "".join(f"{sql};" for sql in deferred) + "COMMIT;")
         conn.execute("ANALYZE")  # full statistics: with analysis_limit the planner chose action over actor
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -528,6 +527,13 @@ class Page:
     keys: list[int]
 
 
+def row_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """An events row as a dict of FIELDS, details parsed (ValueError when they are not JSON)."""
+    data = {name: row[name] for name in FIELDS}
+    data["details"] = json.loads(data["details"]) if data["details"] else {}
+    return data
+
+
 def row_to_event(row: sqlite3.Row | dict[str, Any]) -> Event:
     data = {name: row[name] for name in FIELDS}
     return from_dict(data)
@@ -587,7 +593,7 @@ def _use_fts(conn: sqlite3.Connection, f: Filter | None, now: dt.datetime | None
     """Whether free text should be answered through the FTS index for this filter (the query plan's one choice
     SQLite cannot make: it does not know how many rows an FTS phrase matches). Scanning is chosen only for ASCII
     terms, where the scan's case folding and the trigram index's agree exactly."""
-    if not fts or f is None or not f.values(filters_mod.TEXT, False) and not f.values(filters_mod.TEXT, True):
+    if not fts or f is None or not any(t.key == filters_mod.TEXT for t in f.terms):
         return fts
     if not has_text_index(conn):
         return False
@@ -622,9 +628,7 @@ def iter_rows(conn: sqlite3.Connection, f: Filter | None = None, *, now: dt.date
                                  fts)
         rows = conn.execute(sql, params + [batch]).fetchall()
         for row in rows:
-            data = {name: row[name] for name in FIELDS}
-            data["details"] = json.loads(data["details"]) if data["details"] else {}
-            yield data
+            yield row_dict(row)
         if len(rows) < batch:
             return
         before = rows[-1]["n"]
@@ -636,12 +640,7 @@ def events_after(conn: sqlite3.Connection, source: str, after: int, limit: int) 
         f"SELECT {_SELECT_EVENT} FROM events e WHERE e.source = ? AND e.source_seq > ? ORDER BY e.source_seq LIMIT ?",
         (source, after, limit),
     ).fetchall()
-    out = []
-    for row in rows:
-        data = {name: row[name] for name in FIELDS}
-        data["details"] = json.loads(data["details"]) if data["details"] else {}
-        out.append(data)
-    return out
+    return [row_dict(row) for row in rows]
 
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> Event | None:
@@ -684,6 +683,12 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def summary(self) -> str:
+        if self.ok:
+            return (f"OK — {self.events:,} events in {len(self.heads)} chain(s), "
+                    f"{self.sessions} recording(s) intact")
+        return f"FAILED — {len(self.problems)} kind(s) of problem in {self.events:,} events"
+
     def first(self, kind: str) -> Problem | None:
         return next((p for p in self.problems if p.kind == kind), None)
 
@@ -719,10 +724,8 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
         if progress and report.events % 50000 == 0:
             progress(report.events)
         seq, event_id, stored = row["source_seq"], row["id"], row["hash"]
-        data = {name: row[name] for name in FIELDS}
         try:
-            data["details"] = json.loads(data["details"]) if data["details"] else {}
-            content_ok = chain_hash(row["prev_hash"], canonical_json(data)) == stored
+            content_ok = chain_hash(row["prev_hash"], canonical_json(row_dict(row))) == stored
         except (ValueError, TypeError):
             content_ok = False
         if not content_ok:

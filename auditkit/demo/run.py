@@ -23,9 +23,8 @@ from ..filters import Filter
 
 def _verify_line(console: Console, label: str, conn) -> bool:  # type: ignore[no-untyped-def]
     report = store.verify(conn)
+    console.print(f"verify {label}: {report.summary()}")
     if report.ok:
-        console.print(f"verify {label}: OK — {report.events:,} events in {len(report.heads)} chain(s), "
-                      f"{report.sessions} recording(s) intact")
         return True
     for problem in report.problems:
         console.print(f"verify {label}: {problem.kind}: {problem.message}")

@@ -71,7 +71,7 @@ class WeekSummary:
 def _source_tarball(app: str, version: int) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in {"convox.yml": f"services:\n  web:\n    build: .\n    port: 3000\n",
+        for name, text in {"convox.yml": "services:\n  web:\n    build: .\n    port: 3000\n",
                            "VERSION": f"{app} {version}\n"}.items():
             data = text.encode()
             info = tarfile.TarInfo(name)

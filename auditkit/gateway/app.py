@@ -157,16 +157,14 @@ class Gateway:
 
     def upstream_headers(self, headers: Any, rack: Rack, principal: keys.Principal) -> dict[str, str]:
         out = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP | CLIENT_ONLY}
-        token = base64.b64encode(f"{rack.username}:{rack.password}".encode()).decode()
-        out["Authorization"] = f"Basic {token}"
+        out["Authorization"] = rack.authorization
         out["Convox-Actor"] = principal.name
         return out
 
     async def current_env(self, rack: Rack, app: str) -> dict[str, str] | None:
         """The app's environment as the CLI sees it (the newest release's env), read from the rack; None when it
         cannot be known."""
-        headers = {"Authorization": "Basic " + base64.b64encode(f"{rack.username}:{rack.password}".encode()).decode(),
-                   "Accept": "application/json"}
+        headers = {"Authorization": rack.authorization, "Accept": "application/json"}
         quoted = urllib.parse.quote(app, safe="")
         try:
             async with self.session().get(f"{rack.url}/apps/{quoted}/releases", headers=headers) as r:
@@ -464,7 +462,7 @@ class Gateway:
             session = ({"id": session_id, "source": self.config.name, "rack": rack.name, "app": cls.app,
                         "actor": draft.actor, "command": cls.values.get("Command"), "started_at": draft.timestamp,
                         "ended_at": self.now(), "duration_ms": details["duration_ms"], "exit_code": exit_code,
-                        "width": recorder_header(recorder, "width"), "height": recorder_header(recorder, "height"),
+                        "width": recorder.width, "height": recorder.height,
                         "truncated": recorder.truncated, "sha256": digest}, cast)
             event = event.replace(session_id=session_id)
         done = catalog.describe_outcome(cls, 101, None, exit_code=exit_code)
@@ -487,10 +485,6 @@ class Gateway:
         if self._session is not None:
             await self._session.close()
         self.journal.close()
-
-
-def recorder_header(recorder: Recorder, key: str) -> int:
-    return json.loads(recorder.getvalue().split(b"\n", 1)[0])[key]
 
 
 def _int(value: str | None, default: int) -> int:

@@ -18,6 +18,7 @@ trusted proxies, session recording. Built from a TOML file, from command-line fl
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ipaddress
 import os
@@ -39,6 +40,11 @@ class Rack:
 
     def __repr__(self) -> str:
         return f"Rack(name={self.name!r}, url={self.url!r})"
+
+    @property
+    def authorization(self) -> str:
+        """The Authorization header the rack itself expects: its own credentials, never a user's key."""
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
 
 @dataclasses.dataclass
