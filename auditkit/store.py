@@ -37,6 +37,7 @@ from .events import (
     from_dict,
     now_timestamp,
     seal_all,
+    splice_hash,
     timestamp_ms,
 )
 from .filters import Filter
@@ -347,6 +348,36 @@ def append_sealed(conn: sqlite3.Connection, events: Sequence[Event], *, synced_a
     return len(events)
 
 
+def append_halves(conn: sqlite3.Connection, source: str,
+                  items: Sequence[tuple[int, Sequence[Any], bytes, bytes]]) -> int:
+    """Seal and insert events whose canonical JSON was made elsewhere (the synthetic history's workers), in one
+    transaction. Each item is (ms, values, before, after): the event's FIELDS values with source and source_seq
+    set, details as canonical JSON text and prev_hash/hash still empty, its timestamp in ms, and the halves
+    events.seal_halves() cut at that seq. Seqs must continue `source`'s head; this fills in the links."""
+    if not items:
+        return 0
+    with transaction(conn):
+        head = chain_head(conn, source)
+        seq, prev = head.last_seq, head.last_hash
+        keys = _assign_keys(conn, [ms for ms, _, _, _ in items])
+        rows = []
+        for key, (_, values, before, after) in zip(keys, items):
+            seq += 1
+            if values[_SOURCE_AT] != source or values[_SEQ_AT] != seq:
+                raise ChainError(f"{source}: expected seq {seq} but got {values[_SEQ_AT]} of {values[_SOURCE_AT]}")
+            digest = splice_hash(prev, before, after)
+            rows.append((key, *values[:_PREV_AT], prev, *values[_PREV_AT + 1:_HASH_AT], digest))
+            prev = digest
+        try:
+            conn.executemany(_INSERT_EVENT, rows)
+        except sqlite3.IntegrityError as e:
+            raise ChainError(f"{source}: refused by the database ({e}); nothing of this batch was written") from None
+        _set_head(conn, source, seq, prev, None)
+    return len(items)
+
+
+_SOURCE_AT, _SEQ_AT = FIELDS.index("source"), FIELDS.index("source_seq")
+_PREV_AT, _HASH_AT = FIELDS.index("prev_hash"), FIELDS.index("hash")
 _DETAILS_AT = FIELDS.index("details")
 _BEFORE_DETAILS = operator.attrgetter(*FIELDS[:_DETAILS_AT])
 _AFTER_DETAILS = operator.attrgetter(*FIELDS[_DETAILS_AT + 1:])
@@ -363,11 +394,15 @@ def _insert(conn: sqlite3.Connection, events: Sequence[Event], source: str, sync
     except sqlite3.IntegrityError as e:
         raise ChainError(f"{source}: refused by the database ({e}); nothing of this batch was written") from None
     last = events[-1]
+    _set_head(conn, source, last.source_seq, last.hash, synced_at)  # type: ignore[arg-type]
+
+
+def _set_head(conn: sqlite3.Connection, source: str, seq: int, digest: str, synced_at: str | None) -> None:
     conn.execute(
         "INSERT INTO sync_state(source, last_seq, last_hash, last_sync_at, updated_at) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT(source) DO UPDATE SET last_seq = excluded.last_seq, last_hash = excluded.last_hash, "
         "last_sync_at = coalesce(excluded.last_sync_at, sync_state.last_sync_at), updated_at = excluded.updated_at",
-        (source, last.source_seq, last.hash, synced_at, now_timestamp()),
+        (source, seq, digest, synced_at, now_timestamp()),
     )
 
 
@@ -392,16 +427,25 @@ def _assign_keys(conn: sqlite3.Connection, ms_values: Sequence[int]) -> list[int
     return keys
 
 
+_FTS_BULK_ON = ("INSERT INTO events_fts(events_fts, rank) VALUES ('automerge', 0);"
+                "INSERT INTO events_fts(events_fts, rank) VALUES ('crisismerge', 64);")
+_FTS_BULK_OFF = ("INSERT INTO events_fts(events_fts, rank) VALUES ('automerge', 4);"
+                 "INSERT INTO events_fts(events_fts, rank) VALUES ('crisismerge', 16);")
+
+
 @contextlib.contextmanager
-def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
-    """Speed up loading many events into an empty store (the synthetic history): the secondary (non-unique)
-    indexes and the full-text index are built once at the end from sorted data, then ANALYZE
-    records the statistics the planner uses. While it loads, the file is in rollback-journal mode without fsync
-    (WAL would write every page twice): a crash during a bulk load can leave the new file unusable — delete it and
-    load again. It goes back to WAL at the end. With another connection open, it stays in WAL."""
+def bulk_load(conn: sqlite3.Connection) -> Iterator[Callable[[], None]]:
+    """Speed up loading many events into an empty store (the synthetic history).
+
+    The secondary (non-unique) indexes are built once at the end from sorted data, then ANALYZE records the
+    statistics the planner uses. The full-text index is filled in chunks: the context yields `index_text`, which
+    indexes every event loaded since its last call (in key order, so load in time order); call it while waiting
+    for the next batch, and the end indexes the rest. While it loads, the file is in rollback-journal mode without
+    fsync (WAL would write every page twice): a crash during a bulk load can leave the new file unusable — delete
+    it and load again. It goes back to WAL at the end. With another connection open, it stays in WAL."""
     empty = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
     if not empty:
-        yield
+        yield lambda: None
         return
     has_fts = has_text_index(conn)
     indexes = conn.execute(
@@ -409,24 +453,36 @@ def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
         "AND sql NOT LIKE 'CREATE UNIQUE%'").fetchall()
     deferred = [sql for _, sql in indexes]
     names = [name for name, _ in indexes]
-    conn.executescript("BEGIN IMMEDIATE;" + ("DROP TRIGGER IF EXISTS events_fts_insert;" if has_fts else "")
+    # Merging FTS segments while loading costs more than merging once at the end (automerge off, a high crisis
+    # threshold: 1M events 32 s → 20 s), then the defaults come back.
+    conn.executescript("BEGIN IMMEDIATE;" + ("DROP TRIGGER IF EXISTS events_fts_insert;" + _FTS_BULK_ON
+                                             if has_fts else "")
                        + "".join(f"DROP INDEX {name};" for name in names) + "COMMIT;")
     mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
     if mode == "delete":
         conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA threads = 2")  # a second sorter thread for the index builds (5.6 s → 4.6 s at 1M)
+    indexed = -1
+
+    def index_text() -> None:
+        nonlocal indexed
+        if not has_fts:
+            return
+        with transaction(conn):
+            top = conn.execute("SELECT max(n) FROM events").fetchone()[0]
+            if top is None or top <= indexed:
+                return
+            conn.execute("INSERT INTO events_fts(rowid, description, actor, app, target) "
+                         "SELECT n, description, actor, app, target FROM events_text WHERE n > ? AND n <= ?",
+                         (indexed, top))
+            indexed = top
+
     try:
-        yield
+        yield index_text
     finally:
-        # Merging FTS segments while rebuilding costs more than merging once at the end (automerge off, a high
-        # crisis threshold: 1M events 32 s → 20 s in the rebuild), then the defaults come back.
-        fts = ("INSERT INTO events_fts(events_fts, rank) VALUES ('automerge', 0);"
-               "INSERT INTO events_fts(events_fts, rank) VALUES ('crisismerge', 64);"
-               "INSERT INTO events_fts(events_fts) VALUES ('rebuild');"
-               "INSERT INTO events_fts(events_fts, rank) VALUES ('automerge', 4);"
-               "INSERT INTO events_fts(events_fts, rank) VALUES ('crisismerge', 16);" + _FTS_TRIGGER
-               ) if has_fts else ""
-        conn.executescript("BEGIN IMMEDIATE;" + fts + "".join(f"{sql};" for sql in deferred) + "COMMIT;")
+        index_text()
+        conn.executescript("BEGIN IMMEDIATE;" + (_FTS_BULK_OFF + _FTS_TRIGGER if has_fts else "")
+                           + "".join(f"{sql};" for sql in deferred) + "COMMIT;")
         conn.execute("ANALYZE")  # full statistics: with analysis_limit the planner chose action over actor
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA threads = 0")

@@ -62,3 +62,26 @@ def test_floats_are_refused_in_details():
     event_data, _, _ = VECTORS[1]
     with pytest.raises(ev.EventError, match="float"):
         ev.from_dict({**event_data, "details": {"duration": 1.5}})
+
+
+# --- sealing in two steps (the synthetic history's workers) -------------------------------------------------------
+
+@pytest.mark.parametrize("details", [{}, {"prev_hash": "x" * 64, "nested": {"prev_hash": "y"}}, {"env": ["A", "B"]}])
+def test_seal_halves_then_splice_hash_equals_sealing(details):
+    """A worker cuts the canonical JSON where prev_hash goes; the writer splices the previous hash in. Whatever the
+    details hold (even a key named prev_hash), the result is the hash seal() gives."""
+    draft = ev.Event(id=ev.new_event_id(), timestamp="2026-11-20T14:03:07.120Z", actor="zoë@example.com",
+                     actor_type="user", rack="acme/production", category="Environment", action="updated",
+                     description='Set "quoted" \\ env', outcome="succeeded", details=details)
+    prev = hashlib.sha256(b"previous").hexdigest()
+    sealed = ev.seal(draft, source="gw-1", seq=7, prev_hash=prev)
+    before, after = ev.seal_halves(draft, source="gw-1", seq=7)
+    assert ev.splice_hash(prev, before, after) == sealed.hash
+    assert before + prev.encode() + after == ev.canonical_json(sealed)
+
+
+def test_ids_are_time_ordered_crockford_and_distinct():
+    ids = [ev.new_event_id(ms) for ms in (0, 1, 1764000000000, (1 << 48) - 1)]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    assert all(len(i) == 26 and set(i) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for i in ids)
+    assert ids[0].startswith("0000000000") and ids[-1].startswith("7ZZZZZZZZZ")

@@ -739,3 +739,21 @@ def test_free_text_without_a_text_index_scans_and_finds_the_same(tmp_path):
         assert expected, text
         assert [e.id for e in store.page(plain, f, limit=500).events] == expected
         assert store.count(plain, f) == len(expected)
+
+
+def test_append_halves_seals_like_append_and_refuses_a_wrong_seq(conn):
+    drafts = [draft(description=f"Created app web{i}") for i in range(3)]
+    items = []
+    for seq, e in enumerate(drafts, 1):
+        values = [getattr(e, name) for name in ev.FIELDS]
+        values[ev.FIELDS.index("source")], values[ev.FIELDS.index("source_seq")] = "gw-1", seq
+        values[ev.FIELDS.index("details")] = ev.dumps(e.details)
+        items.append((ev.timestamp_ms(e.timestamp), values, *ev.seal_halves(e, source="gw-1", seq=seq)))
+    with pytest.raises(ChainError, match="expected seq 1"):
+        store.append_halves(conn, "gw-1", items[1:])
+    assert count_rows(conn) == 0
+    assert store.append_halves(conn, "gw-1", items) == 3
+    expected = ev.seal_all(drafts, source="gw-1", after_seq=0, after_hash=GENESIS)
+    assert [store.get_event(conn, e.id) for e in drafts] == expected
+    assert store.chain_head(conn, "gw-1").last_hash == expected[-1].hash
+    assert store.verify(conn).ok

@@ -24,6 +24,7 @@ from auditkit import events as ev
 from auditkit import store
 from auditkit.cli import main as cli_main
 from auditkit.demo import synth
+from auditkit.filters import parse
 
 UTC = dt.timezone.utc
 END = dt.datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
@@ -143,12 +144,13 @@ def test_worker_processes_write_the_same_history_as_one_process(tmp_path, monkey
     real_remote = synth._Remote
 
     class SpyRemote(real_remote):  # type: ignore[misc, valid-type]
-        def __init__(self, ctx: Any, args: tuple, head: tuple[int, str] | None):
+        def __init__(self, ctx: Any, args: tuple, seq: int):
             started.append(args[1])
-            super().__init__(ctx, args, head)
+            super().__init__(ctx, args, seq)
 
     monkeypatch.setattr(synth, "_Remote", SpyRemote)
     monkeypatch.setattr(synth, "BATCH_EVENTS", 1500)  # several time windows, each source handing over each one
+    monkeypatch.setattr(synth, "TEXT_CHUNK", 2500)  # the full-text index filled in several chunks while loading
     args = dict(events=12_000, seed=3, days=20, end=END)
     _write(tmp_path / "one.db", parallel=False, **args)
     assert not started
@@ -156,6 +158,14 @@ def test_worker_processes_write_the_same_history_as_one_process(tmp_path, monkey
     assert started and "local" not in started  # every gateway chain came from a worker
     assert summary.events == 12_000
     assert _content(tmp_path / "one.db") == _content(tmp_path / "many.db")
+    conn = store.open_db(tmp_path / "many.db")
+    assert store.verify(conn).ok
+    for text in ("worker", '"promoted release"', "zz-nothing"):
+        f = parse(text)  # the chunked full-text index finds exactly what a scan of every row finds
+        assert store.count(conn, f, now=END) == store.count(conn, f, now=END, fts=False)
+        assert len(list(store.iter_rows(conn, f, now=END))) == store.count(conn, f, now=END)
+    assert store.count(conn, parse("worker"), now=END) > 0
+    conn.close()
 
 
 def test_continues_chains_already_in_the_store(tmp_path):

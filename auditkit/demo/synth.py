@@ -16,8 +16,8 @@ Each region's gateway is one chain source (`gw-us`, `gw-eu`, `gw-ap`); share-lin
 events of every source, so the store's time-ordered keys mostly grow), recordings with store.add_session() before
 the batch that holds their event, and an empty store is filled inside store.bulk_load(). Same seed and end →
 byte-identical events (and chains, when the store starts empty). Runs of PARALLEL_MIN events or more plan, expand
-and build each gateway's events in its own process while this one seals and writes them (the writer is the
-bottleneck: sealing, inserting and the bulk load's full-text index are most of the time).
+and build each gateway's events in its own process, which also makes each event's canonical JSON
+(events.seal_halves); this one chains the hashes, writes, and fills the full-text index while it waits.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import traceback
 from typing import Any, Callable, Iterator
 
 from .. import asciicast, store
-from ..events import FIELDS, Event, new_event_id, seal_all, value_hmac
+from ..events import FIELDS, Event, dumps, new_event_id, seal_halves, timestamp_ms, value_hmac
 
 __all__ = ["Summary", "write_history", "build_world", "hmac_key", "PARALLEL_MIN"]
 
@@ -45,6 +45,7 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 BATCH_EVENTS = 20_000  # about this many events per time window (one store.append call per source and window)
+TEXT_CHUNK = 100_000  # full-text index this many events at a time during a bulk load (fewer chunks: fewer segments)
 PARALLEL_MIN = 100_000  # from this many events, each gateway's chain is generated in its own process
 LOCAL_SHARE = 0.012  # share of events on the mirror's own chain (share links created, viewed, revoked)
 P_UNKNOWN = 0.0012  # a write whose answer the gateway never saw (it restarted): outcome unknown
@@ -1751,31 +1752,32 @@ def _generate(world_seed: int, source: str, start_ms: int, end_ms: int, count: i
         yield w, [Event(**d) for d in drafts], recordings
 
 
-# Events cross from a worker to the writer as tuples of their FIELDS: pickling a slotted dataclass goes through
-# Python-level __getstate__/__setstate__ (8 + 7 µs an event), a tuple of plain values through C (about 1 + 2 µs).
+# Events cross from a worker to the writer as (ms, values, before, after): plain values pickle through C, and the
+# worker has already made each event's canonical JSON (events.seal_halves), the costly part of sealing, so the
+# writer only chains the hashes (store.append_halves).
 _fields_of = operator.attrgetter(*FIELDS)
+_SOURCE_AT, _SEQ_AT, _DETAILS_AT = FIELDS.index("source"), FIELDS.index("source_seq"), FIELDS.index("details")
 
 
-def _rebuild(values: tuple) -> Event:
-    """An Event from the FIELDS tuple of one that was built (and so validated) in a worker, without validating it
-    again — the same shortcut events.seal() takes for a draft it copies."""
-    event = object.__new__(Event)
-    for name, value in zip(FIELDS, values):
-        object.__setattr__(event, name, value)
-    return event
+def _halves(batch: list[Event], source: str, seq: int) -> list[tuple[int, list, bytes, bytes]]:
+    out = []
+    for event in batch:
+        seq += 1
+        values = list(_fields_of(event))
+        values[_SOURCE_AT], values[_SEQ_AT] = source, seq
+        values[_DETAILS_AT] = dumps(event.details)
+        out.append((timestamp_ms(event.timestamp), values, *seal_halves(event, source=source, seq=seq)))
+    return out
 
 
-def _worker(out: Any, args: tuple, head: tuple[int, str] | None) -> None:
-    """A child process: generate one source's batches, seal them onto its chain when given its head (no one else
-    writes that chain), and hand them over in order; errors travel as text."""
+def _worker(out: Any, args: tuple, seq: int) -> None:
+    """A child process: generate one source's batches, cut each event's seal (no one else writes that chain, which
+    stands at `seq`), and hand them over in order; errors travel as text."""
     try:
         source = args[1]
         for w, batch, recordings in _generate(*args):
-            if head is not None:
-                batch = seal_all(batch, source=source, after_seq=head[0], after_hash=head[1])
-                if batch:
-                    head = (batch[-1].source_seq, batch[-1].hash)  # type: ignore[assignment]
-            out.put((w, [_fields_of(e) for e in batch], recordings))
+            out.put((w, _halves(batch, source, seq), recordings))
+            seq += len(batch)
         out.put(None)
     except BaseException:  # pragma: no cover - reported by the parent
         out.put(("error", traceback.format_exc()))
@@ -1784,9 +1786,9 @@ def _worker(out: Any, args: tuple, head: tuple[int, str] | None) -> None:
 class _Remote:
     """The parent's end of a worker: an iterator over its batches that notices a worker that died."""
 
-    def __init__(self, ctx: Any, args: tuple, head: tuple[int, str] | None):
-        self.queue = ctx.Queue(maxsize=4)
-        self.process = ctx.Process(target=_worker, args=(self.queue, args, head), daemon=True)
+    def __init__(self, ctx: Any, args: tuple, seq: int):
+        self.queue = ctx.Queue(maxsize=8)
+        self.process = ctx.Process(target=_worker, args=(self.queue, args, seq), daemon=True)
         self.process.start()
 
     def __iter__(self) -> "_Remote":
@@ -1804,8 +1806,7 @@ class _Remote:
                 raise StopIteration
             if isinstance(item, tuple) and len(item) == 2 and item[0] == "error":
                 raise RuntimeError("synth worker failed:\n" + item[1])
-            w, rows, recordings = item
-            return w, [_rebuild(values) for values in rows], recordings
+            return item
 
     def close(self) -> None:
         if self.process.is_alive():
@@ -1853,19 +1854,13 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
         for source in order:
             args = (seed, source, start_ms, end_ms, counts[source], session_split[source], windows)
             if ctx is not None and source != "local":
-                # The biggest chain's worker is the slowest: the writer seals that one itself, in the time it
-                # would otherwise spend waiting for it.
-                chain = store.chain_head(conn, source)
-                head = None if source == order[0] else (chain.last_seq, chain.last_hash)
-                remote = _Remote(ctx, args, head)
+                remote = _Remote(ctx, args, store.chain_head(conn, source).last_seq)
                 remotes.append(remote)
                 streams[source] = remote
             else:
                 streams[source] = _generate(*args)
-        sealed_remotely = {source for source, stream in streams.items()
-                           if isinstance(stream, _Remote) and source != order[0]}
-        written = sessions = 0
-        with store.bulk_load(conn):
+        written = sessions = text_indexed = 0
+        with store.bulk_load(conn) as index_text:
             for w in range(n_windows):
                 for source in order:
                     got_w, batch, recordings = next(streams[source])
@@ -1874,13 +1869,14 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
                     for meta, cast in recordings:
                         store.add_session(conn, meta, cast)
                         sessions += 1
-                    if batch and source in sealed_remotely:
-                        # Sealed by the worker that owns this chain; seq and links are still checked here.
-                        store.append_sealed(conn, batch, check_hashes=False)
-                        written += len(batch)
+                    if batch and isinstance(streams[source], _Remote):
+                        written += store.append_halves(conn, source, batch)
                     elif batch:
                         store.append(conn, batch, source)
                         written += len(batch)
+                if written - text_indexed >= TEXT_CHUNK:  # while the workers make the next windows
+                    index_text()
+                    text_indexed = written
                 if progress is not None:
                     progress(written)
     finally:
