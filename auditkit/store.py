@@ -189,6 +189,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX gateway_keys_name ON gateway_keys(name);
     """,
+    # v4: secondary indexes of events dropped for a large load into an empty mirror, to be built again at its end
+    # (or, after a crash, by the next writer: store.restore_indexes). The full-text index is no longer kept by a
+    # per-row trigger but by one INSERT … SELECT per batch (_index_text): FTS5 flushes its pending terms at every
+    # statement a trigger runs, so each row made its own segment (81 µs an event against 34).
+    """
+    CREATE TABLE deferred_indexes (
+        name TEXT PRIMARY KEY,
+        sql TEXT NOT NULL
+    );
+    DROP TRIGGER IF EXISTS events_fts_insert;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -326,26 +337,33 @@ def append_sealed(conn: sqlite3.Connection, events: Sequence[Event], *, synced_a
         raise ChainError("a sealed batch must hold events of exactly one source")
     with transaction(conn):
         head = chain_head(conn, source)
-        seq, prev = head.last_seq, head.last_hash
-        for event in events:
-            if event.source_seq != seq + 1:
-                raise ChainError(
-                    f"{source}: expected seq {seq + 1} but got {event.source_seq} (a gap, a repeat or a reorder)"
-                )
-            if event.prev_hash != prev:
-                raise ChainError(
-                    f"{source}: broken chain at seq {event.source_seq}: prev_hash {event.prev_hash} "
-                    f"but the mirrored head is {prev}"
-                )
-            expected = event.compute_hash() if check_hashes else event.hash
-            if event.hash != expected:
-                raise ChainError(
-                    f"{source}: event seq {event.source_seq} carries hash {event.hash} but its content hashes "
-                    f"to {expected}"
-                )
-            seq, prev = event.source_seq, event.hash  # type: ignore[assignment]
+        check_chain(events, head.last_seq, head.last_hash, check_hashes=check_hashes)
         _insert(conn, events, source, synced_at=synced_at)
     return len(events)
+
+
+def check_chain(events: Sequence[Event], seq: int, prev: str, *, check_hashes: bool = True) -> tuple[int, str]:
+    """Raise ChainError unless `events` continue the chain whose head is (seq, prev): contiguous seqs, each
+    prev_hash the hash before it, and (check_hashes) each hash the one its content implies. Returns the new head."""
+    for event in events:
+        source = event.source
+        if event.source_seq != seq + 1:
+            raise ChainError(
+                f"{source}: expected seq {seq + 1} but got {event.source_seq} (a gap, a repeat or a reorder)"
+            )
+        if event.prev_hash != prev:
+            raise ChainError(
+                f"{source}: broken chain at seq {event.source_seq}: prev_hash {event.prev_hash} "
+                f"but the mirrored head is {prev}"
+            )
+        expected = event.compute_hash() if check_hashes else event.hash
+        if event.hash != expected:
+            raise ChainError(
+                f"{source}: event seq {event.source_seq} carries hash {event.hash} but its content hashes "
+                f"to {expected}"
+            )
+        seq, prev = event.source_seq, event.hash  # type: ignore[assignment]
+    return seq, prev
 
 
 def append_halves(conn: sqlite3.Connection, source: str,
@@ -372,6 +390,7 @@ def append_halves(conn: sqlite3.Connection, source: str,
             conn.executemany(_INSERT_EVENT, rows)
         except sqlite3.IntegrityError as e:
             raise ChainError(f"{source}: refused by the database ({e}); nothing of this batch was written") from None
+        _index_text(conn, keys)
         _set_head(conn, source, seq, prev, None)
     return len(items)
 
@@ -393,6 +412,7 @@ def _insert(conn: sqlite3.Connection, events: Sequence[Event], source: str, sync
         conn.executemany(_INSERT_EVENT, rows)
     except sqlite3.IntegrityError as e:
         raise ChainError(f"{source}: refused by the database ({e}); nothing of this batch was written") from None
+    _index_text(conn, keys)
     last = events[-1]
     _set_head(conn, source, last.source_seq, last.hash, synced_at)  # type: ignore[arg-type]
 
@@ -433,59 +453,73 @@ _FTS_BULK_OFF = ("INSERT INTO events_fts(events_fts, rank) VALUES ('automerge', 
                  "INSERT INTO events_fts(events_fts, rank) VALUES ('crisismerge', 16);")
 
 
-@contextlib.contextmanager
-def bulk_load(conn: sqlite3.Connection) -> Iterator[Callable[[], None]]:
-    """Speed up loading many events into an empty store (the synthetic history).
+def defer_indexes(conn: sqlite3.Connection) -> bool:
+    """Before loading a large backlog into an EMPTY store: drop the secondary (non-unique) indexes of events,
+    remembering them in `deferred_indexes`, and turn FTS segment merging down (merging once at the end costs less:
+    1M events 32 s → 20 s). Rows stay exactly as safe as before: each batch still commits with its chain head.
+    restore_indexes() builds them again from sorted data; after a crash, the next writer's restore_indexes() does.
+    Returns False (and changes nothing) when the store holds events or indexes are already deferred."""
+    with transaction(conn):
+        if conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None or indexes_deferred(conn):
+            return False
+        indexes = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL "
+            "AND sql NOT LIKE 'CREATE UNIQUE%'").fetchall()
+        conn.executemany("INSERT INTO deferred_indexes(name, sql) VALUES (?, ?)", [tuple(r) for r in indexes])
+        for name, _ in indexes:
+            conn.execute(f"DROP INDEX {name}")
+        if has_text_index(conn):
+            _execute_each(conn, _FTS_BULK_ON)
+    return True
 
-    The secondary (non-unique) indexes are built once at the end from sorted data, then ANALYZE records the
-    statistics the planner uses. The full-text index is filled in chunks: the context yields `index_text`, which
-    indexes every event loaded since its last call (in key order, so load in time order); call it while waiting
-    for the next batch, and the end indexes the rest. While it loads, the file is in rollback-journal mode without
-    fsync (WAL would write every page twice): a crash during a bulk load can leave the new file unusable — delete
-    it and load again. It goes back to WAL at the end. With another connection open, it stays in WAL."""
-    empty = conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
-    if not empty:
-        yield lambda: None
+
+def _execute_each(conn: sqlite3.Connection, script: str) -> None:
+    """The statements of `script` inside the caller's transaction (executescript would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def indexes_deferred(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM deferred_indexes LIMIT 1").fetchone() is not None
+
+
+def restore_indexes(conn: sqlite3.Connection) -> bool:
+    """Build the indexes defer_indexes() dropped, bring FTS merging back and refresh the planner's statistics.
+    Returns whether there was anything to restore."""
+    if not indexes_deferred(conn):
+        return False
+    conn.execute("PRAGMA threads = 2")  # a second sorter thread for the index builds (5.6 s → 4.6 s at 1M)
+    try:
+        with transaction(conn):
+            for name, sql in conn.execute("SELECT name, sql FROM deferred_indexes").fetchall():
+                conn.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+            if has_text_index(conn):
+                _execute_each(conn, _FTS_BULK_OFF)
+            conn.execute("DELETE FROM deferred_indexes")
+    finally:
+        conn.execute("PRAGMA threads = 0")
+    conn.execute("ANALYZE")  # full statistics: with analysis_limit the planner chose action over actor
+    return True
+
+
+@contextlib.contextmanager
+def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
+    """Speed up loading many events into an empty store (the synthetic history): secondary indexes are deferred
+    (defer_indexes) and built at the end, and the file is in rollback-journal mode without fsync (WAL would write
+    every page twice): a crash during a bulk load can leave the new file unusable — delete it and load again. It
+    goes back to WAL at the end. With another connection open, it stays in WAL."""
+    if not defer_indexes(conn):
+        yield
         return
-    has_fts = has_text_index(conn)
-    indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL "
-        "AND sql NOT LIKE 'CREATE UNIQUE%'").fetchall()
-    deferred = [sql for _, sql in indexes]
-    names = [name for name, _ in indexes]
-    # Merging FTS segments while loading costs more than merging once at the end (automerge off, a high crisis
-    # threshold: 1M events 32 s → 20 s), then the defaults come back.
-    conn.executescript("BEGIN IMMEDIATE;" + ("DROP TRIGGER IF EXISTS events_fts_insert;" + _FTS_BULK_ON
-                                             if has_fts else "")
-                       + "".join(f"DROP INDEX {name};" for name in names) + "COMMIT;")
     mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
     if mode == "delete":
         conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA threads = 2")  # a second sorter thread for the index builds (5.6 s → 4.6 s at 1M)
-    indexed = -1
-
-    def index_text() -> None:
-        nonlocal indexed
-        if not has_fts:
-            return
-        with transaction(conn):
-            top = conn.execute("SELECT max(n) FROM events").fetchone()[0]
-            if top is None or top <= indexed:
-                return
-            conn.execute("INSERT INTO events_fts(rowid, description, actor, app, target) "
-                         "SELECT n, description, actor, app, target FROM events_text WHERE n > ? AND n <= ?",
-                         (indexed, top))
-            indexed = top
-
     try:
-        yield index_text
+        yield
     finally:
-        index_text()
-        conn.executescript("BEGIN IMMEDIATE;" + (_FTS_BULK_OFF + _FTS_TRIGGER if has_fts else "")
-                           + "".join(f"{sql};" for sql in deferred) + "COMMIT;")
-        conn.execute("ANALYZE")  # full statistics: with analysis_limit the planner chose action over actor
+        restore_indexes(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA threads = 0")
         conn.execute("PRAGMA journal_mode = WAL")
 
 
@@ -632,6 +666,14 @@ def page(conn: sqlite3.Connection, f: Filter | None = None, *, limit: int = 100,
 _SCAN_LIMIT = 30_000
 
 
+def _index_text(conn: sqlite3.Connection, keys: Sequence[int]) -> None:
+    """Add the events just inserted under `keys` to the full-text index, in the caller's transaction."""
+    if keys and has_text_index(conn):
+        conn.execute("INSERT INTO events_fts(rowid, description, actor, app, target) "
+                     "SELECT n, description, actor, app, target FROM events_text "
+                     "WHERE n IN (SELECT value FROM json_each(?))", (json.dumps(list(keys)),))
+
+
 def has_text_index(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_fts'").fetchone() is not None
 
@@ -640,7 +682,6 @@ def drop_text_index(conn: sqlite3.Connection) -> None:
     """Stop keeping the full-text index (a gateway journal: its writes are the hot path, and nobody searches it
     but through `auditkit events`, whose free text then scans). Mirrors keep theirs."""
     with transaction(conn):
-        conn.execute("DROP TRIGGER IF EXISTS events_fts_insert")
         conn.execute("DROP TABLE IF EXISTS events_fts")
         conn.execute("DROP VIEW IF EXISTS events_text")
 

@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import random
 import re
 import sqlite3
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 
 from . import store
 from .errors import AuditkitError, ChainError, EventError
-from .events import from_dict, now_timestamp
+from .events import Event, from_dict, now_timestamp
 
-PAGE = 1000
+PAGE = 5000
+BULK_MIN = 50_000  # a backlog this big into an empty mirror defers its indexes to the end
 MAX_BACKOFF = 30.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -141,48 +144,113 @@ class Feed:
         self.client.close()
 
 
+@dataclasses.dataclass
+class _Page:
+    events: list[Event]
+    remote_head: int
+    more: bool
+    casts: list[tuple[Event, bytes]]
+
+
+def _fetch(feed: Feed, after: int, prev: str, page: int, wait: float) -> _Page:
+    """The page after (seq `after`, hash `prev`): well-formed, continuing that chain with every event's hash
+    checked (store.check_chain), with the recordings it references."""
+    response = feed.get("/audit/v1/events", {"after": after, "limit": page, "wait": wait},
+                        timeout=wait + 30 if wait else None)
+    try:
+        body = response.json()
+    except ValueError:
+        raise SyncError(f"{feed.name}: malformed page after seq {after}: not JSON") from None
+    events, remote_head, more = _check_page(feed.name, after, body)
+    if events and events[0].source != feed.name:
+        raise SyncError(f"{feed.name}: the feed serves chain '{events[0].source}', not '{feed.name}' "
+                        f"(name the source after the gateway's chain)")
+    try:
+        store.check_chain(events, after, prev)
+    except ChainError as e:
+        raise SyncError(f"{feed.name}: {e}; nothing of this page was committed") from None
+    casts = [(event, feed.get(f"/audit/v1/sessions/{event.session_id}.cast").content) for event in events
+             if event.session_id and event.details.get("recording_sha256")]
+    return _Page(events, remote_head, more, casts)
+
+
+def _prefetch(feed: Feed, after: int, prev: str, page: int, wait: float) -> Iterator[_Page]:
+    """Pages in order, each fetched and checked on a thread while the caller commits the one before (the database
+    releases the GIL while it writes). Stops after a page that says there is no more."""
+    results: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def run() -> None:
+        nonlocal after, prev
+        try:
+            while not stop.is_set():
+                got = _fetch(feed, after, prev, page, wait)
+                results.put(got)
+                if not got.events or not got.more:
+                    return
+                after, prev = got.events[-1].source_seq or after, got.events[-1].hash or prev
+        except BaseException as e:  # handed to the caller, who raises it in order
+            results.put(e)
+
+    worker = threading.Thread(target=run, name=f"sync-{feed.name}", daemon=True)
+    worker.start()
+    try:
+        while True:
+            got = results.get()
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+            if not got.events or not got.more:
+                return
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a fetcher blocked on a full queue finish
+            try:
+                results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
 def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: float = 0,
               progress: Callable[[Progress], None] | None = None) -> Progress:
-    """Mirror everything the feed holds after this source's cursor (one long-poll of `wait` s when caught up)."""
+    """Mirror everything the feed holds after this source's cursor (one long-poll of `wait` s when caught up).
+
+    Into an empty mirror with a backlog of BULK_MIN events or more, the secondary indexes are deferred and built
+    once at the end (store.defer_indexes); a crash in between leaves every committed page intact, and the next
+    sync builds them (store.restore_indexes)."""
     state = Progress(feed.name)
-    while True:
-        head = store.chain_head(conn, feed.name)
-        response = feed.get("/audit/v1/events", {"after": head.last_seq, "limit": page, "wait": wait},
-                            timeout=wait + 30 if wait else None)
-        try:
-            body = response.json()
-        except ValueError:
-            raise SyncError(f"{feed.name}: malformed page after seq {head.last_seq}: not JSON") from None
-        events, state.remote_head, more = _check_page(feed.name, head.last_seq, body)
-        if not events:
-            state.head_seq = head.last_seq
-            return state
-        if events[0].source != feed.name:
-            raise SyncError(f"{feed.name}: the feed serves chain '{events[0].source}', not '{feed.name}' "
-                            f"(name the source after the gateway's chain)")
-        casts = []
-        for event in events:
-            if event.session_id and event.details.get("recording_sha256"):
-                cast = feed.get(f"/audit/v1/sessions/{event.session_id}.cast").content
-                casts.append((event, cast))
-        try:
-            with store.transaction(conn):
-                store.append_sealed(conn, events, synced_at=now_timestamp())
-                for event, cast in casts:
-                    store.add_session(conn, {"id": event.session_id, "source": feed.name, "rack": event.rack,
-                                             "app": event.app, "actor": event.actor,
-                                             "command": event.details.get("command"),
-                                             "started_at": event.timestamp,
-                                             "duration_ms": event.details.get("duration_ms"),
-                                             "exit_code": event.details.get("exit_code"),
-                                             "truncated": event.details.get("recording_truncated", False),
-                                             "sha256": event.details["recording_sha256"]}, cast)
-        except ChainError as e:
-            raise SyncError(f"{feed.name}: {e}; nothing of this page was committed") from None
-        state.synced += len(events)
-        state.recordings += len(casts)
-        state.head_seq = events[-1].source_seq or 0
-        if progress:
-            progress(state)
-        if not more:
-            return state
+    store.restore_indexes(conn)  # a bulk catch-up that was interrupted
+    head = store.chain_head(conn, feed.name)
+    state.head_seq = head.last_seq
+    deferred = False
+    try:
+        for got in _prefetch(feed, head.last_seq, head.last_hash, page, wait):
+            state.remote_head = got.remote_head
+            if not got.events:
+                break
+            if not deferred and got.remote_head - state.head_seq >= BULK_MIN:
+                deferred = store.defer_indexes(conn)
+            try:
+                with store.transaction(conn):
+                    store.append_sealed(conn, got.events, synced_at=now_timestamp(), check_hashes=False)
+                    for event, cast in got.casts:
+                        store.add_session(conn, _session_meta(feed.name, event), cast)
+            except ChainError as e:
+                raise SyncError(f"{feed.name}: {e}; nothing of this page was committed") from None
+            state.synced += len(got.events)
+            state.recordings += len(got.casts)
+            state.head_seq = got.events[-1].source_seq or 0
+            if progress:
+                progress(state)
+    finally:
+        if deferred:
+            store.restore_indexes(conn)
+    return state
+
+
+def _session_meta(source: str, event: Event) -> dict[str, Any]:
+    return {"id": event.session_id, "source": source, "rack": event.rack, "app": event.app, "actor": event.actor,
+            "command": event.details.get("command"), "started_at": event.timestamp,
+            "duration_ms": event.details.get("duration_ms"), "exit_code": event.details.get("exit_code"),
+            "truncated": event.details.get("recording_truncated", False),
+            "sha256": event.details["recording_sha256"]}

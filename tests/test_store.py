@@ -757,3 +757,26 @@ def test_append_halves_seals_like_append_and_refuses_a_wrong_seq(conn):
     assert [store.get_event(conn, e.id) for e in drafts] == expected
     assert store.chain_head(conn, "gw-1").last_hash == expected[-1].hash
     assert store.verify(conn).ok
+
+
+def test_deferred_indexes_survive_a_crash_and_the_next_writer_builds_them(db_path):
+    """A large catch-up into an empty store drops the secondary indexes; if the process dies before it builds them
+    again, the rows are intact and restore_indexes() (sync runs it first) finishes the job."""
+    conn = store.open_db(db_path)
+    wanted = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")}
+    assert store.defer_indexes(conn)
+    assert not store.defer_indexes(conn)  # already deferred
+    store.append(conn, [draft(timestamp=f"2026-10-0{i}T10:00:00.000Z", description=f"Promoted release RJADE{i}")
+                        for i in range(1, 8)])
+    conn.close()  # the crash: nothing else ran
+
+    conn = store.open_db(db_path)
+    assert store.indexes_deferred(conn)
+    assert store.count(conn, parse("jade")) == 7  # text was indexed with each batch all along
+    assert store.restore_indexes(conn) and not store.restore_indexes(conn)
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")}
+    assert have == wanted
+    plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN SELECT n FROM events WHERE actor = 'x'"))
+    assert "events_actor" in plan
+    assert store.verify(conn).ok
+    assert not store.defer_indexes(conn)  # a store holding events never defers

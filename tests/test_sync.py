@@ -234,9 +234,18 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
         assert final.returncode == 0, final.stderr
         assert killed >= 18, killed  # (the last targets may fall in the final page)
         assert _rows(db) == _rows(tmp_path / "journal.db")
-        assert store.verify(store.open_db(db)).ok
+        mirror = store.open_db(db)
+        assert store.verify(mirror).ok
+        # The first run caught up an empty mirror with its indexes deferred and was killed: a later run built them.
+        assert not store.indexes_deferred(mirror)
+        assert _index_names(mirror) == _index_names(store.open_db(tmp_path / "fresh.db"))
+        assert store.count(mirror, parse("\"count=3\"")) == store.count(mirror, parse("\"count=3\""), fts=False) > 0
     finally:
         server.stop()
+
+
+def _index_names(conn) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")}
 
 
 def _flaky_client(gateway, fail):

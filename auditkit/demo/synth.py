@@ -45,7 +45,6 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 BATCH_EVENTS = 20_000  # about this many events per time window (one store.append call per source and window)
-TEXT_CHUNK = 100_000  # full-text index this many events at a time during a bulk load (fewer chunks: fewer segments)
 PARALLEL_MIN = 100_000  # from this many events, each gateway's chain is generated in its own process
 LOCAL_SHARE = 0.012  # share of events on the mirror's own chain (share links created, viewed, revoked)
 P_UNKNOWN = 0.0012  # a write whose answer the gateway never saw (it restarted): outcome unknown
@@ -1859,8 +1858,8 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
                 streams[source] = remote
             else:
                 streams[source] = _generate(*args)
-        written = sessions = text_indexed = 0
-        with store.bulk_load(conn) as index_text:
+        written = sessions = 0
+        with store.bulk_load(conn):
             for w in range(n_windows):
                 for source in order:
                     got_w, batch, recordings = next(streams[source])
@@ -1874,9 +1873,6 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
                     elif batch:
                         store.append(conn, batch, source)
                         written += len(batch)
-                if written - text_indexed >= TEXT_CHUNK:  # while the workers make the next windows
-                    index_text()
-                    text_indexed = written
                 if progress is not None:
                     progress(written)
     finally:
