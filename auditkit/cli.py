@@ -418,6 +418,78 @@ def share_rotate(revoked_by: str | None, yes: bool, db_path: Path | None) -> Non
                "restart `auditkit serve`")
 
 
+# --- serve ----------------------------------------------------------------------------------------------------------
+
+@main.group(invoke_without_command=True)
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+@click.option("--base-url", envvar="AUDITKIT_BASE_URL", default=None,
+              help="Public URL (scheme, host, optional path prefix) when behind a proxy (or $AUDITKIT_BASE_URL); "
+                   "https turns on Secure cookies. Default: http://HOST:PORT.")
+@click.pass_context
+def serve(ctx: click.Context, db_path: Path | None, host: str, port: int, base_url: str | None) -> None:
+    """Run Datasette on the mirror for admins, with the share pages for auditors (`serve admins add` first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import serve as serve_mod
+
+    serve_mod.serve(_existing(db_path), host=host, port=port, base_url=base_url, echo=click.echo)
+
+
+def _existing(db_path: Path | None) -> Path:
+    path = db_path or store.default_db_path()
+    if not path.exists():
+        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
+    return path
+
+
+@serve.group("admins")
+def serve_admins() -> None:
+    """Accounts that may log in to `auditkit serve` (kept hashed in admins.json beside the mirror)."""
+
+
+@serve_admins.command("add")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@db_option
+def admins_add(email: str, password_stdin: bool, db_path: Path | None) -> None:
+    """Add an admin (or set a new password); asks for the password twice."""
+    from . import serve as serve_mod
+
+    path = db_path or store.default_db_path()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    new = serve_mod.add_admin(path, email, password)
+    what = "added" if new else "password changed"
+    click.echo(f"admin {email.strip().lower()} {what} in {serve_mod.admins_path(path)} "
+               "(restart `auditkit serve` to apply)")
+
+
+@serve_admins.command("list")
+@db_option
+def admins_list(db_path: Path | None) -> None:
+    """The admin accounts."""
+    from . import serve as serve_mod
+
+    for email in sorted(serve_mod.load_admins(db_path or store.default_db_path())):
+        click.echo(email)
+
+
+@serve_admins.command("remove")
+@click.argument("email")
+@db_option
+def admins_remove(email: str, db_path: Path | None) -> None:
+    """Remove an admin account (their login ends at the next restart of `auditkit serve`)."""
+    from . import serve as serve_mod
+
+    path = db_path or store.default_db_path()
+    serve_mod.remove_admin(path, email)
+    click.echo(f"admin {email.strip().lower()} removed")
+
+
 # --- gateway --------------------------------------------------------------------------------------------------------
 
 def journal_option(func: Any) -> Any:
