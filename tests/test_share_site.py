@@ -175,23 +175,30 @@ class RawResponse:
     text: str
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    s = Site(tmp_path_factory.mktemp("serve"))
-    yield s
-    # No thread may outlive the module (later tests fork worker processes only when no other thread runs).
-    share_site.site_for(s.ds).close()
-    s.ds.executor.shutdown(wait=True)
+def close_datasette(ds: Any) -> None:
+    """Stop every thread an instance started: no thread may outlive these tests (later tests fork worker
+    processes only when no other thread runs)."""
+    site = share_site.site_for(ds)
+    if site is not None:
+        site.close()
+    ds.executor.shutdown(wait=True)
     # Datasette's write threads loop forever: end each with SystemExit, which Python's own thread excepthook
     # ignores (pytest's, in place during the test, would report it).
     hook, threading.excepthook = threading.excepthook, threading.__excepthook__
     try:
-        for database in s.ds.databases.values():
+        for database in ds.databases.values():
             if database._write_thread is not None:
                 database._write_queue.put(_Stop())
                 database._write_thread.join(timeout=10)
     finally:
         threading.excepthook = hook
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    s = Site(tmp_path_factory.mktemp("serve"))
+    yield s
+    close_datasette(s.ds)
     s.loop.close()
     s.conn.close()
 
@@ -761,3 +768,26 @@ def test_serve_runs_datasette_on_a_port_and_prints_a_one_time_login_url(site, tm
         proc.terminate()
         proc.wait(timeout=10)
         proc.stdout.close()
+
+
+def test_behind_a_proxy_under_a_path_prefix_with_https(site):
+    ds = serve.make_datasette(site.path, base_url="https://audit.example.com/log")
+    try:
+        def get(path: str, cookies: dict[str, str] | None = None) -> Any:
+            return site.loop.run_until_complete(ds.client.request(
+                "GET", path, cookies=cookies or {}, avoid_path_rewrites=True, follow_redirects=False))
+
+        landing = get(f"/log/-/share/{site.token}")
+        assert landing.status_code == 302 and landing.headers["location"] == "/log/-/shared"
+        cookie = landing.headers["set-cookie"]
+        assert "Path=/log/-/shared" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+        shared = get("/log/-/shared", {"ds_share": site.token})
+        assert shared.status_code == 200 and 'href="/log/-/shared/events.csv"' in shared.text
+        assert 'src="/log/-/static-plugins/auditkit/asciinema-player/asciinema-player.min.js"' in get(
+            "/log/-/shared/replay/ses_in", {"ds_share": site.token}).text
+        assert get("/log/audit/events.json").status_code == 403
+        assert get("/log/audit/events.json", site.cookies["admin"]).status_code == 200
+        admin = get(f"/log/-/share-links/{site.link.id}", site.cookies["admin"])
+        assert f'value="https://audit.example.com/log/-/share/{site.token}"' in admin.text
+    finally:
+        close_datasette(ds)
