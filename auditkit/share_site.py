@@ -53,6 +53,7 @@ CONFIG = "auditkit"
 COOKIE = "ds_share"
 PAGE_SIZE = 100
 COUNT_BUDGET_S = 0.05  # a page shows the total only when counting it costs less than this
+COUNT_TTL_S = 60.0  # a link's total is counted (or found too costly to count) at most once a minute
 NEVER_COOKIE_S = 30 * 86400  # cookie lifetime for a link that never expires (re-opening the URL renews it)
 ADMIN_SESSION_S = 12 * 3600  # admin logins (ds_actor) end after this
 STATIC = "/-/static-plugins/auditkit"
@@ -106,6 +107,8 @@ class Site:
         self.base_url = (config.get("base_url") or "").rstrip("/") or None
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="auditkit-share")
+        self._counts: dict[str, tuple[float, int | None]] = {}
+        self._counts_lock = threading.Lock()
 
     def close(self) -> None:
         """Stop the pool (its threads close with their connections)."""
@@ -139,6 +142,21 @@ class Site:
                 yield chunk
         finally:
             await loop.run_in_executor(self._pool, conn.close)
+
+    def link_total(self, conn: sqlite3.Connection, link: sharing.ShareLink) -> int | None:
+        """How many events a link shares, or None when counting costs more than COUNT_BUDGET_S; remembered for
+        COUNT_TTL_S so that paging does not pay for it on every page."""
+        now = time.monotonic()
+        with self._counts_lock:
+            cached = self._counts.get(link.id)
+        if cached is not None and now - cached[0] < COUNT_TTL_S:
+            return cached[1]
+        total = _count_within(conn, sharing.scope(link), COUNT_BUDGET_S)
+        with self._counts_lock:
+            if len(self._counts) > 10_000:
+                self._counts.clear()
+            self._counts[link.id] = (now, total)
+        return total
 
     def public_url(self, request: Any) -> str:
         if self.base_url:
@@ -400,7 +418,7 @@ def _int_arg(request: Any, name: str, low: int, high: int) -> int | None:
 def _count_within(conn: sqlite3.Connection, f: Any, budget_s: float) -> int | None:
     """store.count, or None when it would take longer than budget_s (a free-text scope over a large mirror)."""
     deadline = time.monotonic() + budget_s
-    conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 20_000)
+    conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 1000)
     try:
         return store.count(conn, f)
     except sqlite3.OperationalError as e:
@@ -462,7 +480,7 @@ async def shared_page(request: Any, datasette: Any) -> Any:
         link = _open(site, conn, token, request, "a page of events")
         f = sharing.scope(link)
         page = store.page(conn, f, limit=PAGE_SIZE, before=before)
-        total = _count_within(conn, f, COUNT_BUDGET_S)
+        total = site.link_total(conn, link)
         held = store.held_sessions(conn, (e.session_id for e in page.events if e.session_id))
         last = start + len(page.events) - 1
         what = f"page of events {start:,}–{last:,}" if page.events else "an empty page"

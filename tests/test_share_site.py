@@ -791,3 +791,13 @@ def test_behind_a_proxy_under_a_path_prefix_with_https(site):
         assert f'value="https://audit.example.com/log/-/share/{site.token}"' in admin.text
     finally:
         close_datasette(ds)
+
+
+def test_a_total_too_costly_to_count_is_left_out_and_paging_goes_on(site, monkeypatch):
+    monkeypatch.setattr(share_site, "COUNT_BUDGET_S", 0.0)
+    link, url = sharing.create(site.conn, parse(SHARE_FILTER), secret=site.secret, expires="1h", since="2026-10-01",
+                               until="2026-10-31", created_by=ADMIN, base_url="http://localhost")
+    cookies = {"ds_share": url.rsplit("/", 1)[1]}
+    page = site.get("/-/shared", cookies=cookies).text
+    assert "too many to count quickly" in page and "Events 1–100, newest first." in page
+    assert ROW_ID.findall(page) == site.expected()[:100] and 'rel="next"' in page
