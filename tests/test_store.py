@@ -780,3 +780,16 @@ def test_deferred_indexes_survive_a_crash_and_the_next_writer_builds_them(db_pat
     assert "events_actor" in plan
     assert store.verify(conn).ok
     assert not store.defer_indexes(conn)  # a store holding events never defers
+
+
+def test_session_event_finds_a_recordings_event_only_within_a_filter(conn):
+    events, _ = _store_with_session(conn)
+    executed = next(e for e in events if e.session_id == "S1")
+    assert store.session_event(conn, "S1").id == executed.id
+    assert store.session_event(conn, "S1", parse("category:Processes until:2026-10-01")).id == executed.id
+    assert store.session_event(conn, "S1", parse("category:Releases")) is None
+    assert store.session_event(conn, "S1", parse("since:2026-10-02")) is None
+    assert store.session_event(conn, "S1", parse('"exec session"')).id == executed.id
+    assert store.session_event(conn, "S2") is None
+    assert store.held_sessions(conn, ["S1", "S2", None, "S1"]) == {"S1"}
+    assert store.held_sessions(conn, []) == set()
