@@ -4,20 +4,33 @@
    gateway with a client that speaks the Convox wire protocol; the gateway journals it (data/gateway.db).
 2. The mirror (data/audit.db) holds a month of synthetic activity, and the sync agent mirrors the week's journal
    into it over the gateway's feed.
-3. Both are shown and verified. On a terminal it would go on to interactive review; without one (CI) it says how
-   to open them. Re-running reuses what exists.
+3. Both are shown and verified.
+4. Datasette (`auditkit serve`, a real process) starts on the mirror; the demo prints its one-time admin login URL
+   and a ready share link for the week's shop events.
+5. On a terminal the TUI opens on the mirror while Datasette runs (quitting the TUI stops both); without one (CI)
+   the demo checks that the share link opens, stops Datasette and says how to open everything. Re-running reuses
+   what exists.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import click
 from rich.console import Console
 
-from .. import store
+import contextlib
+
+import httpx
+
+from .. import sharing, store
 from ..filters import Filter
 
 
@@ -63,11 +76,81 @@ def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) 
     ok = _verify_line(console, "mirror", conn) and ok
     if not ok:
         sys.exit(1)
+    link, share_url = _demo_link(conn, db_path, f"http://127.0.0.1:{_port(8001)}")
+    console.rule("Datasette")
+    with _datasette(db_path, share_url) as (login, base):
+        console.print(f"Datasette (admins): {base}/  — one-time admin login: {login}")
+        console.print(f"share link for auditors (app:shop, expires {link.expires_at}): {share_url}")
+        _explore(console, db_path, journal_path, base, share_url)
+
+
+def _demo_link(conn, db_path: Path, base_url: str) -> tuple[sharing.ShareLink, str]:  # type: ignore[no-untyped-def]
+    """The demo's share link for the week's shop events: the live one an earlier run made, else a new one."""
+    secret = sharing.secret_for(db_path)
+    for link in sharing.list_links(conn):
+        if link.created_by == "make demo" and link.status() == "active":
+            return link, sharing.url_for(base_url, sharing.token_for(secret, link.id))
+    return sharing.create(conn, Filter.parse("app:shop"), secret=secret, expires="7d",
+                          note="make demo: the week's shop events", created_by="make demo", base_url=base_url)
+
+
+def _port(preferred: int) -> int:
+    """`preferred` when it is free on loopback, else any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _datasette(db_path: Path, share_url: str) -> Iterator[tuple[str, str]]:
+    """`auditkit serve` on the mirror, on the port the share link names; yields (one-time login URL, base URL)."""
+    port = int(re.search(r":(\d+)/", share_url).group(1))  # type: ignore[union-attr]
+    proc = subprocess.Popen([sys.executable, "-m", "auditkit.cli", "serve", "--db", str(db_path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        login = ""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("one-time admin login:"):
+                login = line.split(":", 1)[1].strip()
+                break
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/robots.txt", timeout=1)
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise click.ClickException(f"auditkit serve did not start (exit {proc.poll()})") from None
+                time.sleep(0.1)
+        yield login, base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _explore(console: Console, db_path: Path, journal_path: Path, base: str, share_url: str) -> None:
     how = (f"  .venv/bin/auditkit events --db {journal_path} category:Processes   the gateway's journal\n"
            f"  .venv/bin/auditkit events --db {db_path} user:<email> since:7d       filter the mirror\n"
            f"  .venv/bin/auditkit events --db {db_path} --format csv > audit.csv    export\n"
            f"  .venv/bin/auditkit verify --db {db_path}                             re-check the chains")
     if not sys.stdout.isatty():
-        click.echo("\nNo terminal here, so nothing interactive was started. Explore with:\n" + how)
-    else:
-        click.echo("\nExplore with:\n" + how)
+        with httpx.Client(follow_redirects=True, timeout=10) as client:
+            page = client.get(share_url)
+        if page.status_code != 200 or "shop" not in page.text:
+            raise click.ClickException(f"the share link did not open ({page.status_code})")
+        console.print(f"demo: the share link opens ({len(page.text):,} bytes); Datasette stops with the demo here")
+        click.echo("\nNo terminal here, so nothing interactive was started. Explore with:\n" + how
+                   + f"\n  .venv/bin/auditkit serve --db {db_path}                              Datasette on :8001"
+                   + f"\n  .venv/bin/auditkit tui --db {db_path}                                the TUI")
+        return
+    click.echo("\nExplore with:\n" + how)
