@@ -184,7 +184,6 @@ class EventList(ScrollView, can_focus=True):
         self._pending: tuple[int, int, int] | None = None  # (generation, start, end) being fetched
         self._request_scheduled = False
         self._polling = False
-        self._zone = local_zone_name()
 
     # --- public ------------------------------------------------------------------------------------------------
     @property
@@ -394,8 +393,7 @@ class EventList(ScrollView, can_focus=True):
 
     def _header(self, width: int) -> Strip:
         cols = layout(width)
-        zone = "UTC" if self.utc else self._zone
-        text = (fit(f"Time ({zone})", cols.time) + "   " + fit("User", cols.user) + " " + fit("Rack", cols.rack)
+        text = (fit("Time (UTC)" if self.utc else "Time (local)", cols.time) + "   " + fit("User", cols.user) + " " + fit("Rack", cols.rack)
                 + " " + fit("Category/action", cols.what) + " " + fit("Description", cols.description))
         return Strip([Segment(fit(text, width), self.get_component_rich_style("event-list--header"))], width)
 
