@@ -79,7 +79,7 @@ class Mirror:
         self._connections: list[sqlite3.Connection] = []
         # PRAGMA data_version only means something on one connection: the probe has its own, used under a lock.
         self._probe = store.open_db(self.path, readonly=True)
-        self._version = store.data_version(self._probe)
+        self._version: int | None = store.data_version(self._probe)
 
     def connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -115,6 +115,11 @@ class Mirror:
             version = store.data_version(self._probe)
             moved, self._version = version != self._version, version
         return moved
+
+    def invalidate(self) -> None:
+        """Make the next changed() answer True (a change was seen but could not be applied)."""
+        with self._lock:
+            self._version = None
 
     def close(self) -> None:
         with self._lock:

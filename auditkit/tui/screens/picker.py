@@ -34,13 +34,13 @@ def option_label(value: str, count: int, width: int) -> Text:
 class PickerScreen(ModalScreen[list[str] | None]):
     BINDINGS = [
         Binding("enter", "apply", "Apply", priority=True),
-        Binding("escape", "cancel", "Cancel"),
+        Binding("escape,q", "cancel", "Cancel"),
         Binding("down", "to_list", "To list", show=False),
         Binding("ctrl+x", "clear", "Clear choice", show=False),
     ]
     KEY_HELP = {
         "apply": "Apply the chosen values (Enter)",
-        "cancel": "Close without changing the filter",
+        "cancel": "Close without changing the filter (q: when the list has focus)",
         "to_list": "Move from the narrowing box to the list (then space toggles)",
         "clear": "Un-choose every value",
     }
@@ -91,9 +91,15 @@ class PickerScreen(ModalScreen[list[str] | None]):
         choices = self.query_one("#picker-list", SelectionList)
         choices.clear_options()
         choices.add_options([Selection(option_label(v, c, width), v, v in self.chosen) for v, c in shown])
-        hint = f"{len(shown)} of {len(self.counts)} shown · {len(self.chosen)} chosen"
-        hint += " · ↓ list · space toggles · Enter applies · Esc cancels"
-        self.query_one("#picker-hint", Static).update(hint)
+        self._fill_hint()
+
+    def _fill_hint(self) -> None:
+        if self.counts is None:
+            return
+        shown = self.query_one("#picker-list", SelectionList).option_count
+        self.query_one("#picker-hint", Static).update(
+            f"{shown} of {len(self.counts)} shown · {len(self.chosen)} chosen"
+            " · ↓ list · space toggles · Enter applies · Esc cancels")
 
     @on(Input.Changed, "#picker-narrow")
     def _narrowed(self) -> None:
@@ -107,14 +113,6 @@ class PickerScreen(ModalScreen[list[str] | None]):
         else:
             self.chosen.add(value)
         self._fill_hint()
-
-    def _fill_hint(self) -> None:
-        if self.counts is None:
-            return
-        hint = self.query_one("#picker-hint", Static)
-        shown = self.query_one("#picker-list", SelectionList).option_count
-        hint.update(f"{shown} of {len(self.counts)} shown · {len(self.chosen)} chosen"
-                    " · ↓ list · space toggles · Enter applies · Esc cancels")
 
     def action_to_list(self) -> None:
         choices = self.query_one("#picker-list", SelectionList)

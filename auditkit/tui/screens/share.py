@@ -53,7 +53,7 @@ def range_text(f: Filter, now: dt.datetime) -> str:
 
 class ShareScreen(ModalScreen[None]):
     BINDINGS = [
-        Binding("escape", "close", "Close"),
+        Binding("escape,q", "close", "Close"),
         Binding("ctrl+s", "create", "Create link"),
         Binding("ctrl+y", "copy", "Copy URL"),
     ]

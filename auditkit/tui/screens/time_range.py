@@ -26,7 +26,7 @@ PRESETS: list[tuple[str, str, str | None]] = [
 
 class TimeRangeScreen(ModalScreen[tuple[str | None, str | None] | None]):
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
+        Binding("escape,q", "cancel", "Cancel"),
         Binding("1", "preset('1h')", "Last hour", show=False),
         Binding("2", "preset('24h')", "Last 24 hours", show=False),
         Binding("3", "preset('7d')", "Last 7 days", show=False),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from typing import Callable
 
 from rich.cells import cell_len, set_cell_size
@@ -177,8 +178,8 @@ class EventList(ScrollView, can_focus=True):
         self.cursor = 0
         self.follow = False
         self.new_above = 0
-        self.painted_generation = -1  # the generation whose rows were last drawn (bench/tui.py waits on it)
-        self.on_paint: Callable[[int], None] | None = None
+        self.painted_generation = -1  # the generation whose rows were last drawn, and when (perf_counter)
+        self.painted_at: float | None = None
         self._generation = 0
         self._rows: dict[int, Row] = {}
         self._pending: tuple[int, int, int] | None = None  # (generation, start, end) being fetched
@@ -327,6 +328,7 @@ class EventList(ScrollView, can_focus=True):
     def on_event_list_updated(self, message: Updated) -> None:
         message.stop()
         if message.generation != self._generation or self.total is None:
+            self.mirror.invalidate()  # the new query may have started before these events: look again
             return
         change = message.change
         old_cursor = self.cursor
@@ -375,6 +377,7 @@ class EventList(ScrollView, can_focus=True):
         known = self.total if self.total is not None else len(self._rows)
         if index >= known:
             if index == 0 and self.total == 0:
+                self._painted()
                 style = self.get_component_rich_style("event-list--empty")
                 return Strip([Segment(fit("  No events match this filter.", width), style)], width)
             return Strip.blank(width, base)
@@ -385,11 +388,14 @@ class EventList(ScrollView, can_focus=True):
             if index == self.cursor:
                 style += self.get_component_rich_style("event-list--cursor", partial=True)
             return Strip([Segment(fit("  …", width), style)], width)
+        self._painted()
+        return self._row_strip(row.event, width, index == self.cursor)
+
+    def _painted(self) -> None:
+        """Note the first frame that shows this generation's rows (bench/tui.py measures up to it)."""
         if self.painted_generation != self._generation:
             self.painted_generation = self._generation
-            if self.on_paint is not None:
-                self.on_paint(self._generation)
-        return self._row_strip(row.event, width, index == self.cursor)
+            self.painted_at = time.perf_counter()
 
     def _header(self, width: int) -> Strip:
         cols = layout(width)
