@@ -691,6 +691,25 @@ def session_events(conn: sqlite3.Connection, session_id: str) -> list[Event]:
     return [row_to_event(r) for r in rows]
 
 
+def session_event(conn: sqlite3.Connection, session_id: str, f: Filter | None = None, *,
+                  now: dt.datetime | None = None) -> Event | None:
+    """The newest event matching `f` that references recording `session_id` (None: no such event in scope)."""
+    fts = _use_fts(conn, f, now, True)
+    sql, params = _statement(f, "{key} AS n, " + _SELECT_EVENT, now, None,
+                             "AND e.session_id = ? ORDER BY {key} DESC LIMIT 1", fts)
+    row = conn.execute(sql, params + [session_id]).fetchone()
+    return row_to_event(row) if row else None
+
+
+def held_sessions(conn: sqlite3.Connection, session_ids: Iterable[str]) -> set[str]:
+    """Which of these recordings the database holds."""
+    wanted = sorted({s for s in session_ids if s})
+    if not wanted:
+        return set()
+    rows = conn.execute(f"SELECT id FROM sessions WHERE id IN ({', '.join('?' * len(wanted))})", wanted)
+    return {r[0] for r in rows}
+
+
 def value_counts(conn: sqlite3.Connection, key: str, f: Filter | None = None, *,
                  now: dt.datetime | None = None, limit: int = 200) -> list[tuple[str, int]]:
     """(value, count) of a qualifier's column within `f` (the key's own terms left out), most frequent first."""

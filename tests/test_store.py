@@ -739,3 +739,16 @@ def test_free_text_without_a_text_index_scans_and_finds_the_same(tmp_path):
         assert expected, text
         assert [e.id for e in store.page(plain, f, limit=500).events] == expected
         assert store.count(plain, f) == len(expected)
+
+
+def test_session_event_finds_a_recordings_event_only_within_a_filter(conn):
+    events, _ = _store_with_session(conn)
+    executed = next(e for e in events if e.session_id == "S1")
+    assert store.session_event(conn, "S1").id == executed.id
+    assert store.session_event(conn, "S1", parse("category:Processes until:2026-10-01")).id == executed.id
+    assert store.session_event(conn, "S1", parse("category:Releases")) is None
+    assert store.session_event(conn, "S1", parse("since:2026-10-02")) is None
+    assert store.session_event(conn, "S1", parse('"exec session"')).id == executed.id
+    assert store.session_event(conn, "S2") is None
+    assert store.held_sessions(conn, ["S1", "S2", None, "S1"]) == {"S1"}
+    assert store.held_sessions(conn, []) == set()
