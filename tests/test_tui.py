@@ -632,3 +632,68 @@ def test_a_cancelled_query_aborts(synth_db):
     with m.reading() as conn:  # the connection is fine afterwards
         assert store.count(conn, now=NOW) == 3000
     m.close()
+
+
+# --- share ----------------------------------------------------------------------------------------------------------
+
+def test_the_share_dialog_makes_a_link_for_the_filter_and_time_range(live_db):
+    path, _ = live_db
+
+    async def scenario(pilot: Any) -> None:
+        pilot.app.screen.apply_filter(parse("rack:acme/staging since:7d"))
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        dialog = pilot.app.screen
+        assert "2026-10-25T12:00:00.000Z → now" in static_text(pilot, "#share-range")
+        await pilot.click("#expiry-30d")
+        pilot.app.screen.query_one("#share-note").value = "for the Q4 audit"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert dialog.url is not None and dialog.url.startswith("https://audit.example/-/share/")
+        assert dialog.url in static_text(pilot, "#share-result")
+        await pilot.press("ctrl+y")
+        assert pilot.app.clipboard == dialog.url
+
+    run(make_app(path, base_url="https://audit.example"), scenario)
+    conn = store.open_db(path, readonly=True)
+    link = dict(conn.execute("SELECT * FROM share_links").fetchone())
+    conn.close()
+    assert (link["filter_text"], link["since"], link["until"], link["note"]) == (
+        "rack:acme/staging", "2026-10-25T12:00:00.000Z", None, "for the Q4 audit")
+    assert link["expires_at"] == "2026-12-01T12:00:00.000Z" and link["created_by"]
+
+
+def test_the_share_dialog_refuses_a_bad_expiry_and_creates_nothing(live_db):
+    path, _ = live_db
+
+    async def scenario(pilot: Any) -> None:
+        await pilot.press("s")
+        await settle(pilot)
+        await pilot.click("#expiry-date")
+        await settle(pilot)
+        assert pilot.app.focused.id == "share-date"
+        await type_text(pilot, "2026-10-01")  # in the past of the app's clock
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "not in the future" in static_text(pilot, "#share-result")
+        assert pilot.app.screen.url is None
+
+    run(make_app(path), scenario)
+    conn = store.open_db(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM share_links").fetchone()[0] == 0
+    conn.close()
+
+
+def test_the_share_dialog_says_when_share_links_are_missing(live_db, monkeypatch):
+    from auditkit.tui.screens import share
+
+    monkeypatch.setattr(share, "sharing", None)
+    path, _ = live_db
+
+    async def scenario(pilot: Any) -> None:
+        await pilot.press("s", "ctrl+s")
+        await settle(pilot)
+        assert "share links are not available" in static_text(pilot, "#share-result")
+
+    run(make_app(path), scenario)
