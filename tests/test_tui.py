@@ -27,6 +27,7 @@ from rich.console import Console
 from auditkit import events as ev
 from auditkit import store
 from auditkit.cli import main
+from auditkit.errors import StoreError
 from auditkit.filters import Filter, parse
 from auditkit.tui import mirror as mirror_mod
 from auditkit.tui.app import AuditApp
@@ -695,5 +696,38 @@ def test_the_share_dialog_says_when_share_links_are_missing(live_db, monkeypatch
         await pilot.press("s", "ctrl+s")
         await settle(pilot)
         assert "share links are not available" in static_text(pilot, "#share-result")
+
+    run(make_app(path), scenario)
+
+
+def test_a_click_selects_a_row_and_a_double_click_opens_it(fixture_db):
+    path, events = fixture_db
+    order = newest_first(events)
+
+    async def scenario(pilot: Any) -> None:
+        await pilot.click(EventList, offset=(30, 3))  # line 0 is the header: line 3 is the third event
+        assert events_list(pilot).selected().event.id == order[2].id
+        await pilot.click(EventList, offset=(30, 5), times=2)
+        await settle(pilot)
+        assert pilot.app.screen.event.id == order[4].id
+
+    run(make_app(path), scenario)
+
+
+def test_a_failing_query_is_reported_not_fatal(fixture_db, monkeypatch):
+    path, _ = fixture_db
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("the disk is on fire")
+
+    async def scenario(pilot: Any) -> None:
+        monkeypatch.setattr(mirror_mod, "first_page", broken)
+        pilot.app.screen.apply_filter(parse("user:bob@example.com"))
+        await settle(pilot)
+        assert any("Reading the mirror failed: the disk is on fire" in n.message for n in pilot.app._notifications)
+        monkeypatch.undo()
+        await pilot.press("R")  # reload works again
+        await settle(pilot)
+        assert events_list(pilot).total == sum(1 for e in fixture_db[1] if e.actor == "bob@example.com")
 
     run(make_app(path), scenario)

@@ -25,7 +25,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ...events import Event
 from ...filters import Filter
@@ -287,6 +287,12 @@ class EventList(ScrollView, can_focus=True):
             self._polling = False
         if change is not None and not worker.is_cancelled:
             self.post_message(self.Updated(generation, change))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self._pending = None
+            self._polling = False
+            self.notify(f"Reading the mirror failed: {event.worker.error}", severity="error", timeout=10)
 
     def _poll(self) -> None:
         if self.snapshot is None or self.total is None or self._polling:
