@@ -139,6 +139,27 @@ def verify(db_path: Path | None) -> None:
     sys.exit(1)
 
 
+# --- tui ------------------------------------------------------------------------------------------------------------
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
+@db_option
+@click.option("--base-url", envvar="AUDITKIT_BASE_URL", default=None,
+              help="Where `auditkit serve` is reached, for share links (default: $AUDITKIT_BASE_URL, else "
+                   "http://127.0.0.1:8001).")
+@click.option("--utc", is_flag=True, help="Show times in UTC (default: local time; `z` toggles).")
+def tui(filter_words: tuple[str, ...], db_path: Path | None, base_url: str | None, utc: bool) -> None:
+    """Review the mirror from the keyboard: the event list (newest first), filters, detail, replay, share links.
+
+    FILTER_WORDS, if given, is the filter it opens with (the filter language of `auditkit events`)."""
+    from .tui.app import run
+
+    f = parse(" ".join(filter_words))
+    path = db_path or store.default_db_path()
+    _open(path).close()  # exists, and migrated: the TUI itself only reads
+    run(path, base_url=base_url, utc=utc, initial_filter=f)
+
+
 # --- synth and demo -------------------------------------------------------------------------------------------------
 
 @main.command()

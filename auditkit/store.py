@@ -630,7 +630,7 @@ def row_to_event(row: sqlite3.Row | dict[str, Any]) -> Event:
 
 
 def _statement(f: Filter | None, columns: str, now: dt.datetime | None, before: int | None,
-               tail: str, fts: bool = True) -> tuple[str, list[Any]]:
+               tail: str, fts: bool = True, after: int | None = None) -> tuple[str, list[Any]]:
     sf = filters_mod.to_sql(f or Filter(), now, fts=fts)
     params: list[Any] = []
     where = [sf.where]
@@ -646,15 +646,25 @@ def _statement(f: Filter | None, columns: str, now: dt.datetime | None, before: 
     if before is not None:
         where.append(f"{key} < ?")
         params.append(before)
+    if after is not None:
+        where.append(f"{key} > ?")
+        params.append(after)
     sql = f"SELECT {columns.format(key=key)} FROM {source} WHERE {' AND '.join(where)} {tail.format(key=key)}"
     return sql, params
 
 
 def page(conn: sqlite3.Connection, f: Filter | None = None, *, limit: int = 100, before: int | None = None,
-         now: dt.datetime | None = None, fts: bool = True) -> Page:
-    """The newest `limit` events matching `f` with key < before (fts=False: free text without the index)."""
+         after: int | None = None, oldest_first: bool = False, now: dt.datetime | None = None,
+         fts: bool = True) -> Page:
+    """The newest `limit` events matching `f` with after < key < before (fts=False: free text without the index).
+
+    oldest_first=True gives the oldest `limit` of them instead, oldest first (a page just above a known key, when
+    scrolling up); then pass `next_before` back as `after` to continue.
+    """
     fts = _use_fts(conn, f, now, fts)
-    sql, params = _statement(f, "{key} AS n, " + _SELECT_EVENT, now, before, "ORDER BY {key} DESC LIMIT ?", fts)
+    order = "ASC" if oldest_first else "DESC"
+    sql, params = _statement(f, "{key} AS n, " + _SELECT_EVENT, now, before, f"ORDER BY {{key}} {order} LIMIT ?",
+                             fts, after=after)
     rows = conn.execute(sql, params + [limit]).fetchall()
     events = [row_to_event(r) for r in rows]
     keys = [r["n"] for r in rows]
@@ -704,15 +714,41 @@ def _use_fts(conn: sqlite3.Connection, f: Filter | None, now: dt.datetime | None
 
 
 def count(conn: sqlite3.Connection, f: Filter | None = None, *, now: dt.datetime | None = None,
-          fts: bool = True) -> int:
-    """How many events match `f`."""
+          fts: bool = True, after: int | None = None, before: int | None = None) -> int:
+    """How many events match `f` (with after < key < before, when given)."""
     f = f or Filter()
     fts = _use_fts(conn, f, now, fts)
     sf = filters_mod.to_sql(f, now, fts=fts)
-    if sf.match is not None and sf.where == "1":
+    if sf.match is not None and sf.where == "1" and after is None and before is None:
         return conn.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?", (sf.match,)).fetchone()[0]
-    sql, params = _statement(f, "count(*)", now, None, "", fts)
+    sql, params = _statement(f, "count(*)", now, before, "", fts, after=after)
     return conn.execute(sql, params).fetchone()[0]
+
+
+def key_at(conn: sqlite3.Connection, f: Filter | None, offset: int, *, now: dt.datetime | None = None,
+           before: int | None = None, total: int | None = None) -> int | None:
+    """The key of the event at `offset` (0 = newest) among those matching `f` with key < before, or None past the
+    end. Costs O(offset) index steps (~70 ms at 500,000 on 1M events); given `total` (their count), an offset in
+    the older half is counted from the oldest end instead, so the last page of a million is as quick as the first.
+    """
+    if offset < 0:
+        return None
+    fts = _use_fts(conn, f, now, True)
+    order, skip = "DESC", offset
+    if total is not None:
+        if offset >= total:
+            return None
+        if offset > total // 2:
+            order, skip = "ASC", total - 1 - offset
+    sql, params = _statement(f, "{key} AS n", now, before, f"ORDER BY {{key}} {order} LIMIT 1 OFFSET ?", fts)
+    row = conn.execute(sql, params + [skip]).fetchone()
+    return row[0] if row else None
+
+
+def data_version(conn: sqlite3.Connection) -> int:
+    """A number that changes whenever another connection commits to the database (compare values read on the
+    same connection only): a cheap "has anything been written?" for pollers."""
+    return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
 def iter_rows(conn: sqlite3.Connection, f: Filter | None = None, *, now: dt.datetime | None = None,
@@ -743,6 +779,13 @@ def events_after(conn: sqlite3.Connection, source: str, after: int, limit: int) 
 def get_event(conn: sqlite3.Connection, event_id: str) -> Event | None:
     row = conn.execute(f"SELECT {_SELECT_EVENT} FROM events e WHERE e.id = ?", (event_id,)).fetchone()
     return row_to_event(row) if row else None
+
+
+def session_events(conn: sqlite3.Connection, session_id: str) -> list[Event]:
+    """The events that carry a session id (a recording's own event, and any linked to it), oldest first."""
+    rows = conn.execute(f"SELECT {_SELECT_EVENT} FROM events e WHERE e.session_id = ? ORDER BY e.n",
+                        (session_id,)).fetchall()
+    return [row_to_event(r) for r in rows]
 
 
 def session_event(conn: sqlite3.Connection, session_id: str, f: Filter | None = None, *,
@@ -885,6 +928,101 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
         note("edited", prev_seq, None,
              f"the last event (seq {prev_seq}) hashes to {prev_hash}, not the recorded head {head.last_hash}")
     report.problems.extend(sorted(found.values(), key=lambda p: PROBLEM_KINDS.index(p.kind)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainStatus:
+    """One event checked against its neighbours on its chain (see chain_status); `problems` is empty when intact."""
+
+    event_id: str
+    source: str
+    seq: int
+    hash: str
+    problems: tuple[str, ...]
+    checks: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def chain_status(conn: sqlite3.Connection, event_id: str) -> ChainStatus | None:
+    """Verify one event without walking its chain: its hash is sha256(prev_hash ‖ canonical JSON) of its content,
+    its prev_hash is the hash of the previous event of its source (genesis for seq 1), the next event links to it
+    (or, as the last one, it is the chain's recorded head), its key matches its timestamp, and its recording (if
+    the mirror holds one) has the digest it carries. None when no event has that id."""
+    row = conn.execute(f"SELECT e.n AS n, {_SELECT_EVENT} FROM events e WHERE e.id = ?", (event_id,)).fetchone()
+    if row is None:
+        return None
+    source, seq, stored = row["source"], row["source_seq"], row["hash"]
+    problems: list[str] = []
+    checks: list[str] = []
+    try:
+        content_ok = chain_hash(row["prev_hash"], canonical_json(row_dict(row))) == stored
+    except (ValueError, TypeError):
+        content_ok = False
+    if content_ok:
+        checks.append("its content hashes to its recorded hash")
+    else:
+        problems.append(f"edited: its content no longer hashes to {stored}")
+    try:
+        ms: int | None = timestamp_ms(row["timestamp"])
+    except (ValueError, TypeError):
+        ms = None
+    if ms is not None and row["n"] >> KEY_SHIFT != ms:
+        problems.append(f"reordered: its key {row['n']} does not belong to {row['timestamp']}")
+
+    if seq == 1:
+        linked = row["prev_hash"] == GENESIS_HASH
+        if linked:
+            checks.append("it is the first event of its chain (links to the genesis hash)")
+        else:
+            problems.append(f"broken link: seq 1 must link to the genesis hash, not {row['prev_hash']}")
+    else:
+        previous = conn.execute("SELECT hash FROM events WHERE source = ? AND source_seq = ?",
+                                (source, seq - 1)).fetchall()
+        if len(previous) != 1:
+            problems.append(f"{'deleted' if not previous else 'inserted'}: the mirror holds {len(previous)} "
+                            f"events with seq {seq - 1}, its predecessor")
+        elif previous[0][0] != row["prev_hash"]:
+            problems.append(f"broken link: its prev_hash {row['prev_hash']} is not the hash of seq {seq - 1} "
+                            f"({previous[0][0]})")
+        else:
+            checks.append(f"it links to seq {seq - 1}")
+    following = conn.execute("SELECT prev_hash FROM events WHERE source = ? AND source_seq = ?",
+                             (source, seq + 1)).fetchall()
+    head = chain_head(conn, source)
+    if following:
+        if all(p == stored for (p,) in following):
+            checks.append(f"seq {seq + 1} links to it")
+        else:
+            problems.append(f"broken link: seq {seq + 1} does not link to it")
+    elif seq < head.last_seq:
+        problems.append(f"deleted: seq {seq + 1} is missing (the chain's recorded head is seq {head.last_seq})")
+    elif seq > head.last_seq:
+        problems.append(f"inserted: it lies beyond the chain's recorded head (seq {head.last_seq})")
+    elif head.last_hash != stored:
+        problems.append(f"edited: it is the chain's last event but its hash is not the recorded head "
+                        f"{head.last_hash}")
+    else:
+        checks.append("it is the chain's recorded head")
+
+    digest = None
+    if row["session_id"]:
+        try:
+            digest = json.loads(row["details"] or "{}").get("recording_sha256")
+        except (ValueError, AttributeError):
+            digest = None
+    if digest:
+        cast = recording(conn, row["session_id"])
+        if cast is None:
+            checks.append("its recording is not in this mirror")
+        elif recording_sha256(cast) != digest:
+            problems.append(f"recording: {row['session_id']} hashes to {recording_sha256(cast)}, "
+                            f"but the event records {digest}")
+        else:
+            checks.append("its recording has the digest the event records")
+    return ChainStatus(row["id"], source, seq, stored, tuple(problems), tuple(checks))
 
 
 def _verify_sessions(conn: sqlite3.Connection, report: VerifyReport) -> None:
