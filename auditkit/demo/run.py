@@ -154,3 +154,7 @@ def _explore(console: Console, db_path: Path, journal_path: Path, base: str, sha
                    + f"\n  .venv/bin/auditkit tui --db {db_path}                                the TUI")
         return
     click.echo("\nExplore with:\n" + how)
+    click.echo(f"\nOpening the TUI on {db_path} (q quits; Datasette stops with it). Datasette: {base}/")
+    from ..tui.app import run as run_tui
+
+    run_tui(db_path, base_url=base)
