@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 from .. import asciicast, store
 from ..events import FIELDS, Event, dumps, new_event_id, seal_halves, timestamp_ms, value_hmac
+from ..sharing import LOCAL_RACK
 
 __all__ = ["Summary", "write_history", "build_world", "hmac_key", "PARALLEL_MIN"]
 
@@ -1312,42 +1313,51 @@ class Generator:
                          f"/apps/{app.name}/builds/{build}/logs", 101, app=app.name, target=build)]
 
     def _x_share_link(self, act: tuple) -> list:
+        """A share link's life as auditkit.sharing records it on the mirror's local chain: created by an admin,
+        viewed by an auditor (pages, a download), sometimes revoked."""
         t, _, _, actor, rack, _, r, size = act
         rng = self.rng
         views, revoked = _share_shape(r)
         rack_name = self.world.racks[rack].name
-        link = "lnk_" + "".join(rng.choices("abcdefghijkmnopqrstuvwxyz23456789", k=12))
+        link = "sl_" + _hex(rng, 16)
         since = _format_ms(max(self.start_ms, t - rng.choice((7, 30, 90)) * DAY_MS), self.ts_cache)[:10]
-        flt = rng.choice((f"rack:{rack_name} since:{since}", f"rack:{rack_name} category:Environment since:{since}",
-                          f"rack:{rack_name} action:promoted since:{since}", f"rack:{rack_name} outcome:denied"))
+        flt = rng.choice((f"rack:{rack_name}", f"rack:{rack_name} category:Environment",
+                          f"rack:{rack_name} action:promoted", f"rack:{rack_name} outcome:denied"))
         expires = rng.choice((None, 7, 30))
-        a = self.world.actors[actor]
-        out = [self._ev(t, actor, rack, "Access", "created",
-                        f"Created share link {link} for {flt} "
-                        + (f"(expires in {expires} days)" if expires else "(permanent)"),
-                        None, None, None, target=link, agent="auditkit/0.1.0",
-                        details={"filter": flt, "expires_days": expires,
-                                 "note": rng.choice(("SOC 2 evidence", "quarterly access review", "incident review",
-                                                     "ISO 27001 audit", "customer security questionnaire"))})]
+        expires_at = _format_ms(t + expires * DAY_MS, self.ts_cache) if expires else None
+        note = rng.choice(("SOC 2 evidence", "quarterly access review", "incident review", "ISO 27001 audit",
+                           "customer security questionnaire"))
+        out = [self._local(t, actor, rack, "created",
+                           f"Created share link {link}: {flt}, from {since}, "
+                           + (f"expires {expires_at[:16].replace('T', ' ')} UTC" if expires_at else "never expires"),
+                           link, None, None,
+                           {"filter": flt, "since": since, "until": None, "expires_at": expires_at, "note": note})]
         span = max(1, self.end_ms - 1 - t)
         horizon = min(span, (expires or 60) * DAY_MS)
         times = sorted(self._view_time(t, horizon) for _ in range(views))
         ip = f"198.51.100.{rng.randrange(2, 20)}"
         agent = rng.choice(_BROWSERS)
-        viewer = f"link:{link}"
         for i, vt in enumerate(times):
-            if i and rng.random() < 0.2:
-                out.append(self._view(vt, viewer, rack, "downloaded", f"Downloaded events of share link {link} as CSV",
-                                      link, ip, agent, {"format": "csv"}))
-            else:
-                out.append(self._view(vt, viewer, rack, "viewed", f"Viewed share link {link} (page {i + 1})", link, ip,
-                                      agent, {"page": i + 1}))
+            what = ("download of every event as CSV" if i and rng.random() < 0.2
+                    else f"page of events {100 * i + 1}–{100 * i + 100}")
+            out.append(self._local(vt, None, rack, "viewed", f"Viewed share link {link}: {what}", link, ip, agent,
+                                   {"what": what}))
         if revoked:
             after = times[-1] if times else t
             rt = after + 1 + int(rng.random() * max(1, min(DAY_MS, self.end_ms - 2 - after)))
-            out.append(self._ev(rt, actor, rack, "Access", "revoked", f"Revoked share link {link}", None, None, None,
-                                target=link, agent="auditkit/0.1.0", details={"reason": "audit complete"}))
+            out.append(self._local(rt, actor, rack, "revoked", f"Revoked share link {link} (audit complete)", link,
+                                   None, None, {"reason": "audit complete"}))
         return out
+
+    def _local(self, ms: int, actor: int | None, rack: int, action: str, text: str, link: str, ip: str | None,
+               agent: str | None, details: dict) -> tuple[int, dict]:
+        """An Access event as auditkit.sharing writes it: rack 'local', the link as target, viewers as share:ID."""
+        ms, d = self._ev(ms, actor if actor is not None else 0, rack, "Access", action, text, None, None, None,
+                         target=link, ip=ip, agent=agent, details=details)
+        d["rack"] = LOCAL_RACK
+        if actor is None:
+            d["actor"], d["actor_type"] = f"share:{link}", "user"
+        return ms, d
 
     def _view_time(self, t: int, horizon: int) -> int:
         """When an auditor opens the link: in office hours (theirs, UTC+0) within `horizon` after it was made."""
@@ -1359,13 +1369,6 @@ class Generator:
             if t < ms < t + horizon:
                 return ms
         return t + 1_000 + int(self.rng.random() * (horizon - 1_000))
-
-    def _view(self, ms: int, viewer: str, rack: int, action: str, text: str, link: str, ip: str, agent: str,
-              details: dict) -> tuple[int, dict]:
-        ms, d = self._ev(ms, 0, rack, "Access", action, text, "GET", None, 200, target=link, ip=ip, agent=agent,
-                         details=details)
-        d["actor"], d["actor_type"], d["path"] = viewer, "user", f"/-/share/{link}"
-        return ms, d
 
 
 def _cumulative(weights: list[float], items: list[int]) -> tuple[list[float], list[int]]:
