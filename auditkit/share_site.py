@@ -81,9 +81,11 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"private, no-store"),
 )
-# Share pages load nothing from elsewhere; the player needs WebAssembly and inline styles.
-SHARE_CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-             "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+# Share pages load nothing from elsewhere, and only what they use from here. The player (3.18) compiles its
+# WebAssembly terminal from bytes inside its bundle ('wasm-unsafe-eval') and fetches the recording (connect-src); it
+# sets styles through the CSSOM, so no 'unsafe-inline'; no page loads images, fonts or workers.
+# tests/test_browser.py replays a recording under this policy in Chromium and fails on any violation.
+SHARE_CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; "
              "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 T = TypeVar("T")
