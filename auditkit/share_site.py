@@ -439,13 +439,24 @@ def _methods(request: Any, *allowed: str) -> Any:
 
 # --- the share pages ------------------------------------------------------------------------------------------------
 
-async def share_landing(request: Any, datasette: Any) -> Any:
+def _share_page(handler: Callable[[Any, Any, Site], Any]) -> Callable[[Any, Any], Any]:
+    """What every share page does first: 404 without the plugin's site, 405 for anything but GET and HEAD.
+    (Not functools.wraps: Datasette passes a view the arguments its signature names.)"""
+    async def page(request: Any, datasette: Any) -> Any:
+        site = site_for(datasette)
+        if site is None:
+            return _response().text("Not found", status=404)
+        if (refused := _methods(request, "GET", "HEAD")) is not None:
+            return refused
+        return await handler(request, datasette, site)
+
+    page.__name__, page.__doc__ = handler.__name__, handler.__doc__
+    return page
+
+
+@_share_page
+async def share_landing(request: Any, datasette: Any, site: Site) -> Any:
     """/-/share/<token>: check the token, keep it in an HttpOnly cookie, and send the browser to /-/shared."""
-    site = site_for(datasette)
-    if site is None:
-        return _response().text("Not found", status=404)
-    if (refused := _methods(request, "GET", "HEAD")) is not None:
-        return refused
     token = request.url_vars["token"]
     try:
         link = await site.run(lambda conn: _open(site, conn, token, request, "opened the link"))
@@ -463,13 +474,9 @@ async def share_landing(request: Any, datasette: Any) -> Any:
     return response
 
 
-async def shared_page(request: Any, datasette: Any) -> Any:
+@_share_page
+async def shared_page(request: Any, datasette: Any, site: Site) -> Any:
     """/-/shared: one page of the link's events, newest first, with the link's terms and the way to the rest."""
-    site = site_for(datasette)
-    if site is None:
-        return _response().text("Not found", status=404)
-    if (refused := _methods(request, "GET", "HEAD")) is not None:
-        return refused
     try:
         before = _int_arg(request, "before", -(2**63), 2**63 - 1)
         start = _int_arg(request, "start", 1, 10**12) or 1
@@ -514,15 +521,11 @@ async def shared_page(request: Any, datasette: Any) -> Any:
     }, share=True)
 
 
-async def shared_download(request: Any, datasette: Any) -> Any:
+@_share_page
+async def shared_download(request: Any, datasette: Any, site: Site) -> Any:
     """/-/shared/events.csv and .json: every event of the link, streamed newest first."""
     from datasette.utils.asgi import AsgiStream
 
-    site = site_for(datasette)
-    if site is None:
-        return _response().text("Not found", status=404)
-    if (refused := _methods(request, "GET", "HEAD")) is not None:
-        return refused
     fmt = request.url_vars["format"]
     token = request.cookies.get(COOKIE)
     ip, agent = _client(request)
@@ -581,13 +584,9 @@ class _NotInScope(Exception):
     pass
 
 
-async def shared_replay(request: Any, datasette: Any) -> Any:
+@_share_page
+async def shared_replay(request: Any, datasette: Any, site: Site) -> Any:
     """/-/shared/replay/<session>: the player on a recording an in-scope event references (404 otherwise)."""
-    site = site_for(datasette)
-    if site is None:
-        return _response().text("Not found", status=404)
-    if (refused := _methods(request, "GET", "HEAD")) is not None:
-        return refused
     session_id = request.url_vars["session_id"]
     try:
         link, event, session = await _scoped_session(
@@ -605,13 +604,9 @@ async def shared_replay(request: Any, datasette: Any) -> Any:
     }, share=True)
 
 
-async def shared_cast(request: Any, datasette: Any) -> Any:
+@_share_page
+async def shared_cast(request: Any, datasette: Any, site: Site) -> Any:
     """/-/shared/cast/<session>: the recording (asciicast v2) of an in-scope event."""
-    site = site_for(datasette)
-    if site is None:
-        return _response().text("Not found", status=404)
-    if (refused := _methods(request, "GET", "HEAD")) is not None:
-        return refused
     session_id = request.url_vars["session_id"]
     try:
         _, _, cast = await _scoped_session(site, request, session_id, f"recording {session_id} (asciicast)",
