@@ -778,7 +778,6 @@ class Recording:
         # offsets[i]: characters of output in the first i frames (what feeding costs between two positions)
         self.offsets = array("q", accumulate((len(f.data) if f.kind == "o" else 0 for f in frames), initial=0))
         self.output_size = self.offsets[-1]
-        self.indexed_position = 0  # frames the index has covered so far (keyframes exist up to here)
         self._given_markers = markers
         self.markers: list[Marker] = sorted(markers)
         self.keyframes: list[Keyframe] = []
@@ -829,7 +828,6 @@ class Recording:
         next_report = 0
         frames = self.frames
         for i, frame in enumerate(frames):
-            self.indexed_position = max(self.indexed_position, i)
             term.position = i + 1
             term.now = frame.time
             if frame.kind == "o":
@@ -855,7 +853,6 @@ class Recording:
         self._versions = term.versions
         self._versions.seal()
         self.markers = _merge_markers(self._given_markers, term.markers)
-        self.indexed_position = len(frames)
         self._built.set()
         if progress:
             progress(1.0)
