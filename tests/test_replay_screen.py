@@ -152,6 +152,16 @@ def test_a_search_without_matches_says_so_and_escape_cancels_the_box():
     run(app, body)
 
 
+def test_keys_typed_right_after_slash_go_into_the_search_box():
+    async def body(pilot: Pilot, screen: ReplayScreen) -> None:
+        screen.action_search()
+        screen.set_focus(None)  # as when keys arrive before the box has taken focus
+        await pilot.press("i", "5", "n")
+        assert screen.query_one("#replay-search").value == "i5n", "not idle skip, a jump and next match"
+        assert screen.player.position == 0 and screen.idle_skip
+    run(make_app(), body)
+
+
 # --- playing and moving -------------------------------------------------------------------------------------------
 
 def test_playback_follows_the_clock_and_speed():

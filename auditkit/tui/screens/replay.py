@@ -262,6 +262,13 @@ class ReplayScreen(Screen[None]):
     # -- actions -----------------------------------------------------------------------------------------------------
 
     def on_key(self, event: events.Key) -> None:
+        search = self.query_one("#replay-search", Input)
+        if self.has_class("-searching") and not search.has_focus and event.is_printable and event.character:
+            # typed right after `/`, before the box had focus: the text is meant for it
+            search.insert_text_at_cursor(event.character)
+            event.stop()
+            event.prevent_default()
+            return
         if len(event.key) == 1 and event.key.isdigit():
             self._digit = int(event.key)
 

@@ -69,9 +69,12 @@ class TimelineBar(Widget, can_focus=False):
                  for name in ("played", "rest", "head", "marker", "event", "time")}
         cells = ["━" if x < head else "─" for x in range(width)]
         kinds = ["played" if x < head else "rest" for x in range(width)]
+        dense = sum(1 for _, kind in self.markers if kind != "event") > width // 3
         for t, kind in self.markers:
             if self.duration <= 0:
                 break
+            if dense and kind != "event":
+                continue  # more command markers than the bar can show apart: [ and ] still reach them
             x = min(int(t / self.duration * width), width - 1)
             if kind == "event":
                 cells[x], kinds[x] = "◆", "event"
