@@ -160,6 +160,38 @@ def tui(filter_words: tuple[str, ...], db_path: Path | None, base_url: str | Non
     run(path, base_url=base_url, utc=utc, initial_filter=f)
 
 
+# --- replay ---------------------------------------------------------------------------------------------------------
+
+@main.command("replay")
+@click.argument("target")
+@db_option
+def replay_command(target: str, db_path: Path | None) -> None:
+    """Replay a recording: an asciicast v2 file (.cast, plain or gzipped) or the SESSION_ID of a mirrored session.
+
+    Keys: space play/pause, ←/→ 5 s, 0–9 jump, < > speed, . step, i idle skip, [ ] markers, / search, n/N, ? keys, q.
+    """
+    from . import replay
+    from .tui.screens.replay import ReplayApp
+
+    path = Path(target)
+    if path.is_file():
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise CommandError(f"cannot read {path}: {e.strerror}") from None
+        try:
+            recording = replay.load(data)
+        except replay.RecordingError as e:
+            raise CommandError(f"{path}: {e}") from None
+        app = ReplayApp(recording, title=path.name)
+    elif path.suffix in (".cast", ".gz") or "/" in target or path.exists():
+        raise CommandError(f"no recording file at {path}")
+    else:
+        session = replay.open_session(_open(db_path), target)
+        app = ReplayApp(session.recording, title=session.title, event_markers=session.event_markers)
+    app.run()
+
+
 # --- synth and demo -------------------------------------------------------------------------------------------------
 
 @main.command()

@@ -567,6 +567,13 @@ def recording(conn: sqlite3.Connection, session_id: str) -> bytes | None:
     return gzip.decompress(row[0]) if row else None
 
 
+def session_events(conn: sqlite3.Connection, session_id: str) -> list[Event]:
+    """The events of one interactive session (its exec/SSH event, and any other event that names it), oldest first."""
+    rows = conn.execute(f"SELECT {_SELECT_EVENT} FROM events e WHERE e.session_id = ? ORDER BY e.n",
+                        (session_id,)).fetchall()
+    return [row_to_event(row) for row in rows]
+
+
 # --- intents (the gateway's fail-closed journal) --------------------------------------------------------------------
 
 def record_intents(conn: sqlite3.Connection, intents: Sequence[tuple[str, Event]]) -> None:
