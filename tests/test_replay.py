@@ -116,6 +116,16 @@ def test_sequences_pyte_misreads_are_ignored():
     assert snap.text()[0] == "plain" and not snap.lines[0][0][1].underscore
 
 
+def test_sequences_pyte_lacks():
+    assert text("ab\x1b[3bc")[0] == "abbbbc", "CSI b repeats the last character"
+    assert text("abc\x1b[s\r\nxy\x1b[uZ")[:2] == ["abcZ", "xy"], "CSI s / CSI u save and restore the cursor"
+    assert text("a\t\tb\x1b[2Zc")[0] == "a       c       b", "CSI Z moves back by tab stops"
+    assert text("ab\x1bEcd")[:2] == ["ab", "cd"], "ESC E is a new line (pyte only moved down)"
+    assert text("\x1b(0lqk\x1b(B lqk\x0e\x1b)0lqk\x0fq")[0] == "┌─┐ lqk┌─┐q", "DEC line drawing, G0 and G1"
+    assert text("\x1bP1$r0m\x1b\\ok\x1b_app\x07!")[0] == "ok!", "DCS and APC strings show nothing"
+    assert text("1\r\n2\r\n3\x1b[2S", height=3)[0] == "3" and text("1\x1b[T", height=3)[:2] == ["", "1"]
+
+
 def test_colon_sgr_and_256_colour_names():
     term = render("\x1b[38:2::255:0:0ma\x1b[38;5;1mb\x1b[38;5;9mc\x1b[105md")
     cells = [attrs for text, attrs in term.snapshot().lines[0] for _ in text][:4]
@@ -128,10 +138,21 @@ def test_scrolling_fills_new_lines_with_the_background_like_tmux():
     assert all(attrs.bg == "blue" for _, attrs in term.snapshot().lines[2])
 
 
-def test_autowrap_and_pending_wrap_erase_like_tmux():
+def test_autowrap_and_the_wrap_position_like_tmux():
     term = render("x" * 40 + "\x1b[K", width=40)
-    assert term.snapshot().text()[0] == "x" * 39, "the cursor at the wrap position erases the last column"
+    assert term.snapshot().text()[0] == "x" * 40, "at the wrap position, erasing to the right erases nothing"
     assert text("a" * 45, width=40)[:2] == ["a" * 40, "aaaaa"]
+    term = render("\x1b[?7l" + "b" * 45 + "c", width=40)
+    assert term.snapshot().text()[:2] == ["b" * 39 + "c", ""] and term.cursor.x == 39, "no wrap: the last column"
+
+
+def test_margins_and_lines_like_tmux():
+    term = render("\x1b[2;3r\x1b[3;1H1\n2\n3\x1b[r")
+    assert (term.cursor.x, term.cursor.y) == (0, 0), "resetting the margins homes the cursor"
+    term = render("abc\r\ndef\r\nghi\x1b[2;3H\x1b[Lq")
+    assert term.snapshot().text()[:4] == ["abc", "  q", "def", "ghi"], "inserting lines leaves the cursor's column"
+    term = render("abc\r\ndef\r\nghi\x1b[2;3H\x1b[Mq")
+    assert term.snapshot().text()[:3] == ["abc", "ghq", ""], "so does deleting them"
 
 
 def test_wide_characters_take_two_cells():
@@ -142,25 +163,36 @@ def test_wide_characters_take_two_cells():
 
 _SIMPLE = st.one_of(
     st.text(alphabet="abcdefghij XYZ0123456789-=_:;.,", min_size=1, max_size=30),
-    st.sampled_from(["\r", "\n", "\r\n", "\b", "\t", "\x1b[m", "\x1b[1;31m", "\x1b[32;4m", "\x1b[0m", "\x1b[7m",
-                     "\x1b[38;5;208m", "\x1b[38;2;10;20;30m", "\x1b[22m"]),
+    st.text(alphabet="日本語é\u0301ü ", min_size=1, max_size=4),
+    st.sampled_from(["\r", "\n", "\r\n", "\b", "\t", "\x1b[m", "\x1b[1;31m", "\x1b[32;44m", "\x1b[0m", "\x1b[7m",
+                     "\x1b[38;5;208m", "\x1b[48;2;10;20;30m", "\x1b[22m", "\x1b[K", "\x1b[1K", "\x1b[2J", "\x1b[J",
+                     "\x1b[L", "\x1b[2M", "\x1b[3@", "\x1b[2P", "\x1b[2X", "\x1b[2;4r", "\x1b[r", "\x1bM", "\x1b7",
+                     "\x1b8", "\x1b[?7l", "\x1b[?7h", "\x1b[4h", "\x1b[4l", "\x1b[?1049h", "\x1b[?1049l"]),
     st.builds(lambda n, f: f"\x1b[{n}{f}", st.integers(0, 12), st.sampled_from("ABCDGd")),
     st.builds(lambda y, x: f"\x1b[{y};{x}H", st.integers(1, 8), st.integers(1, 45)),
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+class _OneStepAtATime(replay.Terminal):
+    """The same terminal without the fast path for text."""
+
+    def draw(self, data: str) -> None:
+        self._draw_slow(data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(parts=st.lists(_SIMPLE, max_size=40))
-def test_the_fast_paths_draw_what_pyte_draws(parts):
-    """Text, controls, cursor moves and colours come out cell for cell as pyte's own Screen and Stream draw them.
-    (Background colours are left out: scrolling fills new lines with the background, as tmux does and pyte not.)"""
+def test_the_fast_paths_draw_what_the_slow_paths_draw(parts):
+    """Whole CSI sequences read by a regular expression and ASCII text drawn a run at a time come out cell for cell
+    as pyte's own parser (a character per step) driving the terminal a character at a time."""
     data = "".join(parts)
-    theirs = pyte.Screen(40, 6)
-    pyte.Stream(theirs).feed(data)
-    ours = render(data)
+    slow = _OneStepAtATime(40, 6)
+    pyte.Stream(slow).feed(data)
+    fast = render(data)
     for y in range(6):
-        assert [ours.buffer[y][x] for x in range(40)] == [theirs.buffer[y][x] for x in range(40)], repr(data)
-    assert (ours.cursor.x, ours.cursor.y) == (theirs.cursor.x, theirs.cursor.y)
+        assert [fast.buffer[y][x] for x in range(40)] == [slow.buffer[y][x] for x in range(40)], repr(data)
+    assert (fast.cursor.x, fast.cursor.y, fast.alternate is None) == (slow.cursor.x, slow.cursor.y,
+                                                                      slow.alternate is None)
 
 
 @settings(max_examples=100, deadline=None)
