@@ -20,19 +20,19 @@ import bisect
 import dataclasses
 import functools
 import gzip
-import json
 import math
 import re
 import threading
 import unicodedata
 import zlib
 from array import array
+from collections import defaultdict
 from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import pyte
-from pyte import graphics, modes as mo
+from pyte import charsets, modes as mo
 from pyte.screens import Char, Cursor, Margins, Savepoint, StaticDefaultDict, wcwidth
 
 from . import asciicast
@@ -66,8 +66,6 @@ class Attrs(NamedTuple):
     reverse: bool = False
     blink: bool = False
 
-
-DEFAULT_ATTRS = Attrs()
 
 
 class Frame(NamedTuple):
@@ -161,6 +159,9 @@ def _named_256(attrs: Sequence[int]) -> list[int]:
             out.append(a)
             i += 1
     return out
+
+
+_LATIN1 = charsets.LAT1_MAP
 _ALT_MODES = {47 << 5, 1047 << 5, 1049 << 5}
 _DECCOLM = 3 << 5
 
@@ -171,7 +172,9 @@ class Terminal(pyte.Screen):
     def __init__(self, columns: int, lines: int):
         self._styles: dict[Char, _Chars] = {}
         self._sgr: dict[tuple, Char] = {}  # (style, SGR parameters, reverse screen) -> the style they make
-        self.alternate: tuple | None = None  # in the alternate screen: (main buffer, saved cursor or None)
+        self.alternate: Any = None  # in the alternate screen: the main screen's buffer
+        self.alt_cursor: Cursor | None = None  # the cursor saved by 1049h
+        self._last = ""  # the last character drawn (for CSI b)
         super().__init__(columns, lines)
 
     # -- text --------------------------------------------------------------------------------------------------------
@@ -185,9 +188,13 @@ class Terminal(pyte.Screen):
         return chars
 
     def draw(self, data: str) -> None:
+        charset = self.g1_charset if self.charset else self.g0_charset
+        if charset is not _LATIN1:  # DEC line drawing (ESC ( 0): lqk is ┌─┐
+            data = data.translate(charset)
         if mo.IRM in self.mode or not data.isascii() or not data.isprintable():
             self._draw_slow(data)
             return
+        self._last = data[-1]
         cursor, columns, buffer = self.cursor, self.columns, self.buffer
         make = self._chars(cursor.attrs).__getitem__
         i, n = 0, len(data)
@@ -196,15 +203,22 @@ class Terminal(pyte.Screen):
                 if mo.DECAWM in self.mode:
                     self.dirty.add(cursor.y)
                     self._wrap()
-                else:  # every further character lands on the last column
+                else:  # every further character lands on the last column, where the cursor stays (tmux)
                     buffer[cursor.y][columns - 1] = make(data[-1])
-                    cursor.x = columns
+                    cursor.x = columns - 1
                     break
             x = cursor.x
             k = min(n - i, columns - x)
-            buffer[cursor.y].update(zip(range(x, x + k), map(make, data[i:i + k])))
+            line = buffer[cursor.y]
+            if x and line.get(x, BLANK)[0] == "":  # over the right half of a wide character: its left half goes
+                line[x - 1] = BLANK
+            if line.get(x + k, BLANK)[0] == "":  # over a wide character's left half: its right half goes
+                line[x + k] = BLANK
+            line.update(zip(range(x, x + k), map(make, data[i:i + k])))
             cursor.x = x + k
             i += k
+        if cursor.x >= columns and mo.DECAWM not in self.mode:
+            cursor.x = columns - 1
         self.dirty.add(cursor.y)
 
     def _wrap(self) -> None:
@@ -213,8 +227,9 @@ class Terminal(pyte.Screen):
         self.index()
 
     def _draw_slow(self, data: str) -> None:
-        """pyte's draw, except that unprintable characters are skipped (pyte stops drawing the rest of the text) and a
-        wide character that does not fit on the line wraps first (as tmux and xterm do)."""
+        """pyte's draw, except as tmux does: unprintable characters are skipped (pyte stopped drawing the rest of the
+        text), a wide character that does not fit on the line wraps first (or is dropped without autowrap), and
+        overwriting half of a wide character blanks its other half."""
         cursor = self.cursor
         make = self._chars(cursor.attrs).__getitem__
         for char in data:
@@ -225,11 +240,20 @@ class Terminal(pyte.Screen):
                 if mo.DECAWM in self.mode:
                     self.dirty.add(cursor.y)
                     self._wrap()
-                elif width > 0:
-                    cursor.x = self.columns - width
+                elif width == 2:
+                    continue  # without autowrap, a wide character that does not fit is dropped (tmux)
+                elif width == 1:
+                    cursor.x = self.columns - 1
             if mo.IRM in self.mode and width > 0:
                 self.insert_characters(width)
             line = self.buffer[cursor.y]
+            if width:
+                self._last = char
+                x = cursor.x  # overwriting half of a wide character blanks its other half (tmux)
+                if x and line.get(x, BLANK)[0] == "":
+                    line[x - 1] = BLANK
+                if line.get(x + width, BLANK)[0] == "":
+                    line[x + width] = BLANK
             if width == 1:
                 line[cursor.x] = make(char)
             elif width == 2:
@@ -248,7 +272,113 @@ class Terminal(pyte.Screen):
             else:
                 continue
             cursor.x = min(cursor.x + width, self.columns)
+            if cursor.x >= self.columns and mo.DECAWM not in self.mode:
+                cursor.x = self.columns - 1
         self.dirty.add(cursor.y)
+
+    def set_margins(self, top: int | None = None, bottom: int | None = None) -> None:
+        """DECSTBM; resetting the margins homes the cursor too (tmux, xterm; pyte left it)."""
+        super().set_margins(top, bottom)
+        if not top and bottom is None:
+            self.cursor_position()
+
+    def tab(self) -> None:
+        """HT; at the wrap position it does nothing, so the next character still wraps (tmux)."""
+        if self.cursor.x < self.columns:
+            super().tab()
+
+    def cursor_up(self, count: int | None = None) -> None:
+        """CUU stops at the top margin only from inside the scroll region (pyte also pulled a cursor above the
+        region down into it)."""
+        top = self.margins.top if self.margins and self.cursor.y >= self.margins.top else 0
+        self.cursor.y = max(self.cursor.y - (count or 1), top)
+        self.cursor.x = min(self.cursor.x, self.columns - 1)  # off the wrap position
+
+    def cursor_down(self, count: int | None = None) -> None:
+        """CUD stops at the bottom margin only from inside the scroll region."""
+        bottom = self.lines - 1
+        if self.margins and self.cursor.y <= self.margins.bottom:
+            bottom = self.margins.bottom
+        self.cursor.y = min(self.cursor.y + (count or 1), bottom)
+        self.cursor.x = min(self.cursor.x, self.columns - 1)  # off the wrap position
+
+    def cursor_back(self, count: int | None = None) -> None:
+        """CUB (and backspace) count from the wrap position as from one column past the last (tmux)."""
+        self.cursor.x = max(min(self.cursor.x, self.columns) - (count or 1), 0)
+
+    def save_cursor(self) -> None:
+        """DECSC: one saved state, replaced by the next save (tmux, xterm; pyte kept a stack)."""
+        super().save_cursor()
+        del self.savepoints[:-1]
+
+    def restore_cursor(self) -> None:
+        """DECRC puts the cursor back where it was, inside the margins or not (pyte clamped it into them), and keeps
+        the saved state for the next DECRC (pyte forgot it)."""
+        if not self.savepoints:  # nothing saved: home, default attributes (tmux)
+            self.mode.discard(mo.DECOM)
+            self.cursor.attrs = self.default_char
+            self.cursor_position()
+            return
+        savepoint = self.savepoints[-1]
+        self.g0_charset, self.g1_charset, self.charset = savepoint.g0_charset, savepoint.g1_charset, savepoint.charset
+        self.mode.discard(mo.DECOM)  # origin mode comes back with the cursor; autowrap does not (tmux)
+        if savepoint.origin:
+            self.mode.add(mo.DECOM)
+        self.cursor = _copy_cursor(savepoint.cursor)
+        self.ensure_hbounds()
+        self.ensure_vbounds()
+
+    def insert_characters(self, count: int | None = None) -> None:
+        """ICH; the blanks inserted have the background colour (tmux)."""
+        self.dirty.add(self.cursor.y)
+        x, columns = self.cursor.x, self.columns
+        if x >= columns:
+            return
+        count = min(count or 1, columns - x)
+        line = self.buffer[self.cursor.y]
+        default = line.default
+        moved = [line.get(col, default) for col in range(x, columns - count)]
+        line.update(zip(range(x + count, columns), moved))
+        line.update(dict.fromkeys(range(x, x + count), self._blank()))
+
+    def delete_characters(self, count: int | None = None) -> None:
+        """DCH; the blanks coming in from the right have the background colour (tmux)."""
+        self.dirty.add(self.cursor.y)
+        x, columns = self.cursor.x, self.columns
+        if x >= columns:
+            return
+        count = min(count or 1, columns - x)
+        line = self.buffer[self.cursor.y]
+        default = line.default
+        moved = [line.get(col, default) for col in range(x + count, columns)]
+        line.update(zip(range(x, columns - count), moved))
+        line.update(dict.fromkeys(range(columns - count, columns), self._blank()))
+
+    # -- sequences pyte lacks (tmux has them) ----------------------------------------------------------------------
+
+    def repeat_last(self, count: int | None = None) -> None:
+        """CSI b (REP): the last character drawn, again `count` times (ncurses uses it for runs)."""
+        if self._last:
+            self.draw(self._last * min(count or 1, self.columns * self.lines))
+
+    def next_line(self) -> None:
+        """ESC E (NEL): carriage return and line feed (pyte did only the line feed)."""
+        self.carriage_return()
+        self.linefeed()
+
+    def save_cursor_csi(self, *_: int) -> None:
+        """CSI s (SCOSC)."""
+        self.save_cursor()
+
+    def restore_cursor_csi(self, *_: int) -> None:
+        """CSI u (SCORC)."""
+        self.restore_cursor()
+
+    def tab_backward(self, count: int | None = None) -> None:
+        """CSI Z (CBT)."""
+        for _ in range(min(count or 1, self.columns)):
+            stops = [stop for stop in self.tabstops if stop < self.cursor.x]
+            self.cursor.x = max(stops) if stops else 0
 
     # -- tmux's rules where pyte differs ---------------------------------------------------------------------------
 
@@ -262,7 +392,7 @@ class Terminal(pyte.Screen):
 
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
         self.dirty.add(self.cursor.y)
-        x = min(self.cursor.x, self.columns - 1)  # at the wrap position the cursor is on the last column
+        x = self.cursor.x  # at the wrap position (x == columns) tmux erases nothing to the right
         interval = {0: range(x, self.columns), 1: range(x + 1), 2: range(self.columns)}.get(how)
         if interval is None:
             return
@@ -296,7 +426,7 @@ class Terminal(pyte.Screen):
 
     def erase_characters(self, count: int | None = None) -> None:
         self.dirty.add(self.cursor.y)
-        x = min(self.cursor.x, self.columns - 1)
+        x = self.cursor.x
         line = self.buffer[self.cursor.y]
         line.update(dict.fromkeys(range(x, min(x + (count or 1), self.columns)), self._blank()))
 
@@ -342,30 +472,34 @@ class Terminal(pyte.Screen):
         self.dirty.update(range(top, bottom + 1))
 
     def index(self) -> None:
+        """IND / LF: down a row, scrolling at the region's bottom; a cursor at the wrap position stays there."""
         top, bottom = self.margins or Margins(0, self.lines - 1)
         if self.cursor.y == bottom:
             self._move_rows(top, bottom, 1)
-        else:
-            self.cursor_down()
+        elif self.cursor.y < self.lines - 1:
+            self.cursor.y += 1
 
     def reverse_index(self) -> None:
+        """RI: up a row, scrolling at the region's top."""
         top, bottom = self.margins or Margins(0, self.lines - 1)
         if self.cursor.y == top:
             self._move_rows(top, bottom, -1)
-        else:
-            self.cursor_up()
+        elif self.cursor.y > 0:
+            self.cursor.y -= 1
+
+    def _lines_below(self) -> int:
+        """The last row IL and DL move: the scroll region's bottom, or the screen's when the cursor is outside the
+        region (tmux; pyte did nothing there)."""
+        top, bottom = self.margins or Margins(0, self.lines - 1)
+        return bottom if top <= self.cursor.y <= bottom else self.lines - 1
 
     def insert_lines(self, count: int | None = None) -> None:
-        top, bottom = self.margins or Margins(0, self.lines - 1)
-        if top <= self.cursor.y <= bottom:
-            self._move_rows(self.cursor.y, bottom, -(count or 1))
-            self.carriage_return()
+        """IL; the cursor stays where it is (tmux; pyte moved it to column 0)."""
+        self._move_rows(self.cursor.y, self._lines_below(), -(count or 1))
 
     def delete_lines(self, count: int | None = None) -> None:
-        top, bottom = self.margins or Margins(0, self.lines - 1)
-        if top <= self.cursor.y <= bottom:
-            self._move_rows(self.cursor.y, bottom, count or 1)
-            self.carriage_return()
+        """DL; the cursor stays where it is (tmux; pyte moved it to column 0)."""
+        self._move_rows(self.cursor.y, self._lines_below(), count or 1)
 
     def scroll_up(self, count: int | None = None) -> None:
         """CSI S (pyte lacks it)."""
@@ -410,25 +544,25 @@ class Terminal(pyte.Screen):
     def _alternate_on(self, *, save_cursor: bool) -> None:
         if self.alternate is not None:
             return
-        saved = _copy_cursor(self.cursor) if save_cursor else None
+        if save_cursor:
+            self.alt_cursor = _copy_cursor(self.cursor)
         self._before_screen_switch()
-        self.alternate = (self.buffer, saved)
+        self.alternate = self.buffer
         self.buffer = self._new_buffer()
         self.dirty.update(range(self.lines))
 
     def _alternate_off(self, *, restore_cursor: bool) -> None:
-        if self.alternate is None:
-            return
-        main, saved = self.alternate
-        self._before_screen_switch()
-        self.alternate = None
-        self.buffer = main
-        if restore_cursor and saved is not None:
-            self.cursor = _copy_cursor(saved)
+        """Back to the main screen; 1049 restores the cursor saved by 1049h, even when the alternate screen was not
+        on (tmux)."""
+        if self.alternate is not None:
+            self._before_screen_switch()
+            self.buffer, self.alternate = self.alternate, None
+            self.dirty.update(range(self.lines))
+            self._after_screen_switch()
+        if restore_cursor and self.alt_cursor is not None:
+            self.cursor = _copy_cursor(self.alt_cursor)
             self.ensure_hbounds()
             self.ensure_vbounds()
-        self.dirty.update(range(self.lines))
-        self._after_screen_switch()
 
     def _before_screen_switch(self) -> None:
         """Hook: the visible screen is about to be replaced."""
@@ -437,12 +571,10 @@ class Terminal(pyte.Screen):
         """Hook: the main screen is back."""
 
     def _new_buffer(self) -> Any:
-        from collections import defaultdict
         return defaultdict(lambda: StaticDefaultDict(self.default_char))
 
     def reset(self) -> None:
-        if getattr(self, "alternate", None) is not None:
-            self.alternate = None
+        self.alternate = self.alt_cursor = None
         super().reset()
 
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
@@ -480,24 +612,21 @@ class Terminal(pyte.Screen):
     def pack(self, intern: dict) -> tuple:
         """The terminal's whole state as immutable values (cells interned through `intern`, so identical cells
         and identical lines are stored once across keyframes)."""
-        main = None
-        if self.alternate is not None:
-            buffer, saved = self.alternate
-            main = (_pack_buffer(buffer, intern), _copy_cursor(saved) if saved else None)
+        main = None if self.alternate is None else _pack_buffer(self.alternate, intern)
+        alt_cursor = None if self.alt_cursor is None else _copy_cursor(self.alt_cursor)
         return (
-            self.columns, self.lines, _pack_buffer(self.buffer, intern), main, _copy_cursor(self.cursor),
+            self.columns, self.lines, _pack_buffer(self.buffer, intern), main, alt_cursor, _copy_cursor(self.cursor),
             tuple(Savepoint(_copy_cursor(s.cursor), *s[1:]) for s in self.savepoints),
             self.margins, frozenset(self.mode), frozenset(self.tabstops), self.title, self.icon_name,
             self.charset, self.g0_charset, self.g1_charset, self.saved_columns,
         )
 
     def unpack(self, state: tuple) -> None:
-        (self.columns, self.lines, buffer, main, cursor, savepoints, self.margins, mode, tabstops, self.title,
-         self.icon_name, self.charset, self.g0_charset, self.g1_charset, self.saved_columns) = state
+        (self.columns, self.lines, buffer, main, alt_cursor, cursor, savepoints, self.margins, mode, tabstops,
+         self.title, self.icon_name, self.charset, self.g0_charset, self.g1_charset, self.saved_columns) = state
         self.buffer = self._unpack_buffer(buffer)
-        self.alternate = None
-        if main is not None:
-            self.alternate = (self._unpack_buffer(main[0]), _copy_cursor(main[1]) if main[1] else None)
+        self.alternate = None if main is None else self._unpack_buffer(main)
+        self.alt_cursor = None if alt_cursor is None else _copy_cursor(alt_cursor)
         self.cursor = _copy_cursor(cursor)
         self.savepoints = [Savepoint(_copy_cursor(s.cursor), *s[1:]) for s in savepoints]
         self.mode = set(mode)
@@ -532,6 +661,8 @@ class Terminal(pyte.Screen):
                 continue
             default = line.default
             cells = [line.get(x, default) for x in range(columns)]
+            if not all(c[0] and c[0].isascii() for c in cells):
+                cells = _whole_characters(cells)
             runs = []
             start = 0
             style = cells[0][1:]
@@ -559,6 +690,20 @@ def _attrs(cell: Char) -> Attrs:
             _ATTRS.clear()
         found = _ATTRS[key] = Attrs(*key)
     return found
+
+
+def _whole_characters(cells: list[Char]) -> list[Char]:
+    """Cells where every wide character is followed by its right half and every right half follows one (a blank
+    in place of a half left alone), so that each row is exactly as wide as the screen when drawn."""
+    out = list(cells)
+    for x, cell in enumerate(cells):
+        if cell[0] == "":
+            if not (x and cells[x - 1][0] and wcwidth(cells[x - 1][0][0]) == 2):
+                out[x] = cell._replace(data=" ")
+        elif not cell[0].isascii() and wcwidth(cell[0][0]) == 2:
+            if x + 1 >= len(cells) or cells[x + 1][0] != "":
+                out[x] = cell._replace(data=" ")
+    return out
 
 
 def _copy_cursor(cursor: Cursor) -> Cursor:
@@ -596,7 +741,10 @@ def _pack_buffer(buffer: dict, intern: dict) -> tuple:
 # --- the parser -----------------------------------------------------------------------------------------------------
 
 _CSI = re.compile(r"\x1b\[([?>=<]?)([0-9;:]*)([ -/]*)([@-~])")
-_CSI_UNFINISHED = re.compile(r"\x1b(?:\[[?>=<]?[0-9;:]*[ -/]*)?\Z")
+# ESC ( 0 / ESC ) B (character sets), and DCS / SOS / PM / APC strings up to ST or BEL
+_OTHER = re.compile(r"\x1b(?:([()])([0-~])|[P^_X][^\x07\x1b]*(?:\x07|\x1b\\))", re.S)
+# what a feed may end inside of: ESC, a CSI sequence, a character set designation, or one of those strings
+_UNFINISHED = re.compile(r"\x1b(?:\[[?>=<]?[0-9;:]*[ -/]*|[()]|[P^_X][^\x07\x1b]*\x1b?)?\Z")
 _PRIVATE_OK = {"h", "l", "J", "K"}  # private CSI finals that mean something to the terminal
 
 
@@ -605,15 +753,16 @@ class TerminalStream(pyte.Stream):
     character per generator step), keeps a CSI sequence cut by the end of a feed until the next one (so a sequence
     split across frames is read exactly as a whole one), and survives a sequence the screen cannot take."""
 
-    csi = {**pyte.Stream.csi, "S": "scroll_up", "T": "scroll_down"}
+    escape = {**pyte.Stream.escape, "E": "next_line"}
+    csi = {**pyte.Stream.csi, "S": "scroll_up", "T": "scroll_down", "b": "repeat_last", "s": "save_cursor_csi",
+           "u": "restore_cursor_csi", "Z": "tab_backward"}
 
     def attach(self, screen: pyte.Screen) -> None:
         super().attach(screen)
         self._partial = ""
         self._csi_dispatch = {final: getattr(screen, name) for final, name in self.csi.items()
                               if hasattr(screen, name)}
-        self._basic_dispatch = {char: getattr(screen, name) for char, name in self.basic.items()
-                                if char not in "\x0e\x0f"}
+        self._basic_dispatch = {char: getattr(screen, name) for char, name in self.basic.items()}
 
     def feed(self, data: str) -> None:
         if self._partial:
@@ -640,8 +789,15 @@ class TerminalStream(pyte.Stream):
                         offset = m.end()
                         self._dispatch_csi(*m.groups())
                         continue
-                    if _CSI_UNFINISHED.match(data, offset):
-                        self._partial = data[offset:]
+                    m = _OTHER.match(data, offset)
+                    if m:
+                        offset = m.end()
+                        if m.group(1):  # ESC ( 0 and the like: which character set G0 or G1 is
+                            listener.define_charset(m.group(2), m.group(1))
+                        continue  # a DCS, APC, PM or SOS string: nothing on screen
+                    if _UNFINISHED.match(data, offset):
+                        if length - offset < 65536:  # a string that never ends is dropped, not kept forever
+                            self._partial = data[offset:]
                         break
                 else:
                     handler = basic.get(char)

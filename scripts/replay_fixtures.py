@@ -33,6 +33,7 @@ import tempfile
 import termios
 import time
 import fcntl
+import itertools
 from pathlib import Path
 from typing import Callable
 
@@ -205,13 +206,16 @@ def cuts(recording: replay.Recording) -> dict[str, int]:
     return out
 
 
+_SOCKETS = itertools.count()
+
+
 def tmux_capture(raw: bytes, width: int, height: int) -> dict:
     """Show `raw` in a tmux pane of width x height (no status line, output post-processing off) and capture it."""
     with tempfile.TemporaryDirectory() as tmp:
         path, done, conf = Path(tmp, "raw"), Path(tmp, "done"), Path(tmp, "tmux.conf")
         path.write_bytes(raw)
         conf.write_text("set -g status off\nset -g default-terminal xterm-256color\n")
-        socket = f"auditkit-replay-{os.getpid()}"
+        socket = f"auditkit-replay-{os.getpid()}-{next(_SOCKETS)}"
         tmux = ["tmux", "-L", socket, "-f", str(conf)]
         command = f"stty -opost -echo -icanon; cat {path}; touch {done}; exec sleep 600"
         subprocess.run(tmux + ["new-session", "-d", "-x", str(width), "-y", str(height), "sh", "-c", command],

@@ -116,6 +116,16 @@ def test_sequences_pyte_misreads_are_ignored():
     assert snap.text()[0] == "plain" and not snap.lines[0][0][1].underscore
 
 
+def test_sequences_pyte_lacks():
+    assert text("ab\x1b[3bc")[0] == "abbbbc", "CSI b repeats the last character"
+    assert text("abc\x1b[s\r\nxy\x1b[uZ")[:2] == ["abcZ", "xy"], "CSI s / CSI u save and restore the cursor"
+    assert text("a\t\tb\x1b[2Zc")[0] == "a       c       b", "CSI Z moves back by tab stops"
+    assert text("ab\x1bEcd")[:2] == ["ab", "cd"], "ESC E is a new line (pyte only moved down)"
+    assert text("\x1b(0lqk\x1b(B lqk\x0e\x1b)0lqk\x0fq")[0] == "┌─┐ lqk┌─┐q", "DEC line drawing, G0 and G1"
+    assert text("\x1bP1$r0m\x1b\\ok\x1b_app\x07!")[0] == "ok!", "DCS and APC strings show nothing"
+    assert text("1\r\n2\r\n3\x1b[2S", height=3)[0] == "3" and text("1\x1b[T", height=3)[:2] == ["", "1"]
+
+
 def test_colon_sgr_and_256_colour_names():
     term = render("\x1b[38:2::255:0:0ma\x1b[38;5;1mb\x1b[38;5;9mc\x1b[105md")
     cells = [attrs for text, attrs in term.snapshot().lines[0] for _ in text][:4]
@@ -128,10 +138,52 @@ def test_scrolling_fills_new_lines_with_the_background_like_tmux():
     assert all(attrs.bg == "blue" for _, attrs in term.snapshot().lines[2])
 
 
-def test_autowrap_and_pending_wrap_erase_like_tmux():
+def test_autowrap_and_the_wrap_position_like_tmux():
     term = render("x" * 40 + "\x1b[K", width=40)
-    assert term.snapshot().text()[0] == "x" * 39, "the cursor at the wrap position erases the last column"
+    assert term.snapshot().text()[0] == "x" * 40, "at the wrap position, erasing to the right erases nothing"
     assert text("a" * 45, width=40)[:2] == ["a" * 40, "aaaaa"]
+    term = render("\x1b[?7l" + "b" * 45 + "c", width=40)
+    assert term.snapshot().text()[:2] == ["b" * 39 + "c", ""] and term.cursor.x == 39, "no wrap: the last column"
+
+
+@pytest.mark.parametrize("data,rows,cursor", [
+    ("xyz \x1b7xyz \x1b8\x1b8Q", ["xyz Qyz"], (5, 0)),  # one saved state, restored as often as asked
+    ("\x1b7\x1b[2;5r\x1b8X", ["X"], (1, 0)),  # DECRC goes back above the margins too
+    ("\x1b[7m\x1b8ab", ["ab"], (2, 0)),  # DECRC with nothing saved: home, default look (below)
+    ("\x1b[2;5r\x1b[AX", ["X"], (1, 0)),  # CUU above the scroll region does not pull the cursor into it
+    ("0\r\n1\r\n2\r\n3\r\n4\r\n5\x1b[2;4r\x1b[1;1H\x1b[M", ["1", "2", "3", "4", "5", ""], (0, 0)),
+    ("\x1b[?1049h\x1b[?1049l\x1b[5C\x1b[?1049lX", ["X"], (1, 0)),  # 1049l restores the cursor again
+    ("a日本\x1b[3Gw", ["a w本"], (3, 0)),  # writing over half a wide character blanks its other half
+    ("x" * 40 + "\nA", ["x" * 40, "", "A"], (1, 2)),  # a line feed keeps the wrap position
+    ("x" * 40 + "\x1b[BA", ["x" * 40, " " * 39 + "A"], (40, 1)),  # a cursor move leaves it
+    ("x" * 40 + "\x1b[2DA", ["x" * 38 + "Ax"], (39, 0)),  # backing up counts from one past the last column
+    ("x" * 40 + "\tA", ["x" * 40, "A"], (1, 1)),  # a tab there does nothing
+    ("\x1b[?7l" + "w" * 39 + "日", ["w" * 39], (39, 0)),  # no autowrap: a wide character that does not fit
+])
+def test_cursor_rules_as_tmux_has_them(data, rows, cursor):
+    """Each case was checked against tmux 3.3a (scripts/replay_fidelity.py)."""
+    term = render(data)
+    assert term.snapshot().text()[:len(rows)] == [r.rstrip() for r in rows]
+    assert (term.cursor.x, term.cursor.y) == cursor
+    if data.startswith("\x1b[7m"):
+        assert not term.snapshot().lines[0][0][1].reverse
+
+
+def test_inserted_and_deleted_characters_get_the_background():
+    term = render("abcdef\x1b[44m\x1b[1;2H\x1b[2@\x1b[1;6H\x1b[P")
+    cells = [(ch, attrs.bg) for text, attrs in term.snapshot().lines[0] for ch in text][:8]
+    assert cells == [("a", "default"), (" ", "blue"), (" ", "blue"), ("b", "default"), ("c", "default"),
+                     ("e", "default"), ("f", "default"), (" ", "default")]
+    assert [attrs.bg for text, attrs in term.snapshot().lines[0] for _ in text][-1] == "blue"
+
+
+def test_margins_and_lines_like_tmux():
+    term = render("\x1b[2;3r\x1b[3;1H1\n2\n3\x1b[r")
+    assert (term.cursor.x, term.cursor.y) == (0, 0), "resetting the margins homes the cursor"
+    term = render("abc\r\ndef\r\nghi\x1b[2;3H\x1b[Lq")
+    assert term.snapshot().text()[:4] == ["abc", "  q", "def", "ghi"], "inserting lines leaves the cursor's column"
+    term = render("abc\r\ndef\r\nghi\x1b[2;3H\x1b[Mq")
+    assert term.snapshot().text()[:3] == ["abc", "ghq", ""], "so does deleting them"
 
 
 def test_wide_characters_take_two_cells():
@@ -142,25 +194,36 @@ def test_wide_characters_take_two_cells():
 
 _SIMPLE = st.one_of(
     st.text(alphabet="abcdefghij XYZ0123456789-=_:;.,", min_size=1, max_size=30),
-    st.sampled_from(["\r", "\n", "\r\n", "\b", "\t", "\x1b[m", "\x1b[1;31m", "\x1b[32;4m", "\x1b[0m", "\x1b[7m",
-                     "\x1b[38;5;208m", "\x1b[38;2;10;20;30m", "\x1b[22m"]),
+    st.text(alphabet="日本語é\u0301ü ", min_size=1, max_size=4),
+    st.sampled_from(["\r", "\n", "\r\n", "\b", "\t", "\x1b[m", "\x1b[1;31m", "\x1b[32;44m", "\x1b[0m", "\x1b[7m",
+                     "\x1b[38;5;208m", "\x1b[48;2;10;20;30m", "\x1b[22m", "\x1b[K", "\x1b[1K", "\x1b[2J", "\x1b[J",
+                     "\x1b[L", "\x1b[2M", "\x1b[3@", "\x1b[2P", "\x1b[2X", "\x1b[2;4r", "\x1b[r", "\x1bM", "\x1b7",
+                     "\x1b8", "\x1b[?7l", "\x1b[?7h", "\x1b[4h", "\x1b[4l", "\x1b[?1049h", "\x1b[?1049l"]),
     st.builds(lambda n, f: f"\x1b[{n}{f}", st.integers(0, 12), st.sampled_from("ABCDGd")),
     st.builds(lambda y, x: f"\x1b[{y};{x}H", st.integers(1, 8), st.integers(1, 45)),
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+class _OneStepAtATime(replay.Terminal):
+    """The same terminal without the fast path for text."""
+
+    def draw(self, data: str) -> None:
+        self._draw_slow(data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(parts=st.lists(_SIMPLE, max_size=40))
-def test_the_fast_paths_draw_what_pyte_draws(parts):
-    """Text, controls, cursor moves and colours come out cell for cell as pyte's own Screen and Stream draw them.
-    (Background colours are left out: scrolling fills new lines with the background, as tmux does and pyte not.)"""
+def test_the_fast_paths_draw_what_the_slow_paths_draw(parts):
+    """Whole CSI sequences read by a regular expression and ASCII text drawn a run at a time come out cell for cell
+    as pyte's own parser (a character per step) driving the terminal a character at a time."""
     data = "".join(parts)
-    theirs = pyte.Screen(40, 6)
-    pyte.Stream(theirs).feed(data)
-    ours = render(data)
+    slow = _OneStepAtATime(40, 6)
+    pyte.Stream(slow).feed(data)
+    fast = render(data)
     for y in range(6):
-        assert [ours.buffer[y][x] for x in range(40)] == [theirs.buffer[y][x] for x in range(40)], repr(data)
-    assert (ours.cursor.x, ours.cursor.y) == (theirs.cursor.x, theirs.cursor.y)
+        assert [fast.buffer[y][x] for x in range(40)] == [slow.buffer[y][x] for x in range(40)], repr(data)
+    assert (fast.cursor.x, fast.cursor.y, fast.alternate is None) == (slow.cursor.x, slow.cursor.y,
+                                                                      slow.alternate is None)
 
 
 @settings(max_examples=100, deadline=None)

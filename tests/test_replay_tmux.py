@@ -15,12 +15,13 @@ import json
 from pathlib import Path
 
 import pytest
+from pyte.graphics import FG_BG_256
 
 from auditkit import replay
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CAPTURES = json.loads((FIXTURES / "replay_tmux.json").read_text())
-_HEX_INDEX = {replay.graphics.FG_BG_256[i]: i for i in range(16)}
+_HEX_INDEX = {FG_BG_256[i]: i for i in range(16)}
 _NAME_INDEX = {("bright" if i > 7 else "") + replay.ANSI_NAMES[i % 8]: i for i in range(16)}
 
 
@@ -36,6 +37,14 @@ def _cell(char: str, attrs: replay.Attrs) -> tuple:
     return (char if char.strip() else " ",) + key
 
 
+def _trimmed(row: list[tuple]) -> list[tuple]:
+    """A row without its trailing blanks: tmux's capture leaves them out, whatever their background."""
+    end = len(row)
+    while end and row[end - 1][0] in (" ", ""):
+        end -= 1
+    return row[:end]
+
+
 def _cells_of_snapshot(snapshot: replay.Snapshot) -> list[list[tuple]]:
     rows = []
     for line in snapshot.lines:
@@ -45,7 +54,7 @@ def _cells_of_snapshot(snapshot: replay.Snapshot) -> list[list[tuple]]:
                 row.append(_cell(ch, attrs))
                 if replay.wcwidth(ch) == 2:
                     row.append(_cell("", attrs))
-        rows.append(row)
+        rows.append(_trimmed(row))
     return rows
 
 
