@@ -914,6 +914,7 @@ def load(data: bytes) -> Recording:
     width, height = _size(cast.header, "width"), _size(cast.header, "height")
     frames: list[Frame] = []
     markers: list[Marker] = []
+    typed: list[str] = []  # keystrokes since the last Enter, when input was recorded
     last = 0.0
     for i, (t, code, payload) in enumerate(cast.events):
         if not math.isfinite(t) or t < 0:
@@ -930,8 +931,17 @@ def load(data: bytes) -> Recording:
             frames.append(Frame(t, "r", f"{int(m[1])}x{int(m[2])}"))
         elif code == "m":
             markers.append(Marker(t, payload or "marker", "marker"))
-        elif code == "i" and ("\r" in payload or "\n" in payload):
-            markers.append(Marker(t, "Enter", "input"))
+        elif code == "i":
+            if payload.startswith("\x1b"):
+                continue  # an arrow or function key
+            for ch in payload:
+                if ch in "\r\n":
+                    markers.append(Marker(t, "".join(typed).strip() or "Enter", "input"))
+                    typed.clear()
+                elif ch in "\x7f\b":
+                    del typed[-1:]
+                elif ch.isprintable():
+                    typed.append(ch)
     return Recording(cast.header, width, height, frames, markers, last)
 
 

@@ -356,10 +356,11 @@ def test_a_command_that_wraps_is_one_marker():
 def test_input_enter_and_asciicast_markers():
     rec = replay.load(cast([[0.1, "o", "$ "], [1.0, "i", "l"], [1.1, "o", "l"], [1.2, "i", "s"], [1.3, "o", "s"],
                             [1.5, "i", "\r"], [1.6, "o", "\r\nfile\r\n$ "], [3.0, "m", "checkpoint"],
-                            [9.0, "i", "\r"]]))
+                            [8.0, "i", "tpo"], [8.2, "i", "\x7f\x7fop"], [8.3, "i", "\x1b[A"], [9.0, "i", "\r"],
+                            [9.5, "i", "\r"]]))
     rec.build_index()
     assert [(m.time, m.label, m.kind) for m in rec.markers] == [
-        (1.6, "ls", "command"), (3.0, "checkpoint", "marker"), (9.0, "Enter", "input")], \
+        (1.6, "ls", "command"), (3.0, "checkpoint", "marker"), (9.0, "top", "input"), (9.5, "Enter", "input")], \
         "Enter at 1.5 s is the `ls` command's boundary, not a second marker"
 
 
