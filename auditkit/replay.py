@@ -9,9 +9,12 @@ frames after it; moving forward a little it just keeps feeding. The same pass re
 line (for search) and the prompts followed by a typed command (for markers).
 
 pyte is extended in three ways: the alternate screen (DEC private modes 47, 1047 and 1049, as tmux does them), a fast
-path for plain ASCII text and for complete CSI sequences (pyte's own parser takes one character at a time), and
-fixes where pyte and tmux disagree (erasing uses only the background colour, `CSI 3 J` leaves the screen alone,
-DECCOLM clears without resizing, unknown private/intermediate CSI sequences are ignored rather than misread).
+path for plain ASCII text and for complete CSI sequences (pyte's own parser takes one character at a time, 5x
+slower), and tmux's behaviour wherever pyte's differs, checked against tmux by tests/test_replay_tmux.py (real
+programs) and scripts/replay_fidelity.py (random sequences): erasing, scrolling and inserting use the background colour
+only; the cursor at the wrap position, above or below the scroll region, after DECRC; IL/DL outside the region; wide
+characters overwritten by halves; `CSI 3 J` leaves the screen alone; DECCOLM clears without resizing; REP, SU/SD,
+CSI s/u, NEL and DEC line drawing work; unknown private or intermediate sequences are ignored rather than misread.
 """
 
 from __future__ import annotations
