@@ -9,9 +9,12 @@ frames after it; moving forward a little it just keeps feeding. The same pass re
 line (for search) and the prompts followed by a typed command (for markers).
 
 pyte is extended in three ways: the alternate screen (DEC private modes 47, 1047 and 1049, as tmux does them), a fast
-path for plain ASCII text and for complete CSI sequences (pyte's own parser takes one character at a time), and
-fixes where pyte and tmux disagree (erasing uses only the background colour, `CSI 3 J` leaves the screen alone,
-DECCOLM clears without resizing, unknown private/intermediate CSI sequences are ignored rather than misread).
+path for plain ASCII text and for complete CSI sequences (pyte's own parser takes one character at a time, 5x
+slower), and tmux's behaviour wherever pyte's differs, checked against tmux by tests/test_replay_tmux.py (real
+programs) and scripts/replay_fidelity.py (random sequences): erasing, scrolling and inserting use the background colour
+only; the cursor at the wrap position, above or below the scroll region, after DECRC; IL/DL outside the region; wide
+characters overwritten by halves; `CSI 3 J` leaves the screen alone; DECCOLM clears without resizing; REP, SU/SD,
+CSI s/u, NEL and DEC line drawing work; unknown private or intermediate sequences are ignored rather than misread.
 """
 
 from __future__ import annotations
@@ -914,6 +917,7 @@ def load(data: bytes) -> Recording:
     width, height = _size(cast.header, "width"), _size(cast.header, "height")
     frames: list[Frame] = []
     markers: list[Marker] = []
+    typed: list[str] = []  # keystrokes since the last Enter, when input was recorded
     last = 0.0
     for i, (t, code, payload) in enumerate(cast.events):
         if not math.isfinite(t) or t < 0:
@@ -930,8 +934,17 @@ def load(data: bytes) -> Recording:
             frames.append(Frame(t, "r", f"{int(m[1])}x{int(m[2])}"))
         elif code == "m":
             markers.append(Marker(t, payload or "marker", "marker"))
-        elif code == "i" and ("\r" in payload or "\n" in payload):
-            markers.append(Marker(t, "Enter", "input"))
+        elif code == "i":
+            if payload.startswith("\x1b"):
+                continue  # an arrow or function key
+            for ch in payload:
+                if ch in "\r\n":
+                    markers.append(Marker(t, "".join(typed).strip() or "Enter", "input"))
+                    typed.clear()
+                elif ch in "\x7f\b":
+                    del typed[-1:]
+                elif ch.isprintable():
+                    typed.append(ch)
     return Recording(cast.header, width, height, frames, markers, last)
 
 

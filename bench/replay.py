@@ -7,7 +7,7 @@ commands typed a key at a time, coloured `ls` and log output in pty-sized chunks
 returns, a `top`-like full-screen program redrawing in the alternate screen, and an editor scrolling with a scroll
 region. Figures: load (parse), build_index (keyframes, markers, search text), memory of the index, then seeks to
 random times (each from where the previous one left the player, as a person jumping around does): p50/p95/max of the
-seek alone and of seek + snapshot (what the screen draws). Beside them, in the same run, the baseline a player without
+seek alone and of seek + snapshot (what the screen draws); then searches over the whole recording's text. Beside them, in the same run, the baseline a player without
 keyframes pays: replaying from the start to a random time (a few, they are slow), and plain pyte's feed rate against
 this module's.
 """
@@ -207,6 +207,11 @@ def main() -> None:
           f"max {max(seeks):.1f} ms")
     print(f"seek + snapshot:             p50 {percentile(drawn, 50):.1f} ms, p95 {percentile(drawn, 95):.1f} ms, "
           f"max {max(drawn):.1f} ms")
+
+    for query in ("retry", "region=eu-west-1 build", "no such text"):
+        t0 = time.perf_counter()
+        found = replay.search(rec, query)
+        print(f"search {query!r}: {len(found):,} matches in {(time.perf_counter() - t0) * 1000:.0f} ms")
 
     # Baselines, same run: no keyframes (replay from the start), and plain pyte against this module's stream.
     bare = replay.Recording(rec.header, rec.width, rec.height, rec.frames, [], rec.duration)

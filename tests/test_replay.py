@@ -146,6 +146,37 @@ def test_autowrap_and_the_wrap_position_like_tmux():
     assert term.snapshot().text()[:2] == ["b" * 39 + "c", ""] and term.cursor.x == 39, "no wrap: the last column"
 
 
+@pytest.mark.parametrize("data,rows,cursor", [
+    ("xyz \x1b7xyz \x1b8\x1b8Q", ["xyz Qyz"], (5, 0)),  # one saved state, restored as often as asked
+    ("\x1b7\x1b[2;5r\x1b8X", ["X"], (1, 0)),  # DECRC goes back above the margins too
+    ("\x1b[7m\x1b8ab", ["ab"], (2, 0)),  # DECRC with nothing saved: home, default look (below)
+    ("\x1b[2;5r\x1b[AX", ["X"], (1, 0)),  # CUU above the scroll region does not pull the cursor into it
+    ("0\r\n1\r\n2\r\n3\r\n4\r\n5\x1b[2;4r\x1b[1;1H\x1b[M", ["1", "2", "3", "4", "5", ""], (0, 0)),
+    ("\x1b[?1049h\x1b[?1049l\x1b[5C\x1b[?1049lX", ["X"], (1, 0)),  # 1049l restores the cursor again
+    ("a日本\x1b[3Gw", ["a w本"], (3, 0)),  # writing over half a wide character blanks its other half
+    ("x" * 40 + "\nA", ["x" * 40, "", "A"], (1, 2)),  # a line feed keeps the wrap position
+    ("x" * 40 + "\x1b[BA", ["x" * 40, " " * 39 + "A"], (40, 1)),  # a cursor move leaves it
+    ("x" * 40 + "\x1b[2DA", ["x" * 38 + "Ax"], (39, 0)),  # backing up counts from one past the last column
+    ("x" * 40 + "\tA", ["x" * 40, "A"], (1, 1)),  # a tab there does nothing
+    ("\x1b[?7l" + "w" * 39 + "日", ["w" * 39], (39, 0)),  # no autowrap: a wide character that does not fit
+])
+def test_cursor_rules_as_tmux_has_them(data, rows, cursor):
+    """Each case was checked against tmux 3.3a (scripts/replay_fidelity.py)."""
+    term = render(data)
+    assert term.snapshot().text()[:len(rows)] == [r.rstrip() for r in rows]
+    assert (term.cursor.x, term.cursor.y) == cursor
+    if data.startswith("\x1b[7m"):
+        assert not term.snapshot().lines[0][0][1].reverse
+
+
+def test_inserted_and_deleted_characters_get_the_background():
+    term = render("abcdef\x1b[44m\x1b[1;2H\x1b[2@\x1b[1;6H\x1b[P")
+    cells = [(ch, attrs.bg) for text, attrs in term.snapshot().lines[0] for ch in text][:8]
+    assert cells == [("a", "default"), (" ", "blue"), (" ", "blue"), ("b", "default"), ("c", "default"),
+                     ("e", "default"), ("f", "default"), (" ", "default")]
+    assert [attrs.bg for text, attrs in term.snapshot().lines[0] for _ in text][-1] == "blue"
+
+
 def test_margins_and_lines_like_tmux():
     term = render("\x1b[2;3r\x1b[3;1H1\n2\n3\x1b[r")
     assert (term.cursor.x, term.cursor.y) == (0, 0), "resetting the margins homes the cursor"
@@ -325,10 +356,11 @@ def test_a_command_that_wraps_is_one_marker():
 def test_input_enter_and_asciicast_markers():
     rec = replay.load(cast([[0.1, "o", "$ "], [1.0, "i", "l"], [1.1, "o", "l"], [1.2, "i", "s"], [1.3, "o", "s"],
                             [1.5, "i", "\r"], [1.6, "o", "\r\nfile\r\n$ "], [3.0, "m", "checkpoint"],
-                            [9.0, "i", "\r"]]))
+                            [8.0, "i", "tpo"], [8.2, "i", "\x7f\x7fop"], [8.3, "i", "\x1b[A"], [9.0, "i", "\r"],
+                            [9.5, "i", "\r"]]))
     rec.build_index()
     assert [(m.time, m.label, m.kind) for m in rec.markers] == [
-        (1.6, "ls", "command"), (3.0, "checkpoint", "marker"), (9.0, "Enter", "input")], \
+        (1.6, "ls", "command"), (3.0, "checkpoint", "marker"), (9.0, "top", "input"), (9.5, "Enter", "input")], \
         "Enter at 1.5 s is the `ls` command's boundary, not a second marker"
 
 

@@ -336,16 +336,24 @@ def test_a_far_seek_waits_for_the_index(monkeypatch):
     monkeypatch.setattr(ReplayScreen, "_build_index", lambda self: None)  # the index is built by hand below
     monkeypatch.setattr(screen_mod, "SEEK_BUDGET", 100)
 
+    clock = Clock()
+
     async def body(pilot: Pilot, screen: ReplayScreen) -> None:
         assert "indexing 0%" in status(screen)
         await pilot.press("9")
         assert screen.player.position == 0 and "seeking when indexed" in status(screen)
+        target = screen.play_time
+        await pilot.press("space")
+        clock.now += 3
+        screen._tick()
+        assert screen.player.position == 0 and screen.play_time == target, "playing waits for the seek too"
+        await pilot.press("space")
         screen.recording.build_index()
         screen.post_message(ReplayScreen.IndexReady())
         await pilot.pause()
         assert screen.player.position == screen.recording.position_at(screen.rec_time) > 0
         assert "indexing" not in status(screen) and "seeking" not in status(screen)
-    run(make_app(), body)
+    run(make_app(clock), body)
 
 
 def test_an_empty_recording_opens_and_every_key_is_harmless():

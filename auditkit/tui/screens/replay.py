@@ -110,7 +110,8 @@ class ReplayScreen(Screen[None]):
         self.highlight: tuple[int, int, int] | None = None
         self.message = ""
         self.indexing: float | None = None if recording.indexed else 0.0
-        self._pending: tuple[int, float] | None = None  # a seek waiting for the index: (position, rec time)
+        self._pending: int | None = None  # the frame position of a seek waiting for the index
+        self._ticks: tuple | None = None  # (timeline, markers, the markers' places on that timeline)
         self._digit = 0
         self._timer = None
 
@@ -177,7 +178,7 @@ class ReplayScreen(Screen[None]):
         if not self.recording.indexed and self.player.seek_cost(target) > SEEK_BUDGET:
             if self.playing:
                 self._pause()
-            self._pending = (target, self.rec_time)  # replaying that much now would freeze the screen: wait
+            self._pending = target  # replaying that much now would freeze the screen: wait for the index
             self._update_bars()
             return
         self._pending = None
@@ -185,9 +186,9 @@ class ReplayScreen(Screen[None]):
         self._show(force=True)
 
     def _retry_pending(self) -> None:
-        if self._pending is None:
+        target = self._pending
+        if target is None:
             return
-        target, rec_time = self._pending
         if self.recording.indexed or self.player.seek_cost(target) <= SEEK_BUDGET:
             self._pending = None
             self.player.seek_position(target)
@@ -197,6 +198,9 @@ class ReplayScreen(Screen[None]):
         if not self.playing:
             return
         now = self.clock()
+        if self._pending is not None:  # the playhead waits where the user sent it until the index gets there
+            self._anchor = (now, self.play_time)
+            return
         anchor_clock, anchor_play = self._anchor
         play_time = anchor_play + (now - anchor_clock) * self.speed
         if play_time >= self.timeline.duration:
@@ -237,9 +241,10 @@ class ReplayScreen(Screen[None]):
         self._update_bars()
 
     def _update_bars(self) -> None:
-        duration = self.timeline.duration
-        ticks = [(self.timeline.to_play(m.time), "event" if m.kind == "event" else "marker") for m in self.markers]
-        self.query_one(TimelineBar).update(self.play_time, duration, ticks)
+        if self._ticks is None or self._ticks[:2] != (self.timeline, self.markers):
+            ticks = [(self.timeline.to_play(m.time), "event" if m.kind == "event" else "marker") for m in self.markers]
+            self._ticks = (self.timeline, self.markers, ticks)
+        self.query_one(TimelineBar).update(self.play_time, self.timeline.duration, self._ticks[2])
         self._update_status()
 
     def _update_status(self) -> None:
