@@ -517,32 +517,30 @@ class Terminal(pyte.Screen):
     # -- the alternate screen and DECCOLM ---------------------------------------------------------------------------
 
     def set_mode(self, *modes: int, **kwargs: Any) -> None:
-        if kwargs.get("private"):
-            shifted = {m << 5 for m in modes}
-            if _DECCOLM in shifted:
-                self.cursor_position()
-                self.erase_in_display(2)
-            for mode in (47, 1047, 1049):
-                if mode << 5 in shifted:
-                    self._alternate_on(save_cursor=mode == 1049)
-            modes = tuple(m for m in modes if m << 5 not in _ALT_MODES and m << 5 != _DECCOLM)
-            if not modes:
-                return
-        super().set_mode(*modes, **kwargs)
+        modes = self._own_modes(modes, kwargs, on=True)
+        if modes or not kwargs.get("private"):
+            super().set_mode(*modes, **kwargs)
 
     def reset_mode(self, *modes: int, **kwargs: Any) -> None:
-        if kwargs.get("private"):
-            shifted = {m << 5 for m in modes}
-            if _DECCOLM in shifted:
-                self.cursor_position()
-                self.erase_in_display(2)
-            for mode in (47, 1047, 1049):
-                if mode << 5 in shifted:
+        modes = self._own_modes(modes, kwargs, on=False)
+        if modes or not kwargs.get("private"):
+            super().reset_mode(*modes, **kwargs)
+
+    def _own_modes(self, modes: tuple[int, ...], kwargs: dict[str, Any], *, on: bool) -> tuple[int, ...]:
+        """Apply the private modes this class handles (DECCOLM, the alternate screens); the rest are pyte's."""
+        if not kwargs.get("private"):
+            return modes
+        shifted = {m << 5 for m in modes}
+        if _DECCOLM in shifted:
+            self.cursor_position()
+            self.erase_in_display(2)
+        for mode in (47, 1047, 1049):
+            if mode << 5 in shifted:
+                if on:
+                    self._alternate_on(save_cursor=mode == 1049)
+                else:
                     self._alternate_off(restore_cursor=mode == 1049)
-            modes = tuple(m for m in modes if m << 5 not in _ALT_MODES and m << 5 != _DECCOLM)
-            if not modes:
-                return
-        super().reset_mode(*modes, **kwargs)
+        return tuple(m for m in modes if m << 5 not in _ALT_MODES and m << 5 != _DECCOLM)
 
     def _alternate_on(self, *, save_cursor: bool) -> None:
         if self.alternate is not None:
