@@ -199,6 +199,11 @@ MIGRATIONS: list[str] = [
         sql TEXT NOT NULL
     );
     DROP TRIGGER IF EXISTS events_fts_insert;
+    -- Files made before v2 gained this view (its FTS table reads 'events') need it for _index_text.
+    CREATE VIEW IF NOT EXISTS events_text AS SELECT n, description, actor,
+        CASE WHEN app IS NOT NULL AND instr(description, app) > 0 THEN NULL ELSE app END AS app,
+        CASE WHEN target IS NOT NULL AND instr(description, target) > 0 THEN NULL ELSE target END AS target
+        FROM events;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -786,13 +791,6 @@ def events_after(conn: sqlite3.Connection, source: str, after: int, limit: int) 
 def get_event(conn: sqlite3.Connection, event_id: str) -> Event | None:
     row = conn.execute(f"SELECT {_SELECT_EVENT} FROM events e WHERE e.id = ?", (event_id,)).fetchone()
     return row_to_event(row) if row else None
-
-
-def session_events(conn: sqlite3.Connection, session_id: str) -> list[Event]:
-    """The events that carry a session id (a recording's own event, and any linked to it), oldest first."""
-    rows = conn.execute(f"SELECT {_SELECT_EVENT} FROM events e WHERE e.session_id = ? ORDER BY e.n",
-                        (session_id,)).fetchall()
-    return [row_to_event(r) for r in rows]
 
 
 def session_event(conn: sqlite3.Connection, session_id: str, f: Filter | None = None, *,

@@ -793,3 +793,16 @@ def test_session_event_finds_a_recordings_event_only_within_a_filter(conn):
     assert store.session_event(conn, "S2") is None
     assert store.held_sessions(conn, ["S1", "S2", None, "S1"]) == {"S1"}
     assert store.held_sessions(conn, []) == set()
+
+
+def test_a_v3_file_from_before_the_text_view_migrates_and_takes_writes(db_path):
+    """Files made while v2 had no events_text view (its FTS table read 'events' through a trigger) still take
+    appends after v4, and their text stays searchable."""
+    old = store.open_db(db_path, migrate_to=3)
+    store.append(old, [draft(timestamp="2026-10-01T10:00:00.000Z", description="Promoted release ROPAL1 of app web")])
+    old.execute("DROP VIEW events_text")  # as v2 made it before the view existed
+    old.close()
+    conn = store.open_db(db_path)
+    store.append(conn, [draft(timestamp="2026-10-02T10:00:00.000Z", description="Promoted release ROPAL2 of app web")])
+    assert store.count(conn, parse("ropal")) == 2
+    assert store.verify(conn).ok
