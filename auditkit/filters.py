@@ -307,11 +307,21 @@ def from_json(data: str | Mapping[str, Any]) -> Filter:
 
 # --- times ----------------------------------------------------------------------------------------------------------
 
+def relative_seconds(value: str) -> int | None:
+    """How far back (or ahead) a relative time like 7d, 90m or 2w reaches, in seconds; None for anything else."""
+    rel = _RELATIVE_RE.match(value)
+    return int(rel.group(1)) * _UNIT_SECONDS[rel.group(2)] if rel else None
+
+
+def is_date(value: str) -> bool:
+    """Whether `value` is written as a bare date (YYYY-MM-DD)."""
+    return bool(_DATE_RE.match(value))
+
+
 def resolve_time(key: str, value: str, now: dt.datetime) -> dt.datetime:
     """The instant a since:/until: value names. until: is exclusive: a date means the end of that UTC day."""
-    rel = _RELATIVE_RE.match(value)
-    if rel:
-        seconds = int(rel.group(1)) * _UNIT_SECONDS[rel.group(2)]
+    seconds = relative_seconds(value)
+    if seconds is not None:
         try:
             return now - dt.timedelta(seconds=seconds)
         except OverflowError:

@@ -1039,9 +1039,6 @@ class Recording:
             progress(1.0)
         return True
 
-    def wait_indexed(self, timeout: float | None = None) -> bool:
-        return self._built.wait(timeout)
-
 
 def _merge_markers(given: list[Marker], found: list[Marker]) -> list[Marker]:
     """asciicast markers and command boundaries; an Enter keystroke is kept only where no command was found

@@ -34,7 +34,7 @@ from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from . import export, sharing, store
 from .errors import (
@@ -44,7 +44,6 @@ from .errors import (
     ShareLinkExpired,
     ShareLinkRevoked,
     ShareLinkUnknown,
-    ShareTokenError,
 )
 from .events import Event, parse_timestamp
 from .filters import parse
@@ -372,7 +371,7 @@ def _client(request: Any) -> tuple[str | None, str | None]:
     return (client[0] if client else None), request.headers.get("user-agent")
 
 
-async def _refusal(datasette: Any, request: Any, error: ShareError, clear_cookie: bool = True) -> Any:
+async def _refusal(datasette: Any, request: Any, error: ShareError) -> Any:
     """The page a link holder sees when the link cannot be opened (always 403)."""
     if isinstance(error, ShareLinkExpired):
         title, message = "This link has expired", f"This share link expired on {sharing.human_time(error.expired_at)}."
@@ -385,9 +384,8 @@ async def _refusal(datasette: Any, request: Any, error: ShareError, clear_cookie
         title, message = "This link is not valid", "This share link is not valid (it may be incomplete or altered)."
     response = await _html(datasette, request, "auditkit_share_error.html",
                            {"title": title, "message": message}, status=403, share=True)
-    if clear_cookie:
-        response.set_cookie(COOKIE, "", max_age=0, path=datasette.urls.path("/-/shared"), httponly=True,
-                            samesite="lax")
+    response.set_cookie(COOKIE, "", max_age=0, path=datasette.urls.path("/-/shared"), httponly=True,
+                        samesite="lax")
     return response
 
 

@@ -30,7 +30,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from . import store
 from .errors import ShareError, ShareLinkExpired, ShareLinkRevoked, ShareLinkUnknown, ShareTokenError
 from .events import Event, format_timestamp, from_dict, new_event_id, parse_timestamp
-from .filters import TIME_KEYS, Filter, from_json, resolve_time, to_json
+from .filters import TIME_KEYS, Filter, from_json, is_date, relative_seconds, resolve_time, to_json
 
 NAMESPACE = "share-link"
 SECRET_FILE = "share-secret"
@@ -42,9 +42,6 @@ MAX_NOTE = 500
 MAX_TOKEN = 200
 
 _ID_RE = re.compile(r"^sl_[0-9a-f]{16}$")
-_RELATIVE_RE = re.compile(r"^(\d{1,6})([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EXPIRY_HELP = "use 7d, 24h, 2w, 2026-12-31, 2026-12-31T18:00Z or never"
 
 
@@ -136,11 +133,11 @@ def parse_expiry(text: str, now: dt.datetime | None = None) -> str | None:
     value = (text or "").strip()
     if value.lower() == "never":
         return None
-    relative = _RELATIVE_RE.match(value)
+    seconds = relative_seconds(value)
     try:
-        if relative:
-            moment = now + dt.timedelta(seconds=int(relative.group(1)) * _UNIT_SECONDS[relative.group(2)])
-        elif _DATE_RE.match(value):
+        if seconds is not None:
+            moment = now + dt.timedelta(seconds=seconds)
+        elif is_date(value):
             moment = resolve_time("until", value, now)  # a date includes that whole day
         elif "T" in value:
             moment = resolve_time("since", value, now)  # a date-time is that instant
@@ -155,7 +152,7 @@ def parse_expiry(text: str, now: dt.datetime | None = None) -> str | None:
 
 def _frozen_time(key: str, value: str, now: dt.datetime) -> str:
     """A since:/until: value with relative forms made absolute at `now`, meaning exactly the same instants."""
-    if not re.match(r"^\d+[smhdw]$", value):
+    if relative_seconds(value) is None:
         return value
     moment = resolve_time(key, value, now)
     if key == "until":  # until: a date-time includes its millisecond; the relative form excludes that instant
@@ -334,7 +331,7 @@ def human_time(timestamp: str) -> str:
 
 
 def _time_value_text(value: str) -> str:
-    return value if _DATE_RE.match(value) else value.replace("T", " ").replace("Z", " UTC")
+    return value if is_date(value) else value.replace("T", " ").replace("Z", " UTC")
 
 
 def range_text(link: ShareLink) -> str:

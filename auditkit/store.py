@@ -332,8 +332,8 @@ def append_sealed(conn: sqlite3.Connection, events: Sequence[Event], *, synced_a
 
     All events must share one source. Raises ChainError, inserting nothing, when the first event does not link
     to the mirrored head or any event's hash is not the one its content implies. Returns how many were inserted.
-    check_hashes=False skips recomputing each hash (seq and links are still checked): only for events this process
-    sealed itself, such as the synthetic history's workers; verify() re-checks everything.
+    check_hashes=False skips recomputing each hash (seq and links are still checked): only when the caller has
+    checked them already (sync checks each page with check_chain as it fetches it); verify() re-checks everything.
     """
     if not events:
         return 0

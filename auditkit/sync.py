@@ -2,8 +2,9 @@
 
 Each page is checked before anything of it is committed: it must be well-formed, continue the mirrored chain
 (first prev_hash = the last mirrored hash, seqs contiguous) and every event must carry the hash its content implies
-(store.append_sealed). The page's events, the recordings they reference (checked against their sha256) and the new
-cursor are committed in one transaction, so a crash at any point loses nothing and duplicates nothing.
+(store.check_chain, on the fetch thread). The page's events, the recordings they reference (checked against their
+sha256) and the new cursor are committed in one transaction, so a crash at any point loses nothing and duplicates
+nothing.
 
 Keys never enter the database: a source's key comes from $AUDITKIT_SYNC_KEY_<NAME> or from data/sync-<name>.key
 (mode 0600), written by `auditkit sync add`.
@@ -222,13 +223,14 @@ def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: f
     store.restore_indexes(conn)  # a bulk catch-up that was interrupted
     head = store.chain_head(conn, feed.name)
     state.head_seq = head.last_seq
-    deferred = False
+    deferred = tried = False
     try:
         for got in _prefetch(feed, head.last_seq, head.last_hash, page, wait):
             state.remote_head = got.remote_head
             if not got.events:
                 break
-            if not deferred and got.remote_head - state.head_seq >= BULK_MIN:
+            if not tried and got.remote_head - state.head_seq >= BULK_MIN:
+                tried = True  # only into an empty mirror: once it holds a page, asking again is a wasted write lock
                 deferred = store.defer_indexes(conn)
             try:
                 with store.transaction(conn):

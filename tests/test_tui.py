@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-import os
 import time
 import random
 import subprocess

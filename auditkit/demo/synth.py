@@ -1748,7 +1748,7 @@ def _plan_counts(world: World, events: int) -> dict[str, int]:
 def _generate(world_seed: int, source: str, start_ms: int, end_ms: int, count: int, sessions: int,
               windows: list[int]) -> Iterator[tuple[int, list[Event], list[tuple[dict, bytes]]]]:
     """One source's windows as validated, unsealed Events. In a worker process this is where they are built (and
-    so validated); the writer only seals and inserts them."""
+    so validated); the writer chains and inserts them (store.append_halves; in-process, store.append seals them)."""
     for w, drafts, recordings in Generator(build_world(world_seed), source, start_ms, end_ms, count,
                                            sessions).batches(windows):
         yield w, [Event(**d) for d in drafts], recordings
