@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -51,8 +50,9 @@ def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     journal_path = journal_path or db_path.with_name("gateway.db")
     conn = store.open_db(db_path)
-    if store.count(conn):
-        console.print(f"demo: {db_path} already holds {store.count(conn):,} events; using them (delete it to start over)")
+    existing = store.count(conn)
+    if existing:
+        console.print(f"demo: {db_path} already holds {existing:,} events; using them (delete it to start over)")
     else:
         started = time.monotonic()
         summary = synth.write_history(conn, events=events, seed=1, days=30)
@@ -76,9 +76,10 @@ def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) 
     ok = _verify_line(console, "mirror", conn) and ok
     if not ok:
         sys.exit(1)
-    link, share_url = _demo_link(conn, db_path, f"http://127.0.0.1:{_port(8001)}")
+    port = _port(8001)
+    link, share_url = _demo_link(conn, db_path, f"http://127.0.0.1:{port}")
     console.rule("Datasette")
-    with _datasette(db_path, share_url) as (login, base):
+    with _datasette(db_path, port) as (login, base):
         console.print(f"Datasette (admins): {base}/  — one-time admin login: {login}")
         console.print(f"share link for auditors (app:shop, expires {link.expires_at}): {share_url}")
         _explore(console, db_path, journal_path, base, share_url)
@@ -106,9 +107,8 @@ def _port(preferred: int) -> int:
 
 
 @contextlib.contextmanager
-def _datasette(db_path: Path, share_url: str) -> Iterator[tuple[str, str]]:
+def _datasette(db_path: Path, port: int) -> Iterator[tuple[str, str]]:
     """`auditkit serve` on the mirror, on the port the share link names; yields (one-time login URL, base URL)."""
-    port = int(re.search(r":(\d+)/", share_url).group(1))  # type: ignore[union-attr]
     proc = subprocess.Popen([sys.executable, "-m", "auditkit.cli", "serve", "--db", str(db_path), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
