@@ -1,7 +1,9 @@
 """The gateway's own state, end to end over real HTTP (issue 10):
 
 - fail closed after recovery: outcomes the journal could not write (a full filesystem, a lock) are recorded as soon
-  as it can be written again, without a restart; a crash in between still leaves `unknown` events.
+  as it can be written again, without a restart; a crash in between still leaves `unknown` events;
+- the simulated rack is a v3 rack: generation 3 apps, `convox ssl update` applied end to end, certificate renewals
+  journaled with their app.
 
 The filesystem tests mount a small tmpfs (root only: CI and this machine run as root).
 """
@@ -30,13 +32,14 @@ import pytest
 
 from auditkit import store
 from auditkit.demo import rack as rack_mod
-from auditkit.demo.client import RackClient
+from auditkit.demo.client import CommandError, RackClient, RackError
 from auditkit.demo.servers import ServerThread
+from auditkit.filters import Filter
 from auditkit.gateway import config as cfg
 from auditkit.gateway import keys
 from auditkit.gateway.app import create_app
 from auditkit.gateway.journal import ORPHAN_REASON, Journal, journal_source
-from conftest import draft
+from conftest import CERT, draft
 
 RACK = "acme/production"
 RACK_PW = "rackPW-" + secrets.token_hex(12)
@@ -44,6 +47,10 @@ SOURCE = "gw"
 ALICE, AUDREY = "alice@example.com", "audrey@example.com"
 AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def private_key(marker: str) -> str:
+    return f"-----BEGIN PRIVATE KEY-----\n{marker}\n-----END PRIVATE KEY-----\n"
 
 
 def free_port() -> int:
@@ -365,3 +372,70 @@ def test_an_intent_orphaned_by_a_failed_commit_is_recorded_unknown_without_a_res
     finally:
         server.stop()
     assert store.verify(store.open_db(path)).ok
+
+
+# --- 8. a v3 rack: generation 3, ssl update end to end, renewals with their app -------------------------------------
+
+@pytest.fixture
+def gateway(rack, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
+    server, issued, path = in_process_gateway(tmp_path, rack[2])
+    yield server.url, issued, path
+    server.stop()
+
+
+def test_the_simulated_rack_is_a_v3_rack_every_app_is_generation_3(rack, gateway):
+    url, issued, _ = gateway
+    with RackClient(url, RACK, issued[ALICE]) as alice:
+        created = alice.apps_create("gen-check")  # the CLI's default `generation=2` is sent, as convox does
+        assert created["generation"] == "3"
+        assert alice.apps_info("gen-check")["generation"] == "3"
+        assert {a["generation"] for a in alice.json("GET", "/apps")} == {"3"}
+
+
+def test_ssl_update_applies_an_imported_certificate_end_to_end(rack, gateway):
+    rack_app = rack[0]
+    url, issued, path = gateway
+    reader = store.open_db(path)
+    with RackClient(url, RACK, issued[ALICE]) as alice:
+        cert = alice.certs_import(CERT, private_key("c3NsLXVwZGF0ZQ"))
+        before = len(rack_app.state.requests)
+        alice.ssl_update("web", "web", 443, cert["id"])  # `convox ssl update web:443 CERT -a web`
+        assert [(r.method, r.path) for r in rack_app.state.requests[before:]] == [
+            ("GET", "/apps/web"), ("PUT", "/apps/web/ssl/web/443")]
+        services = {s["name"]: s for s in alice.json("GET", "/apps/web/services")}
+        assert services["web"]["ports"] == [{"balancer": 443, "certificate": cert["id"], "container": 3000}]
+        # A service with no port has no balancer to put it on.
+        with pytest.raises(RackError) as e:
+            alice.ssl_update("web", "worker", 443, cert["id"])
+        assert (e.value.status, e.value.message) == (400, "no balancer port 443 on service worker")
+        # The CLI refuses generation 2 apps before sending anything (pkg/cli/ssl.go), as against a v2 rack.
+        rack_app.state.rack.apps["legacy"] = rack_mod.AppRec(name="legacy", generation="2")
+        before = len(rack_app.state.requests)
+        with pytest.raises(CommandError, match="^command not valid for generation 2 applications$"):
+            alice.ssl_update("legacy", "web", 443, cert["id"])
+        assert [(r.method, r.path) for r in rack_app.state.requests[before:]] == [("GET", "/apps/legacy")]
+    wait_for("outcomes", lambda: not reader.execute("SELECT count(*) FROM intents").fetchone()[0])
+    applied = [e for e in store.page(reader, Filter.parse("category:Security"), limit=10).events]
+    assert [(e.description, e.app, e.target, e.outcome) for e in reversed(applied)] == [
+        (f"Imported SSL certificate {cert['id']} (shop.example.com)", None, cert["id"], "succeeded"),
+        (f"Applied certificate {cert['id']} to web:443 of app web", "web", cert["id"], "succeeded"),
+        (f"Applied certificate {cert['id']} to worker:443 of app web", "web", cert["id"], "failed")]
+    reader.close()
+
+
+def test_certificate_renewal_is_journaled_with_its_app(rack, gateway):
+    rack_app = rack[0]
+    url, issued, path = gateway
+    with RackClient(url, RACK, issued[ALICE]) as alice:
+        cert = alice.certs_import(CERT, private_key("cmVuZXc"))
+        alice.ssl_update("api", "api", 443, cert["id"])
+        rack_app.state.rack.certificates[cert["id"]].expiration = rack_app.state.rack.now()
+        alice.certs_renew("api")  # `convox certs renew -a api`: the app's name where the route says {id}
+    assert rack_app.state.rack.certificates[cert["id"]].expiration > rack_app.state.rack.now()
+    reader = store.open_db(path)
+    wait_for("outcomes", lambda: not reader.execute("SELECT count(*) FROM intents").fetchone()[0])
+    renewals = store.page(reader, Filter.parse("app:api action:renewed"), limit=10).events
+    assert [(e.description, e.app, e.target, e.path) for e in renewals] == [
+        ("Renewed certificate(s) of api", "api", "api", "/certificates/api/renew")]
+    assert store.count(reader, Filter.parse("app:api")) == 2  # the ssl update and the renewal
+    reader.close()
