@@ -1,9 +1,10 @@
-"""The gateway's own state, end to end over real HTTP (issue 10):
+"""The gateway's own state, end to end over real HTTP (issue 10, points 4, 8 and 9):
 
 - fail closed after recovery: outcomes the journal could not write (a full filesystem, a lock) are recorded as soon
   as it can be written again, without a restart; a crash in between still leaves `unknown` events;
 - the simulated rack is a v3 rack: generation 3 apps, `convox ssl update` applied end to end, certificate renewals
-  journaled with their app.
+  journaled with their app;
+- the TLS pair and the HMAC key live beside the journal, the key bound to the journal's chain.
 
 The filesystem tests mount a small tmpfs (root only: CI and this machine run as root).
 """
@@ -34,11 +35,12 @@ from auditkit import store
 from auditkit.demo import rack as rack_mod
 from auditkit.demo.client import CommandError, RackClient, RackError
 from auditkit.demo.servers import ServerThread
+from auditkit.events import value_hmac
 from auditkit.filters import Filter
 from auditkit.gateway import config as cfg
 from auditkit.gateway import keys
 from auditkit.gateway.app import create_app
-from auditkit.gateway.journal import ORPHAN_REASON, Journal, journal_source
+from auditkit.gateway.journal import ORPHAN_REASON, ChainMismatch, Journal, journal_source
 from conftest import CERT, draft
 
 RACK = "acme/production"
@@ -439,3 +441,136 @@ def test_certificate_renewal_is_journaled_with_its_app(rack, gateway):
         ("Renewed certificate(s) of api", "api", "api", "/certificates/api/renew")]
     assert store.count(reader, Filter.parse("app:api")) == 2  # the ssl update and the renewal
     reader.close()
+
+
+# --- 9. state beside the journal, the HMAC key bound to the chain ---------------------------------------------------
+
+def test_state_lives_beside_the_journal_and_gateway_hmac_uses_the_same_key(rack, tmp_path):
+    rack_app, _, rack_server = rack
+    home, elsewhere = tmp_path / "srv", tmp_path / "cwd"
+    home.mkdir()
+    elsewhere.mkdir()
+    journal = home / "journal.db"
+    issued = make_journal(journal)
+    log = tmp_path / "gateway.log"
+    value = f"redis://:{secrets.token_hex(8)}@cache.internal:6379/0"
+    proc, url = serve(journal, rack_server, log, cwd=elsewhere, http=False)  # no --name: the journal's chain
+    try:
+        with RackClient(url, RACK, issued[ALICE]) as alice:
+            alice.env_set("billing", {"REDIS_URL": value})
+        events = wait_for("the env change", lambda: [e for e in feed(url, issued[AUDREY])
+                                                      if e["category"] == "Environment"])
+    finally:
+        stop(proc)
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith("journal.db")) == [
+        f"{SOURCE}-hmac.key", f"{SOURCE}-tls.crt", f"{SOURCE}-tls.key"]
+    assert all((home / n).stat().st_mode & 0o777 == 0o600 for n in (f"{SOURCE}-hmac.key", f"{SOURCE}-tls.key"))
+    assert list(elsewhere.iterdir()) == []  # nothing in ./data of the working directory
+    assert f"TLS certificate {home / f'{SOURCE}-tls.crt'}" in log.read_text()
+    recorded = events[0]["details"]["hmac"]["REDIS_URL"]
+    assert recorded == value_hmac(bytes.fromhex((home / f"{SOURCE}-hmac.key").read_text().strip()), value)
+    # `auditkit gateway hmac VALUE --journal J`, from any directory, uses the gateway's key.
+    for cwd in (elsewhere, home):
+        assert cli("gateway", "hmac", value, "--journal", str(journal), cwd=cwd).stdout.strip() == recorded
+    assert cli("gateway", "hmac", value + "x", "--journal", str(journal), cwd=elsewhere).stdout.strip() != recorded
+    assert value not in log.read_text() and not (elsewhere / "data").exists()
+
+
+def test_data_dir_and_config_keys_still_say_where_the_state_goes(rack, tmp_path):
+    _, _, rack_server = rack
+    journal, state = tmp_path / "j" / "journal.db", tmp_path / "state"
+    journal.parent.mkdir()
+    issued = make_journal(journal)
+    proc, url = serve(journal, rack_server, tmp_path / "gateway.log", cwd=tmp_path, http=False,
+                      extra=("--data-dir", str(state)))
+    try:
+        assert httpx.get(f"{url}/audit/v1/events", auth=(SOURCE, issued[AUDREY]), verify=False).status_code == 200
+    finally:
+        stop(proc)
+    assert sorted(p.name for p in state.iterdir()) == [f"{SOURCE}-hmac.key", f"{SOURCE}-tls.crt",
+                                                       f"{SOURCE}-tls.key"]
+    assert sorted(p.name for p in journal.parent.iterdir() if not p.name.startswith("journal.db")) == []
+    key = bytes.fromhex((state / f"{SOURCE}-hmac.key").read_text().strip())
+    assert cli("gateway", "hmac", "v", "--journal", str(journal), "--data-dir", str(state),
+               cwd=tmp_path).stdout.strip() == value_hmac(key, "v")
+    toml = tmp_path / "gateway.toml"
+    toml.write_text(f'journal = "{journal}"\nhmac_key_file = "{state / f"{SOURCE}-hmac.key"}"\n')
+    assert cli("gateway", "hmac", "v", "--config", str(toml), cwd=tmp_path).stdout.strip() == value_hmac(key, "v")
+    missing = cli("gateway", "hmac", "v", "--journal", str(journal), cwd=tmp_path, check=False)
+    assert missing.returncode == 2 and f"no HMAC key at {journal.parent / f'{SOURCE}-hmac.key'}" in missing.stderr
+
+
+def test_another_name_on_an_existing_journal_is_refused_instead_of_switching_keys(rack, tmp_path):
+    _, _, rack_server = rack
+    journal = tmp_path / "journal.db"
+    issued = make_journal(journal)
+    proc, url = serve(journal, rack_server, tmp_path / "gateway.log", cwd=tmp_path)  # makes gw-hmac.key
+    stop(proc)
+    expected = (f"Error: journal {journal} holds chain '{SOURCE}'; this gateway was given --name prod, but a journal "
+                f"keeps one chain, and its HMAC key and TLS pair are named after it: use --name {SOURCE} or a new "
+                f"journal")
+    refused = cli("gateway", "serve", "--rack", f"{RACK}={rack_url(rack_server)}", "--journal", str(journal),
+                  "--name", "prod", "--http", "--listen", f"127.0.0.1:{free_port()}", cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [expected]
+    toml = tmp_path / "gateway.toml"
+    toml.write_text(f'name = "prod"\njournal = "{journal}"\n')
+    by_config = cli("gateway", "serve", "--config", str(toml), "--rack", f"{RACK}={rack_url(rack_server)}",
+                    "--http", cwd=tmp_path, check=False)
+    assert by_config.returncode == 2 and "holds chain 'gw'" in by_config.stderr
+    assert not list(tmp_path.glob("prod-*")) and RACK_PW not in refused.stderr + by_config.stderr
+    with pytest.raises(ChainMismatch, match="use --name gw or a new journal"):
+        Journal(journal, "prod")
+    # Without --name, a gateway (and `gateway hmac`) takes the journal's chain and its key.
+    key = bytes.fromhex((tmp_path / f"{SOURCE}-hmac.key").read_text().strip())
+    assert cli("gateway", "hmac", "v", "--journal", str(journal), cwd=tmp_path).stdout.strip() == value_hmac(key, "v")
+    proc, url = serve(journal, rack_server, tmp_path / "gateway.log", cwd=tmp_path)
+    try:
+        assert httpx.get(f"{url}/audit/v1/events", auth=(SOURCE, issued[AUDREY])).json()["source"] == SOURCE
+    finally:
+        stop(proc)
+
+
+def test_state_left_in_the_old_data_dir_is_refused_with_how_to_move_it(rack, tmp_path):
+    """Gateways before this version kept their key and pair in ./data of their working directory. Finding them there
+    and not beside the journal, the gateway refuses to make new ones (new HMACs would not match the old; a new
+    certificate would change the pinned fingerprint) and says how to move them; once moved, the same ones are used."""
+    rack_app, _, rack_server = rack
+    old_cwd, home = tmp_path / "old", tmp_path / "srv"
+    (old_cwd / "data").mkdir(parents=True)
+    home.mkdir()
+    journal = home / "journal.db"
+    issued = make_journal(journal)
+    # An older gateway, run from old_cwd, made its state in old_cwd/data (as `--data-dir data` still does).
+    proc, url = serve(journal, rack_server, tmp_path / "old.log", cwd=old_cwd, http=False,
+                      extra=("--data-dir", "data"))
+    stop(proc)
+    fingerprint = [line for line in (tmp_path / "old.log").read_text().splitlines() if "SHA-256" in line][0]
+    old_key = (old_cwd / "data" / f"{SOURCE}-hmac.key").read_text()
+
+    refused = cli("gateway", "serve", "--rack", f"{RACK}={rack_url(rack_server)}", "--journal", str(journal),
+                  "--listen", f"127.0.0.1:{free_port()}", cwd=old_cwd, check=False)
+    assert refused.returncode == 2
+    message = refused.stderr.strip()
+    assert message.startswith(f"Error: the HMAC key of chain '{SOURCE}' is at data/{SOURCE}-hmac.key")
+    assert f"mv data/{SOURCE}-hmac.key {home / f'{SOURCE}-hmac.key'}" in message
+    assert f"--data-dir {old_cwd / 'data'}" in message
+    assert old_key.strip() not in message
+    hmac_refused = cli("gateway", "hmac", "v", "--journal", str(journal), cwd=old_cwd, check=False)
+    assert hmac_refused.returncode == 2 and f"mv data/{SOURCE}-hmac.key" in hmac_refused.stderr
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith("journal.db")) == []
+
+    (old_cwd / "data" / f"{SOURCE}-hmac.key").rename(home / f"{SOURCE}-hmac.key")
+    tls_refused = cli("gateway", "serve", "--rack", f"{RACK}={rack_url(rack_server)}", "--journal", str(journal),
+                      "--listen", f"127.0.0.1:{free_port()}", cwd=old_cwd, check=False)
+    assert tls_refused.returncode == 2
+    assert f"mv data/{SOURCE}-tls.crt {home / f'{SOURCE}-tls.crt'} && mv data/{SOURCE}-tls.key " \
+           f"{home / f'{SOURCE}-tls.key'}" in tls_refused.stderr
+    for name in (f"{SOURCE}-tls.crt", f"{SOURCE}-tls.key"):
+        (old_cwd / "data" / name).rename(home / name)
+    log = tmp_path / "new.log"
+    proc, url = serve(journal, rack_server, log, cwd=old_cwd, http=False)
+    stop(proc)
+    assert fingerprint.split("(")[1] in log.read_text()  # the same certificate
+    assert (home / f"{SOURCE}-hmac.key").read_text() == old_key
+    key = bytes.fromhex(old_key.strip())
+    assert cli("gateway", "hmac", "v", "--journal", str(journal), cwd=old_cwd).stdout.strip() == value_hmac(key, "v")

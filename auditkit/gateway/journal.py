@@ -12,6 +12,10 @@ flight when the journal broke, and the chain keeps the order the rack answered i
 as failed but that reached the file anyway (none will ever get an outcome) is sealed as `unknown` once the journal
 is writable. If the process stops while outcomes are held, their intents are on disk and the next start turns them
 into `unknown` events, as after any crash.
+
+A journal holds one chain; its name is fixed by the first gateway (or `auditkit gateway users add`) that wrote it,
+and a gateway started with another `--name` is refused (chain_name, journal_source): the HMAC key and the TLS pair
+are named after the chain.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ..events import Event, new_event_id
 log = logging.getLogger("auditkit.gateway.journal")
 
 _BATCH = 512
+DEFAULT_NAME = "gateway"
 RETRY_SECONDS = 1.0
 # Errors that say "the journal cannot be written now" (disk full, I/O, locked), as opposed to an event the
 # database refuses whatever the disk does.
@@ -49,6 +54,10 @@ class OutcomeHeld(JournalUnavailable):
     """An outcome could not be written now: the journal keeps it (in memory) and seals it once it can."""
 
 
+class ChainMismatch(AuditkitError):
+    """A gateway was given a chain name other than the one its journal holds."""
+
+
 @dataclasses.dataclass
 class _Op:
     kind: str  # intent | outcome | record
@@ -59,23 +68,68 @@ class _Op:
     held_since: float = 0.0  # monotonic time its first write failed (held outcomes)
 
 
-def journal_source(conn: sqlite3.Connection, default: str) -> str:
-    """The chain name a journal file already uses, or `default` for a new journal. A journal holds one chain."""
+def _mismatch(path: Path | str, chain: str, name: str) -> ChainMismatch:
+    return ChainMismatch(
+        f"journal {path} holds chain '{chain}'; this gateway was given --name {name}, but a journal keeps one "
+        f"chain, and its HMAC key and TLS pair are named after it: use --name {chain} or a new journal")
+
+
+def chain_of(path: Path | str) -> str | None:
+    """The chain a journal file holds, read without creating or changing anything; None for no (or an empty)
+    journal. Raises when the file holds several chains (a mirror, not a gateway journal)."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            sources = [row[0] for row in conn.execute("SELECT source FROM sync_state ORDER BY source")]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None  # not a store (yet): opening it for writing says what is wrong
+    if len(sources) > 1:
+        raise AuditkitError(f"{path} holds several chains ({', '.join(sources)}); it is not a gateway journal")
+    return sources[0] if sources else None
+
+
+def chain_name(path: Path | str, name: str | None) -> str:
+    """The chain name a gateway on journal `path` uses: the chain the journal holds (refusing another `name`),
+    else `name`, else 'gateway'."""
+    chain = chain_of(path)
+    if chain is not None:
+        if name is not None and name != chain:
+            raise _mismatch(path, chain, name)
+        return chain
+    return name or DEFAULT_NAME
+
+
+def journal_source(conn: sqlite3.Connection, name: str | None) -> str:
+    """The chain name of an open journal: the one it holds (refusing another `name`), or, for a new journal,
+    `name` (default 'gateway'), which it then holds. A journal holds one chain."""
     sources = [h.source for h in store.chain_heads(conn)]
     if len(sources) > 1:
         raise AuditkitError(f"this journal holds several chains ({', '.join(sources)}); it is not a gateway journal")
     if sources:
+        if name is not None and name != sources[0]:
+            path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+            raise _mismatch(path or "(this journal)", sources[0], name)
         return sources[0]
-    store.set_source_url(conn, default, None)
-    return default
+    name = name or DEFAULT_NAME
+    store.set_source_url(conn, name, None)
+    return name
 
 
 class Journal:
-    def __init__(self, path: str | Path, source: str, *, busy_timeout_ms: int = 5000):
+    def __init__(self, path: str | Path, source: str | None, *, busy_timeout_ms: int = 5000):
         self.path = Path(path)
         self._conn = store.open_db(self.path, durable=True)
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        self.source = source = journal_source(self._conn, source)
+        try:
+            self.source = source = journal_source(self._conn, source)
+        except AuditkitError:
+            self._conn.close()
+            raise
         # The journal keeps no full-text index: it would double the writer's work per event (bench/gateway.py);
         # the mirror that sync fills has one. Free text on a journal scans.
         store.drop_text_index(self._conn)
