@@ -40,7 +40,7 @@ from auditkit.filters import Filter
 from auditkit.gateway import config as cfg
 from auditkit.gateway import keys
 from auditkit.gateway.app import create_app
-from auditkit.gateway.journal import ORPHAN_REASON, ChainMismatch, Journal, journal_source
+from auditkit.gateway.journal import ORPHAN_REASON, ChainMismatch, Journal, OutcomeHeld, journal_source
 from conftest import CERT, draft
 
 RACK = "acme/production"
@@ -374,6 +374,40 @@ def test_an_intent_orphaned_by_a_failed_commit_is_recorded_unknown_without_a_res
     finally:
         server.stop()
     assert store.verify(store.open_db(path)).ok
+
+
+def test_an_outcome_the_database_refuses_is_recorded_unknown_and_does_not_block_the_journal(tmp_path):
+    """Held outcomes block new writes until they are sealed, so one the database refuses whatever the disk does (here
+    a recording whose bytes do not match its sha256) must not hold the journal for ever: it is recorded `unknown`,
+    the other outcomes with their own, and writes go on."""
+    journal = Journal(tmp_path / "journal.db", SOURCE)
+
+    async def scenario() -> tuple[list[Any], str]:
+        good, bad = draft(description="Created app good", outcome="unknown"), draft(description="Ran bad",
+                                                                                    outcome="unknown")
+        good_id, bad_id = await journal.intent(good), await journal.intent(bad)
+        meta = {"id": "ses_" + bad.id, "source": SOURCE, "sha256": "0" * 64}
+        results = await asyncio.gather(
+            journal.outcome(good_id, good.replace(outcome="succeeded", status=200)),
+            journal.outcome(bad_id, bad.replace(outcome="succeeded", status=101, session_id=meta["id"]),
+                            session=(meta, b'{"version": 2}\n')), return_exceptions=True)
+        await asyncio.sleep(0)
+        return results, await journal.intent(draft(description="Created app later"))
+
+    try:
+        results, later = asyncio.run(scenario())
+        assert isinstance(results[1], OutcomeHeld)
+        assert journal.held == 0  # sealed before the later intent could be written
+        conn = store.open_db(journal.path)
+        events = {e["description"]: e for e in store.events_after(conn, SOURCE, 0, 100)}
+        assert (events["Created app good"]["outcome"], events["Created app good"]["status"]) == ("succeeded", 200)
+        assert (events["Ran bad"]["outcome"], events["Ran bad"]["session_id"]) == ("unknown", None)
+        assert events["Ran bad"]["details"]["recovered"] == "the journal refused this request's outcome (ChainError)"
+        assert [row[0] for row in conn.execute("SELECT id FROM intents")] == [later]  # the later write went on
+        assert store.verify(conn).ok
+        conn.close()
+    finally:
+        journal.close()
 
 
 # --- 8. a v3 rack: generation 3, ssl update end to end, renewals with their app -------------------------------------
