@@ -92,29 +92,40 @@ class DiskFiller:
         self.mount, self.count, self.arrived, self.gate = mount, count, 0, None
         self.filled.clear()
 
+    def disarm(self) -> None:
+        """Armed no more (a request still waiting gives up after 15 s)."""
+        self.count, self.arrived, self.mount = 0, 0, None
+
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         write = scope["type"] == "websocket" or (scope["type"] == "http" and scope["method"] in WRITES)
         if write and self.count:
             self.gate = self.gate or asyncio.Event()
             gate = self.gate
             self.arrived += 1
-            if self.arrived == self.count:
+            if self.arrived == self.count and self.mount is not None:
                 self.count = 0
-                fill(self.mount)  # type: ignore[arg-type]
+                fill(self.mount)
                 self.filled.set()
                 gate.set()
             await asyncio.wait_for(gate.wait(), 15)
         await self.app(scope, receive, send)
 
 
+FILL_CAP = 64 << 20  # never write more than this, whatever the filesystem (a guard, the tmpfs holds 4 MiB)
+
+
 def fill(mount: Path) -> None:
-    """Write mount/filler until the filesystem has no byte left."""
+    """Write mount/filler until the filesystem has no byte left; only on a mount point (the small tmpfs), never
+    on the disk under it, and never more than FILL_CAP."""
+    if not os.path.ismount(mount):
+        raise RuntimeError(f"{mount} is not a mount point: not filling it")
+    written = 0
     with open(mount / "filler", "ab", buffering=0) as f:
         for size in (1 << 20, 1 << 16, 4096, 512, 1):
             chunk = b"\0" * size
             try:
-                while True:
-                    f.write(chunk)
+                while written < FILL_CAP:
+                    written += f.write(chunk) or 0
             except OSError as e:
                 if e.errno != errno.ENOSPC:
                     raise
@@ -134,8 +145,9 @@ def rack_url(server: ServerThread) -> str:
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs of its own (a journal of a few writes takes ~300 KiB), unmounted afterwards."""
+def small_fs(tmp_path: Path, rack: tuple[Any, DiskFiller, ServerThread]) -> Iterator[Path]:
+    """A 4 MiB tmpfs of its own (a journal of a few writes takes ~300 KiB), unmounted afterwards (and the rack's
+    filler disarmed, whatever the test left)."""
     mount = tmp_path / "fs"
     mount.mkdir()
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)],
@@ -149,6 +161,7 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount
     finally:
+        rack[1].disarm()
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
