@@ -1167,7 +1167,7 @@ def test_a_crash_after_forwarding_leaves_an_unknown_event(world: World, tmp_path
         ("Infrastructure", "accessed", "Proxied HTTP GET to web.internal:3000/status", "succeeded", 200)]
     assert events[1]["actor"] == "ops@example.com" and events[1]["details"]["recovered"]
     assert events[2]["source_ip"] == "127.0.0.1"
-    assert events[3]["details"]["access_token"] == "[redacted]"
+    assert events[3]["details"]["params_hmac"]["access_token"].startswith("hmac-sha256:")
     assert reader.pending() == 0
     output = log.read_text()
     assert "recovered 1 write(s)" in output
@@ -1271,7 +1271,10 @@ def test_an_oversized_audited_form_is_refused_before_anything_is_forwarded(world
     with world.gw.client() as client:
         response = client.request("POST", "/apps/web/releases", {"env": "BLOB=" + "x" * (17 * 1024 * 1024)})
     assert response.status_code == 413 and "too large" in response.json()["error"]
-    assert world.received[before:] == [] and world.gw.journal.since(mark) == []
+    assert world.received[before:] == []
+    [refused] = world.gw.journal.since(mark)
+    assert (refused["outcome"], refused["action"], refused["status"], refused["app"]) == ("denied", "denied", 413, "web")
+    assert "too large" in refused["description"] and "x" * 100 not in json.dumps(refused)
 
 
 # --- 4. websocket sessions ------------------------------------------------------------------------------------------

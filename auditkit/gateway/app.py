@@ -11,6 +11,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -29,10 +31,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+import yarl
+
 from .. import catalog, store
 from ..asciicast import Recorder
 from ..events import Event, new_event_id, now_timestamp
-from . import feed, keys
+from . import canonical, feed, keys
+from .canonical import Parsed, Refused
 from .config import GatewayConfig, Rack
 from .journal import Journal, JournalUnavailable
 
@@ -47,7 +52,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "content-length"}
 # Never forwarded from the client as-is: the gateway sets them.
 CLIENT_ONLY = {"authorization", "convox-actor", "x-convox-actor", "rack", "session", "cookie"}
-MAX_FORM_BYTES = 16 * 1024 * 1024
+MAX_FORM_BYTES = 16 * 1024 * 1024  # the largest body read to classify (forms, multipart, JSON, classic env)
 MAX_CAPTURE = 256 * 1024
 SMALL_RESPONSE = 1024 * 1024  # answers up to this size are read whole; larger or unsized ones stream
 FAULT_ENV = "AUDITKIT_GATEWAY_FAULT"  # test hook: "kill-after-forward" kills the process before the outcome
@@ -133,7 +138,7 @@ class Gateway:
             outcome=outcome,
             status=status,
             method=method,
-            path=path,
+            path=catalog.mask_userinfo(path),
             source_ip=source_ip,
             user_agent=user_agent,
             request_id=request_id,
@@ -179,36 +184,99 @@ class Gateway:
             return None
 
     # --- HTTP -----------------------------------------------------------------------------------------------------
+    async def parse(self, scope: dict[str, Any], headers: Any, method: str, *, websocket: bool,
+                    receive_body: Callable[[], Any] | None = None) -> Parsed:
+        """The one parse of a request (canonical.py): its decoded path, the route it reaches, its parameters and
+        file parts as the rack reads them, and the body that will be forwarded. Raises Refused."""
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        raw_path = raw_path.split(b"?", 1)[0]
+        raw_query = scope.get("query_string") or b""
+        path = canonical.canonical_path(raw_path)
+        matched = catalog.match(method, path, websocket=websocket)
+        route = matched[0] if matched else None
+        recorded = (route.audited if route is not None else (websocket or method not in catalog.READ_METHODS))
+        parsed = Parsed(path=path, target=raw_path.decode("ascii") + (f"?{raw_query.decode('latin-1')}"
+                                                                       if raw_query else ""),
+                        matched=matched, recorded=recorded)
+        has_body = "content-length" in headers or "transfer-encoding" in headers
+        if not recorded:
+            parsed.stream = has_body
+            return parsed  # a read that is not recorded: forwarded as it came, nothing of it is kept
+        query = canonical.parse_pairs(raw_query, "query")
+        body_pairs: list[tuple[str, str]] = []
+        multipart = False
+        content_type = headers.get("content-type")
+        if route is not None and route.raw_body:
+            if content_type and canonical.parse_media_type(content_type)[0] in (canonical.FORM_TYPE,
+                                                                                canonical.MULTIPART_TYPE):
+                raise Refused(415, "this route takes a raw upload; a form body would be read by the rack as a form")
+            parsed.stream = has_body
+        elif has_body and receive_body is not None:
+            body = await receive_body()
+            if body is None:
+                raise Refused(413, "request body too large for an audited write")
+            parsed.body = body
+            if body:
+                if method not in canonical.BODY_METHODS:
+                    raise Refused(400, f"a {method} request carries no body the rack reads")
+                if not content_type:
+                    if route is None or route.special != "env_body":
+                        raise Refused(415, "a body without a Content-Type is not read by the rack")
+                else:
+                    kind, options = canonical.parse_media_type(content_type)
+                    if kind == canonical.FORM_TYPE:
+                        body_pairs = canonical.parse_pairs(body, "form")
+                    elif kind == canonical.MULTIPART_TYPE:
+                        body_pairs, parsed.files = canonical.parse_multipart(body, options.get("boundary", ""))
+                        multipart = True
+                    elif route is not None and route.json_body and kind == "application/json":
+                        parsed.body_record = canonical.FilePart("", len(body), hashlib.sha256(body).hexdigest())
+                    elif route is not None and route.special == "env_body":
+                        pass  # the classic env route: the body is the env text itself
+                    elif route is None:
+                        parsed.body_record = canonical.FilePart(kind, len(body), hashlib.sha256(body).hexdigest())
+                    else:
+                        raise Refused(415, f"this route reads a form: {kind} bodies are refused")
+        # r.Form's order: an urlencoded body before the query, a multipart body after it.
+        order = (query, body_pairs) if multipart else (body_pairs, query)
+        parsed.params = canonical.combine(*order, files=parsed.files)
+        if route is not None:
+            declared = {h.lower() for h in route.headers}
+            for header in route.headers:
+                if len(headers.getlist(header)) > 1:
+                    raise Refused(400, f"the header {header} is given more than once")
+            for name in catalog.clear_params(route):
+                if name.lower() not in declared and name.lower() not in canonical.HTTP_HEADERS and name in headers:
+                    raise Refused(400, f"the parameter '{name}' is sent as a header, which the rack may read")
+        return parsed
+
     async def http(self, request: Request) -> Response:
         rack, principal, refusal = self.authenticate(request.headers)
         if refusal is not None:
             return refusal
         assert rack is not None and principal is not None
-        method, path = request.method, request.url.path
-        query = dict(urllib.parse.parse_qsl(request.url.query, keep_blank_values=True))
-        matched = catalog.match(method, path, websocket=False)
-        raw = matched is not None and matched[0].raw_body
-        is_write = method not in ("GET", "HEAD", "OPTIONS")
-        content_type = request.headers.get("content-type", "")
-        body: bytes | None = None
-        params = dict(query)
-        # Form bodies are small and must be read to classify and redact; anything else streams through untouched
-        # (multipart builds, uploads), except the classic env route's raw env text.
-        if is_write and not raw and (_is_form(content_type) or (matched and matched[0].special == "env_body")):
-            body = await _read_limited(request, MAX_FORM_BYTES)
-            if body is None:
-                return error(413, "request body too large for an audited write")
-            if _is_form(content_type):
-                params.update(catalog.parse_form(body, content_type))
+        method = request.method
+        ip = self.source_ip(request.client.host if request.client else None, request.headers)
+        agent = request.headers.get("user-agent")
+        try:
+            parsed = await self.parse(request.scope, request.headers, method, websocket=False,
+                                      receive_body=lambda: _read_limited(request, MAX_FORM_BYTES))
+        except Refused as e:
+            await self._refuse_malformed(e, principal, rack, method, request.scope, ip, agent)
+            return error(e.status, f"auditkit gateway: {e.reason}")
+        path, params, body, matched = parsed.path, parsed.params, parsed.body, parsed.matched
         request_headers = dict(request.headers)
         previous_env = None
         if matched is not None and matched[0].special in catalog.ENV_SPECIALS and "app" in matched[1]:
             if principal.may_use_racks:
                 previous_env = await self.current_env(rack, matched[1]["app"])
-        cls = catalog.classify(method, path, params=params, headers=request_headers, body=body, websocket=False,
-                               hmac_key=self.hmac_key, previous_env=previous_env)
-        ip = self.source_ip(request.client.host if request.client else None, request.headers)
-        agent = request.headers.get("user-agent")
+        cls = None
+        if parsed.recorded:
+            cls = catalog.classify(method, path, params=params, headers=request_headers, body=body,
+                                   websocket=False, hmac_key=self.hmac_key, previous_env=previous_env,
+                                   files=parsed.files)
+            if cls is not None and parsed.body_record is not None:
+                cls = dataclasses.replace(cls, details={**cls.details, "body": parsed.body_record.record()})
         if not principal.may_use_racks:
             if cls is not None:
                 await self._refuse(cls, principal, rack, method, path, ip, agent)
@@ -224,10 +292,10 @@ class Gateway:
                 log.error("refusing %s %s: %s", method, path, e)
                 return error(503, "auditkit gateway: the audit journal cannot be written, so the request was not "
                                   "forwarded; try again later")
-        url = f"{rack.url}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
+        # Forwarded byte for byte as it was sent and parsed: yarl must neither re-encode nor resolve dot segments.
+        url = yarl.URL(f"{rack.url}{parsed.target}", encoded=True)
         # A request without a body (a GET, a DELETE) is forwarded without one, not as an empty chunked body.
-        has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
-        content: Any = body if body is not None else request.stream() if has_body else None
+        content: Any = body if body is not None else request.stream() if parsed.stream else None
         try:
             upstream = await self.session().request(method, url, headers=self.upstream_headers(
                 request.headers, rack, principal), data=content, allow_redirects=False)
@@ -316,6 +384,33 @@ class Gateway:
         except JournalUnavailable as e:
             log.error("denied request not recorded: %s", e)
 
+    async def _refuse_malformed(self, refusal: Refused, principal: keys.Principal, rack: Rack, method: str,
+                                scope: dict[str, Any], ip: str | None, agent: str | None) -> None:
+        """Journal a request refused before anything was forwarded because it could not be parsed as the rack
+        would read it: outcome denied, action denied, the reason, the path as sent (escaped)."""
+        raw = (scope.get("raw_path") or scope["path"].encode("utf-8")).split(b"?", 1)[0]
+        shown = canonical.shown_target(raw)
+        try:
+            path = canonical.canonical_path(raw)
+            matched = catalog.match(method, path)
+        except Refused:
+            path, matched = shown, None
+        route = matched[0] if matched else None
+        app = None
+        if route is not None and route.app in matched[1]:  # type: ignore[index]
+            app = matched[1][route.app]  # type: ignore[index]
+        event = Event(
+            id=new_event_id(), timestamp=self.now(), actor=principal.name, actor_type=principal.actor_type,
+            rack=rack.name, category=(route.category if route is not None and route.category else "Other"),
+            action="denied", description=f"Refused {method} {catalog.clean_text(shown)}: {refusal.reason}",
+            app=app, target=None, outcome="denied", status=refusal.status, method=method,
+            path=catalog.mask_userinfo(path), source_ip=ip, user_agent=agent,
+            details={"reason": refusal.reason, "path_sent": shown, **({"route": route.sdk} if route else {})})
+        try:
+            await self.journal.record(event)
+        except JournalUnavailable as e:
+            log.error("refused request not recorded: %s", e)
+
     # --- websockets -----------------------------------------------------------------------------------------------
     async def websocket(self, ws: WebSocket) -> None:
         rack, principal, refusal = self.authenticate(ws.headers)
@@ -323,12 +418,19 @@ class Gateway:
             await _deny(ws, refusal)
             return
         assert rack is not None and principal is not None
-        path = ws.url.path
-        query = dict(urllib.parse.parse_qsl(ws.url.query, keep_blank_values=True))
-        cls = catalog.classify("GET", path, params=query, headers=dict(ws.headers), websocket=True,
-                               hmac_key=self.hmac_key)
         ip = self.source_ip(ws.client.host if ws.client else None, ws.headers)
         agent = ws.headers.get("user-agent")
+        try:
+            parsed = await self.parse(ws.scope, ws.headers, "GET", websocket=True)
+        except Refused as e:
+            await self._refuse_malformed(e, principal, rack, "GET", ws.scope, ip, agent)
+            await _deny(ws, error(e.status, f"auditkit gateway: {e.reason}"))
+            return
+        path, query = parsed.path, parsed.params
+        cls = None
+        if parsed.recorded:
+            cls = catalog.classify("GET", path, params=query, headers=dict(ws.headers), websocket=True,
+                                   hmac_key=self.hmac_key)
         if not principal.may_use_racks:
             if cls is not None:
                 await self._refuse(cls, principal, rack, "GET", path, ip, agent)
@@ -349,7 +451,7 @@ class Gateway:
                                            "was not opened"))
                 return
         scheme = "wss" if rack.url.startswith("https") else "ws"
-        target = f"{scheme}{rack.url[rack.url.index(':'):]}{path}" + (f"?{ws.url.query}" if ws.url.query else "")
+        target = f"{scheme}{rack.url[rack.url.index(':'):]}{parsed.target}"  # as sent and parsed
         headers = self.upstream_headers(ws.headers, rack, principal)
         for drop in ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                      "sec-websocket-protocol"):
