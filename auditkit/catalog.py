@@ -2,9 +2,9 @@
 
 This module owns the one table, ROUTES, that maps a Rack API request (v3, modern v2 and classic v2; the spec is
 reference/convox-rack-api.md) to the event the gateway records: category, action verb, a description template, the
-target, the app, and the redaction rules. It also owns reading what the CLI puts on the wire (form bodies, the
-doubly-encoded map fields, `KEY=VAL` environment text) and the redaction itself, so no other part of auditkit decides
-what is a secret. docs/routes.md is generated from ROUTES (scripts/gen_routes_doc.py; a test keeps it current).
+target, the app, and the redaction rules. It also owns reading the values inside params (the doubly-encoded map
+fields, `KEY=VAL` environment text) and the redaction itself, so no other part of auditkit decides what is a secret;
+reading the request itself (path, pairs, bodies) is gateway/canonical.py's, done once. docs/routes.md is generated from ROUTES (scripts/gen_routes_doc.py; a test keeps it current).
 
 What is recorded:
 - A request that matches an audited route. Most are writes; the audited reads are build-log, exec, shell, proxy and
@@ -24,8 +24,11 @@ as "[redacted]"), and, once the rack has answered, fields of the response JSON (
 the `Release-Id` response header. `[ … ]` is an optional part, left out while one of its placeholders has no value;
 a placeholder outside one renders as "?" until it has a value.
 
-Secrets never leave this module: env values, registry passwords, certificate keys, `Private-Key`, Authorization,
-config values and every param or declared header whose name looks secret (see is_secret_name). An env change is
+Recording is by allowlist: a route records in clear only the params its templates name plus its `clear` options
+(clear_params), never a secret-looking name; every other param — registry passwords, config values, certificate
+keys, names the route does not know, bracket or dotted map forms — is recorded by name with an HMAC of its value.
+URL userinfo is masked in every recorded value. Authorization, `Private-Key` and cookies are never recorded. An env
+change is
 recorded as the keys added, changed and removed against the previous env plus an HMAC (events.value_hmac) of each
 new value; map fields (`parameters`, `Environment`, …) are recorded as their keys plus an HMAC of each value.
 """
@@ -43,7 +46,7 @@ from .events import ACTIONS, CATEGORIES, value_hmac
 __all__ = [
     "Route", "ROUTES", "Classification", "REDACTED",
     "match", "classify", "describe_outcome", "redact", "secret_values", "is_secret_name",
-    "parse_form", "parse_map", "parse_env", "env_changes", "render_markdown",
+    "clear_params", "mask_userinfo", "clean_text", "parse_map", "parse_env", "env_changes", "render_markdown",
 ]
 
 REDACTED = "[redacted]"
@@ -447,23 +450,6 @@ def match(method: str, path: str, websocket: bool = False) -> tuple[Route, dict[
 
 # --- reading the wire -------------------------------------------------------------------------------------------
 
-def parse_form(body: bytes | str | None, content_type: str | None, query: str = "") -> dict[str, str]:
-    """The request's form values as the rack reads them (Go's r.Form): an x-www-form-urlencoded body, then the
-    query string; the first value of a name wins, body before query. Other bodies (multipart, octet-stream, JSON)
-    are not parsed: they are streamed, and only the query string counts.
-    """
-    values: dict[str, str] = {}
-    kind = (content_type or "").split(";", 1)[0].strip().lower()
-    if body and kind == "application/x-www-form-urlencoded":
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        for name, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
-            values.setdefault(name, value)
-    if query:
-        for name, value in urllib.parse.parse_qsl(query.lstrip("?"), keep_blank_values=True):
-            values.setdefault(name, value)
-    return values
-
-
 def parse_map(value: str | None) -> dict[str, str]:
     """A map field (`parameters`, `Environment`, `Volumes`, `data`): after the form's own decoding the field holds
     `k1=v1&k2=v2` (URL-encoded once more), which is decoded here. The first value of a key wins."""
@@ -803,7 +789,8 @@ def classify(method: str, path: str, *, params: Mapping[str, str] | None = None,
              files: Mapping[str, Any] | None = None) -> Classification | None:
     """What to record for a request, or None when it is not recorded.
 
-    `params` are the form values (parse_form; query-string values in `path` are merged in, the given ones win),
+    `params` are the request's params (gateway/canonical.py reads them; query-string values in `path` are merged
+    in, the given ones win),
     `headers` the request headers (any case), `files` a multipart body's file parts (gateway/canonical.py).
     `body` is read only by the classic env route. `previous_env` is the
     app's env before an env write (None: unknown, every key is then "set"); `hmac_key` keys the value hashes.

@@ -596,10 +596,6 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
-def _is_form(content_type: str) -> bool:
-    return content_type.split(";")[0].strip().lower() in ("application/x-www-form-urlencoded", "")
-
-
 async def _read_limited(request: Request, limit: int) -> bytes | None:
     chunks = bytearray()
     async for chunk in request.stream():
