@@ -1,13 +1,14 @@
-"""Who may get in: per-rack grants of gateway keys — stored with the key (store v5), given by
-`auditkit gateway users/keys add --rack`, shown by `… list`, recorded in the key's creation event.
+"""Who may get in, and what a refusal leaves behind: refused credentials journaled and coalesced per source IP,
+and per-rack grants of gateway keys (storage and the command line).
 
-Real uvicorn servers on 127.0.0.1 (the simulated rack behind the gateway), real HTTP, a real SQLite journal. The
-gateway trusts X-Forwarded-For from loopback, so each test speaks from addresses of its own and reads only the
-events of those addresses.
+Real uvicorn servers on 127.0.0.1 (the simulated rack behind the gateway), real HTTP and websockets, a real SQLite
+journal. The gateway trusts X-Forwarded-For from loopback, so each test speaks from addresses of its own and reads
+only the events of those addresses: refusal windows of one test never mix with another's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import itertools
@@ -22,14 +23,16 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from auditkit import store
 from auditkit.demo import rack as rack_mod
 from auditkit.demo.client import RackClient
 from auditkit.demo.servers import ServerThread
-from auditkit.events import now_timestamp
+from auditkit.events import Event, now_timestamp
 from auditkit.gateway import config as cfg
-from auditkit.gateway import keys
+from auditkit.gateway import keys, refusals
 from auditkit.gateway.app import create_app
 from auditkit.gateway.journal import journal_source
 
@@ -137,7 +140,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     d = tmp_path_factory.mktemp("access")
     rack_app = rack_mod.create_app(RACK_PW, rack_name=PROD, seed=5)
     with ServerThread(rack_app) as rack_server:
-        config = gateway_config(d, rack_server.url)
+        config = gateway_config(d, rack_server.url, refusal_window=WINDOW)
         issued, ids = make_keys(config.journal)
         with ServerThread(create_app(config), proxy_headers=False) as gateway:
             yield World(d, gateway.url, rack_server.url, config, rack_app, JournalView(config.journal), issued, ids)
@@ -149,6 +152,191 @@ def raw(url: str, method: str, path: str, ip: str, authorization: str | bytes | 
     if authorization is not None:
         headers["Authorization"] = authorization
     return httpx.request(method, url + path, headers=headers, **kw)
+
+
+def ws_refusal(url: str, path: str, ip: str, authorization: str | bytes, **headers: str | bytes) -> tuple[int, dict[str, Any]]:
+    """Open a websocket as the SDK does and return the refusal's (status, JSON body)."""
+    target = "ws" + url[len("http"):] + path
+    sent = {k: v.decode("latin-1") if isinstance(v, bytes) else v
+            for k, v in {**CLI_HEADERS, "Authorization": authorization, "X-Forwarded-For": ip, **headers}.items()}
+    with pytest.raises(InvalidStatus) as e:
+        with ws_connect(target, additional_headers=sent,
+                        user_agent_header=None, proxy=None, open_timeout=10):
+            pass
+    response = e.value.response
+    return response.status_code, json.loads(response.body or b"{}")
+
+
+# --- 5. refused credentials -----------------------------------------------------------------------------------------
+
+BAD = {
+    "none": None,
+    "bearer": "Bearer akg_whatever",
+    "empty-basic": "Basic",
+    "bad-base64": "Basic !!!notbase64",
+    "no-colon": "Basic " + base64.b64encode(b"no-colon").decode(),
+    "not-utf8": "Basic " + base64.b64encode(b"\xff\xfe:\xc3(").decode(),
+    "non-ascii": "Basic d\u00e9j\u00e0:vu".encode("latin-1"),
+    "unknown-key": basic(PROD, "akg_" + "A" * 43),
+    "foreign-key": basic(PROD, "not-a-gateway-key"),
+    "empty-key": basic("convox", ""),
+    "bad-escape": "Basic " + base64.b64encode(b"convox:%zz%").decode(),
+}
+
+
+def test_refused_credentials_are_one_event_per_source_ip_and_window(world: World):
+    ip, other = new_ip(), new_ip()
+    before = len(world.received)
+    for name, authorization in BAD.items():
+        response = raw(world.url, "POST", "/apps", ip, authorization, data={"name": "intruder"})
+        assert response.status_code == 401 and response.json() == {"error": "invalid authentication"}, name
+    assert ws_refusal(world.url, "/apps/web/processes/web-1/exec", ip, basic(PROD, "akg_bogus"),
+                      Command="bash") == (401, {"error": "invalid authentication"})
+    assert raw(world.url, "GET", "/audit/v1/events?after=0", ip, basic(SOURCE, "akg_nope")).status_code == 401
+    assert raw(world.url, "DELETE", "/apps/web", other, "Basic x", headers={"User-Agent": "curl/8.5"}
+               ).status_code == 401
+    assert world.received[before:] == []  # nothing reached the rack
+
+    events = world.journal.wait_from(ip, other, count=2)
+    by_ip = {e["source_ip"]: e for e in events}
+    assert len(events) == 2 and set(by_ip) == {ip, other}
+    first = by_ip[ip]
+    assert {k: first[k] for k in ("category", "action", "outcome", "status", "actor", "actor_type", "rack", "method",
+                                  "path", "user_agent", "target")} == {
+        "category": "Access", "action": "denied", "outcome": "denied", "status": 401, "actor": "unknown",
+        "actor_type": "user", "rack": "gateway", "method": "POST", "path": "/apps", "user_agent": "convox.go/dev",
+        "target": None}
+    count = len(BAD) + 2
+    assert first["description"] == f"Refused {count} requests with invalid credentials from {ip}"
+    assert first["details"]["count"] == count and first["details"]["window_ms"] == int(WINDOW * 1000)
+    assert first["details"]["reasons"] == {"malformed credentials": 6, "no credentials": 1, "not a gateway key": 3,
+                                           "unknown key": 3}
+    assert first["details"]["first_at"] <= first["details"]["last_at"]
+    lone = by_ip[other]
+    assert (lone["description"], lone["method"], lone["path"], lone["user_agent"], lone["details"]["count"]) == (
+        f"Refused a request with invalid credentials from {other}", "DELETE", "/apps/web", "curl/8.5", 1)
+
+    # The next window gives the next event: at most one per source IP and window, never one per request.
+    for _ in range(3):
+        assert raw(world.url, "GET", "/apps", ip, basic(PROD, "akg_again")).status_code == 401
+    events = world.journal.wait_from(ip, count=2)
+    assert [e["details"]["count"] for e in events] == [count, 3]
+    assert events[1]["method"] == "GET" and events[1]["details"]["reasons"] == {"unknown key": 3}
+
+
+def test_a_revoked_key_is_named_by_its_key_id_and_nothing_of_any_key_is_recorded(world: World):
+    ip = new_ip()
+    conn = store.open_db(world.config.journal)
+    key_id, key = keys.add(conn, "leaver@example.com", kind="user", role="member", source=SOURCE)
+    with RackClient(world.url, PROD, key) as client:
+        client.http.headers["X-Forwarded-For"] = ip
+        assert client.request("POST", "/apps/web/services/web/restart").status_code == 200
+        keys.revoke(conn, key_id, source=SOURCE, by=ADMIN)
+        response = client.request("POST", "/apps/web/services/web/restart")
+        assert response.status_code == 401 and response.json() == {"error": "invalid authentication"}
+    conn.close()
+    unknown = "akg_" + os.urandom(32).hex()
+    assert raw(world.url, "POST", "/apps", ip, basic(PROD, unknown)).status_code == 401
+    events = world.journal.wait_from(ip, count=2)
+    refused = [e for e in events if e["action"] == "denied"]
+    assert len(events) == 2 and len(refused) == 1, events
+    (event,) = refused
+    assert event["target"] == key_id and event["details"]["key_ids"] == [key_id]
+    assert event["details"]["reasons"] == {"revoked key": 1, "unknown key": 1} and event["actor"] == "unknown"
+    # Any part of a secret key is secret: no slice of either key is anywhere in the journal's files.
+    files = [p for p in (world.config.journal, Path(f"{world.config.journal}-wal")) if p.exists()]
+    on_disk = subprocess.run(["cat", *map(str, files)], capture_output=True, check=True).stdout
+    for secret in (key, unknown):
+        body = secret[len(keys.KEY_PREFIX):]
+        for start in range(0, len(body) - 8, 4):
+            assert body[start:start + 8].encode() not in on_disk
+
+
+@pytest.mark.parametrize("authorization,rack_header", [
+    ("Basic " + base64.b64encode("\u00e9:x".encode()).decode(), None),  # non-ASCII username, a password
+    ("Basic \u00ff\u00fe\u00fd".encode("latin-1"), None),
+    ("Basic ====", None),
+    ("BASIC " + base64.b64encode(b"convox:akg_\x00\x01").decode(), None),
+    ("Basic " + base64.b64encode(b"convox:akg_x").decode(), "acme/\u00e9".encode("latin-1")),
+    ("Negotiate " + "A" * 6000, None),
+], ids=["non-ascii-username", "latin1-blob", "padding-only", "control-chars", "non-ascii-rack", "huge"])
+def test_garbled_authorization_is_a_401_never_a_500(world: World, authorization: Any, rack_header: Any):
+    ip = new_ip()
+    headers = {"Rack": rack_header} if rack_header is not None else {}
+    for method, path in (("POST", "/apps/web/cancel"), ("GET", "/auth"), ("GET", "/racks"), ("GET", "/apps%00x"),
+                         ("GET", "/audit/v1/events")):
+        response = raw(world.url, method, path, ip, authorization, headers=headers)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json() == {"error": "invalid authentication"}
+    assert ws_refusal(world.url, "/instances/i-1/shell", ip, authorization, **headers)[0] == 401
+    (event,) = world.journal.wait_from(ip)
+    assert event["details"]["count"] == 6 and event["status"] == 401
+
+
+def test_a_valid_key_with_a_garbled_rack_name_is_a_404_not_a_500(world: World):
+    ip = new_ip()
+    for username in ("\u00e9t\u00e9", "%C3%A9", "acme%2", "////", "="):
+        authorization = "Basic " + base64.b64encode(f"{username}:{world.keys[ALICE]}".encode()).decode()
+        response = raw(world.url, "POST", "/apps/web/cancel", ip, authorization)
+        assert response.status_code == 404 and response.json()["error"].startswith("rack not found"), username
+    response = raw(world.url, "POST", "/apps/web/cancel", ip, basic("convox", world.keys[ALICE]),
+                   headers={"Rack": "acme/\u00e9t\u00e9".encode("latin-1")})
+    assert response.status_code == 404
+
+
+def test_a_refused_path_with_control_characters_is_recorded_escaped(world: World):
+    ip = new_ip()
+    assert raw(world.url, "POST", "/apps/web%00/cancel%1b", ip, None).status_code == 401
+    (event,) = world.journal.wait_from(ip)
+    assert event["path"] == "/apps/web\\0/cancel\\x1b"
+
+
+def test_a_flood_of_refusals_is_one_event_written_at_shutdown(tmp_path: Path):
+    """With a long window nothing is written while the flood lasts; stopping the gateway writes each source's
+    window (aclose), so a flood costs one event per source, and none is lost at shutdown."""
+    rack_app = rack_mod.create_app(RACK_PW, rack_name=PROD)
+    flood, other = new_ip(), new_ip()
+    with ServerThread(rack_app) as rack_server:
+        config = gateway_config(tmp_path, rack_server.url, refusal_window=3600)
+        make_keys(config.journal)
+        journal = JournalView(config.journal)
+        head = journal.head()
+        with ServerThread(create_app(config), proxy_headers=False) as gateway:
+            with httpx.Client(headers={**CLI_HEADERS, "Authorization": basic(PROD, "akg_guess")}) as client:
+                for i in range(300):
+                    assert client.post(gateway.url + "/apps/web/cancel",
+                                       headers={"X-Forwarded-For": flood}).status_code == 401
+                assert client.get(gateway.url + "/apps", headers={"X-Forwarded-For": other}).status_code == 401
+            time.sleep(0.3)
+            assert journal.head() == head  # nothing yet: the windows are open
+        events = journal.since(head)
+    assert sorted((e["source_ip"], e["details"]["count"]) for e in events) == sorted([(flood, 300), (other, 1)])
+    assert len(rack_app.state.requests) == 0
+
+
+def test_open_windows_are_bounded_and_the_overflow_is_counted():
+    """Unit check of the coalescer: more sources than it keeps open share one overflow event."""
+    written: list[Event] = []
+
+    async def write(event: Event) -> Event:
+        written.append(event)
+        return event
+
+    async def scenario() -> None:
+        windows = refusals.Coalescer(3600, write, max_open=3)
+        for n in range(10):
+            draft = Event(timestamp=now_timestamp(), actor="unknown", actor_type="user", rack="gateway",
+                          category="Access", action="denied", description="x", outcome="denied", status=401,
+                          source_ip=f"192.0.2.{n}", user_agent="ua", id=f"e{n}")
+            windows.note(("credentials", draft.source_ip), draft, lambda c: f"{c} from one", reason="unknown key")
+        assert len(windows.windows) == 4
+        await windows.aclose()
+
+    asyncio.run(scenario())
+    counts = sorted((e.source_ip or "", e.details["count"]) for e in written)
+    assert counts == [("", 7), ("192.0.2.0", 1), ("192.0.2.1", 1), ("192.0.2.2", 1)]
+    overflow = next(e for e in written if e.source_ip is None)
+    assert overflow.description.startswith("Refused 7 requests from many sources") and overflow.user_agent is None
 
 
 # --- 6. per-rack grants ---------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 import websockets
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .. import catalog, store
 from ..asciicast import Recorder
 from ..events import Event, new_event_id, now_timestamp
-from . import feed, keys
+from . import feed, keys, refusals
 from .config import GatewayConfig, Rack
 from .journal import Journal, JournalUnavailable
 
@@ -76,7 +76,8 @@ class Gateway:
     # --- who and where --------------------------------------------------------------------------------------------
     def authenticate(self, headers: Any) -> tuple[Rack | None, keys.Principal | None, Response | None]:
         """(rack, principal, None) or (…, error response). Direct mode: the basic-auth username names the rack
-        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header."""
+        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header. A 401 comes with
+        principal None; the caller hands it to refuse_credentials() so that it is journaled."""
         credentials = keys.parse_basic(headers.get("authorization"))
         if credentials is None:
             return None, None, error(401, "invalid authentication")
@@ -100,7 +101,7 @@ class Gateway:
             return name
         try:
             decoded = base64.b64decode(name + "=" * (-len(name) % 4), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (a plain ValueError)
             return name
         return decoded if decoded in self.config.racks else name
 
@@ -182,7 +183,7 @@ class Gateway:
     async def http(self, request: Request) -> Response:
         rack, principal, refusal = self.authenticate(request.headers)
         if refusal is not None:
-            return refusal
+            return self.refuse_credentials(request, principal, refusal)
         assert rack is not None and principal is not None
         method, path = request.method, request.url.path
         query = dict(urllib.parse.parse_qsl(request.url.query, keep_blank_values=True))
@@ -316,11 +317,45 @@ class Gateway:
         except JournalUnavailable as e:
             log.error("denied request not recorded: %s", e)
 
+    # --- access: refused credentials ------------------------------------------------------------------------------
+    @functools.cached_property
+    def refusal_windows(self) -> refusals.Coalescer:
+        """Refusals counted into windows and journaled as they close (refusals.py); made on first use, in the
+        server's event loop."""
+        return refusals.Coalescer(self.config.refusal_window, self.journal.record)
+
+    def refuse_credentials(self, connection: HTTPConnection, principal: keys.Principal | None,
+                           refusal: Response) -> Response:
+        """The refusal branch of http(), websocket() and the feed: returns `refusal` as it is, and when it refuses
+        the credentials (a 401: no or garbled Authorization, not a gateway key, an unknown or a revoked key) counts
+        it toward its source IP's refusal event.
+
+        That event (written when the window closes, config.refusal_window, and at shutdown) is category Access,
+        action and outcome `denied`, status 401, actor `unknown`, rack `gateway`, with the source IP, user agent,
+        method and path of the window's first refusal, and in details the count, first and last times and reasons.
+        Nothing of the presented key is recorded, not even a prefix; a revoked key of this gateway is named by its
+        key id (target and `key_ids`). No header value but the user agent is recorded (not the rack asked for)."""
+        if principal is not None or refusal.status_code != 401:
+            return refusal
+        reason, key_id = keys.diagnose(self.journal._reader(), connection.headers.get("authorization"))
+        ip = self.source_ip(connection.client.host if connection.client else None, connection.headers)
+        where = ip or "an unknown address"
+
+        def describe(count: int) -> str:
+            return f"Refused {refusals.requests(count)} with invalid credentials from {where}"
+
+        draft = Event(id=new_event_id(), timestamp=self.now(), actor="unknown", actor_type="user", rack="gateway",
+                      category="Access", action="denied", description=describe(1), outcome="denied", status=401,
+                      method=_method(connection), path=_printable(connection.url.path, 1000), source_ip=ip,
+                      user_agent=_printable(connection.headers.get("user-agent"), 300))
+        self.refusal_windows.note(("credentials", ip), draft, describe, reason=reason, key_id=key_id)
+        return refusal
+
     # --- websockets -----------------------------------------------------------------------------------------------
     async def websocket(self, ws: WebSocket) -> None:
         rack, principal, refusal = self.authenticate(ws.headers)
         if refusal is not None:
-            await _deny(ws, refusal)
+            await _deny(ws, self.refuse_credentials(ws, principal, refusal))
             return
         assert rack is not None and principal is not None
         path = ws.url.path
@@ -480,11 +515,26 @@ class Gateway:
             log.error("session outcome not recorded: %s", e)
 
     async def aclose(self) -> None:
+        await self.refusal_windows.aclose()  # refusal windows still open are journaled before the journal closes
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
         self.journal.close()
+
+
+def _method(connection: HTTPConnection) -> str:
+    """The request's method; a websocket handshake is a GET."""
+    return str(connection.scope.get("method") or "GET")[:16]
+
+
+def _printable(text: str | None, limit: int) -> str | None:
+    """Client-chosen text made safe for an event: at most `limit` characters, NUL as `\\0` (the gateway's way),
+    other control characters escaped."""
+    if text is None:
+        return None
+    return "".join(ch if ch.isprintable() else "\\0" if ch == "\x00" else ascii(ch)[1:-1]
+                   for ch in text[:limit])
 
 
 def _int(value: str | None, default: int) -> int:

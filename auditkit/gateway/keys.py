@@ -186,13 +186,15 @@ def list_keys(conn: sqlite3.Connection) -> list[dict]:
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
     """(username, password) of a Basic Authorization header (the password percent-decoded, as the Convox SDK
-    escapes it), or None."""
+    escapes it), or None for anything else: no header, another scheme, bad base64 or non-ASCII in it, text that is
+    not UTF-8, no colon."""
     scheme, _, blob = (header or "").partition(" ")
-    if scheme.lower() != "basic" or not blob:
+    if scheme.lower() != "basic" or not blob.strip():
         return None
     try:
+        # ValueError too: b64decode refuses a str holding non-ASCII characters with a plain ValueError.
         username, sep, password = base64.b64decode(blob.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):
         return None
     if not sep:
         return None
@@ -212,3 +214,22 @@ def authenticate(conn: sqlite3.Connection, key: str) -> Principal | None:
         return None
     return Principal(row["id"], row["name"], row["kind"], row["role"], _decode_grants(row["racks"]))
 
+
+def diagnose(conn: sqlite3.Connection, header: str | None) -> tuple[str, str | None]:
+    """Why an Authorization header was refused, for the refusal's event: (reason, key id). The key id is given only
+    when the presented key is a revoked key of this gateway (its hash matches); nothing of the presented secret is
+    returned, not even a prefix."""
+    if not (header or "").strip():
+        return "no credentials", None
+    credentials = parse_basic(header)
+    if credentials is None:
+        return "malformed credentials", None
+    key = credentials[1]
+    if not key.startswith(KEY_PREFIX):
+        return "not a gateway key", None
+    row = conn.execute("SELECT id, revoked_at FROM gateway_keys WHERE key_hash = ?", (key_hash(key),)).fetchone()
+    if row is None:
+        return "unknown key", None
+    if row["revoked_at"] is not None:
+        return "revoked key", row["id"]
+    return "unknown key", None  # (active: refused for another reason; not expected)
