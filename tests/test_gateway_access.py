@@ -1,5 +1,5 @@
 """Who may get in, and what a refusal leaves behind: refused credentials journaled and coalesced per source IP,
-and per-rack grants of gateway keys (storage and the command line).
+and per-rack grants (HTTP and websockets, direct and Console mode).
 
 Real uvicorn servers on 127.0.0.1 (the simulated rack behind the gateway), real HTTP and websockets, a real SQLite
 journal. The gateway trusts X-Forwarded-For from loopback, so each test speaks from addresses of its own and reads
@@ -340,6 +340,55 @@ def test_open_windows_are_bounded_and_the_overflow_is_counted():
 
 
 # --- 6. per-rack grants ---------------------------------------------------------------------------------------------
+
+def test_a_key_is_refused_a_rack_it_is_not_granted_and_the_attempt_is_journaled(world: World):
+    ip = new_ip()
+    before = len(world.received)
+    with world.client(STAGER, STAGING, ip) as staging:
+        assert staging.request("POST", "/apps/web/services/web/restart").status_code == 200
+    with world.client(STAGER, PROD, ip) as prod:
+        response = prod.request("POST", "/apps/web/releases/R123/promote")
+        assert response.status_code == 403
+        assert response.json() == {"error": f"{STAGER} is not granted rack {PROD}"}
+        assert prod.request("GET", "/apps").status_code == 403  # a read: refused too
+    with RackClient(world.url, "convox", world.keys[STAGER], rack_header=PROD) as console:
+        console.http.headers["X-Forwarded-For"] = ip
+        assert console.request("POST", "/apps/web/cancel").status_code == 403
+    status, body = ws_refusal(world.url, "/apps/web/processes/web-1/exec", ip, basic(PROD, world.keys[STAGER]),
+                              Command="bash")
+    assert (status, body) == (403, {"error": f"{STAGER} is not granted rack {PROD}"})
+    sent = world.received[before:]
+    assert [(r.method, r.path) for r in sent] == [("POST", "/apps/web/services/web/restart")]
+
+    events = world.journal.wait_from(ip, count=5)
+    rows = [(e["actor"], e["rack"], e["category"], e["action"], e["description"], e["outcome"], e["status"])
+            for e in events]
+    assert rows[:4] == [
+        (STAGER, STAGING, "Processes", "restarted", "Restarted service web of app web", "succeeded", 200),
+        (STAGER, PROD, "Releases", "promoted", "Promoted release R123 of app web", "denied", 403),
+        (STAGER, PROD, "Applications", "cancelled", "Cancelled deployment of app web", "denied", 403),
+        (STAGER, PROD, "Processes", "executed", "Executed `bash` in process web-1 of app web", "denied", 403)]
+    assert all(e["details"]["reason"] == f"not granted rack {PROD}" for e in events[1:4])
+    # The unaudited read: an Access event coalesced per source, key and rack, written when its window closes.
+    assert rows[4] == (STAGER, PROD, "Access", "denied", f"Refused a read of rack {PROD} to {STAGER} (not granted)",
+                       "denied", 403)
+    assert (events[4]["method"], events[4]["path"], events[4]["details"]["count"]) == ("GET", "/apps", 1)
+    assert events[4]["details"]["key_id"] == world.key_ids[STAGER] and len(events) == 5
+
+
+def test_deploy_key_grants_and_unrestricted_keys(world: World):
+    ip = new_ip()
+    for who, rack, status in ((CI, STAGING, 200), (CI, SANDBOX, 200), (CI, PROD, 403), (ALICE, PROD, 200),
+                              (ALICE, SANDBOX, 200), (ADMIN, STAGING, 200), (AUDREY, STAGING, 403)):
+        with world.client(who, rack, ip) as client:
+            assert client.request("POST", "/apps/search/cancel").status_code == status, (who, rack)
+    events = world.journal.wait_from(ip, count=7)
+    assert [(e["actor"], e["rack"], e["outcome"]) for e in events] == [
+        (CI, STAGING, "succeeded"), (CI, SANDBOX, "succeeded"), (CI, PROD, "denied"), (ALICE, PROD, "succeeded"),
+        (ALICE, SANDBOX, "succeeded"), (ADMIN, STAGING, "succeeded"), (AUDREY, STAGING, "denied")]
+    assert events[2]["actor_type"] == "deploy_key"
+    assert events[6]["details"]["reason"] == "role auditor may not use racks"
+
 
 def test_grants_are_stored_with_the_key_and_its_creation_event(world: World):
     conn = store.open_db(world.config.journal)

@@ -204,16 +204,14 @@ class Gateway:
         request_headers = dict(request.headers)
         previous_env = None
         if matched is not None and matched[0].special in catalog.ENV_SPECIALS and "app" in matched[1]:
-            if principal.may_use_racks:
+            if principal.may_use_rack(rack.name):
                 previous_env = await self.current_env(rack, matched[1]["app"])
         cls = catalog.classify(method, path, params=params, headers=request_headers, body=body, websocket=False,
                                hmac_key=self.hmac_key, previous_env=previous_env)
         ip = self.source_ip(request.client.host if request.client else None, request.headers)
         agent = request.headers.get("user-agent")
-        if not principal.may_use_racks:
-            if cls is not None:
-                await self._refuse(cls, principal, rack, method, path, ip, agent)
-            return error(403, f"{principal.name} has role {principal.role}, which may not use racks")
+        if not principal.may_use_rack(rack.name):
+            return await self.refuse_rack(cls, principal, rack, method, path, ip, agent)
         intent_id = None
         draft = None
         if cls is not None:
@@ -308,16 +306,16 @@ class Gateway:
             log.error("outcome of %s %s not recorded: %s", draft.method, draft.path, e)
 
     async def _refuse(self, cls: catalog.Classification, principal: keys.Principal, rack: Rack, method: str,
-                      path: str, ip: str | None, agent: str | None) -> None:
+                      path: str, ip: str | None, agent: str | None, reason: str | None = None) -> None:
         event = self.draft(cls, principal, rack, method=method, path=path, source_ip=ip, user_agent=agent,
                            request_id=None, outcome="denied", status=403,
-                           details={"reason": f"role {principal.role} may not use racks"})
+                           details={"reason": reason or f"role {principal.role} may not use racks"})
         try:
             await self.journal.record(event)
         except JournalUnavailable as e:
             log.error("denied request not recorded: %s", e)
 
-    # --- access: refused credentials ------------------------------------------------------------------------------
+    # --- access: refused credentials, racks a key may not use ---------------------------------------------------
     @functools.cached_property
     def refusal_windows(self) -> refusals.Coalescer:
         """Refusals counted into windows and journaled as they close (refusals.py); made on first use, in the
@@ -351,6 +349,39 @@ class Gateway:
         self.refusal_windows.note(("credentials", ip), draft, describe, reason=reason, key_id=key_id)
         return refusal
 
+    async def refuse_rack(self, cls: catalog.Classification | None, principal: keys.Principal, rack: Rack,
+                          method: str, path: str, ip: str | None, agent: str | None) -> Response:
+        """Refuse a principal a rack it may not use — its role may use none (an auditor), or the key is not granted
+        this rack — with 403 in the rack's format, and journal the denial.
+
+        An audited request (a write, a session, a sensitive read) is journaled at once in its own category and
+        action, with the rack and the request's description, as it would have been recorded had it gone through,
+        but with outcome `denied`, status 403 and the reason in details: a `category:Releases` filter shows the
+        attempted promotion beside the real ones, `outcome:denied` every refusal. A read the gateway does not audit
+        is journaled as an Access/denied event coalesced per source IP, principal and rack (one per window, with a
+        count), so that a valid key cannot fill the journal with refused reads."""
+        if principal.may_use_racks:
+            reason, short = f"not granted rack {rack.name}", "not granted"
+            message = f"{principal.name} is not granted rack {rack.name}"
+        else:
+            reason = short = f"role {principal.role} may not use racks"
+            message = f"{principal.name} has role {principal.role}, which may not use racks"
+        if cls is not None:
+            await self._refuse(cls, principal, rack, method, path, ip, agent, reason=reason)
+            return error(403, message)
+
+        def describe(count: int) -> str:
+            reads = "a read" if count == 1 else f"{count} reads"
+            return f"Refused {reads} of rack {rack.name} to {principal.name} ({short})"
+
+        draft = Event(id=new_event_id(), timestamp=self.now(), actor=principal.name,
+                      actor_type=principal.actor_type, rack=rack.name, category="Access", action="denied",
+                      description=describe(1), outcome="denied", status=403, method=method,
+                      path=_printable(path, 1000), source_ip=ip, user_agent=_printable(agent, 300),
+                      details={"reason": reason, "key_id": principal.key_id})
+        self.refusal_windows.note(("rack", ip, principal.key_id, rack.name), draft, describe, reason=reason)
+        return error(403, message)
+
     # --- websockets -----------------------------------------------------------------------------------------------
     async def websocket(self, ws: WebSocket) -> None:
         rack, principal, refusal = self.authenticate(ws.headers)
@@ -364,10 +395,8 @@ class Gateway:
                                hmac_key=self.hmac_key)
         ip = self.source_ip(ws.client.host if ws.client else None, ws.headers)
         agent = ws.headers.get("user-agent")
-        if not principal.may_use_racks:
-            if cls is not None:
-                await self._refuse(cls, principal, rack, "GET", path, ip, agent)
-            await _deny(ws, error(403, f"{principal.name} has role {principal.role}, which may not use racks"))
+        if not principal.may_use_rack(rack.name):
+            await _deny(ws, await self.refuse_rack(cls, principal, rack, "GET", path, ip, agent))
             return
         draft = intent_id = None
         run_link = None
