@@ -1,5 +1,6 @@
 """Who may get in, and what a refusal leaves behind: refused credentials journaled and coalesced per source IP,
-and per-rack grants (HTTP and websockets, direct and Console mode).
+per-rack grants (HTTP and websockets, direct and Console mode), and Console mode as the Convox CLI drives it
+(`convox login`, `convox racks`, `convox switch`).
 
 Real uvicorn servers on 127.0.0.1 (the simulated rack behind the gateway), real HTTP and websockets, a real SQLite
 journal. The gateway trusts X-Forwarded-For from loopback, so each test speaks from addresses of its own and reads
@@ -57,6 +58,11 @@ def new_ip() -> str:
 def basic(username: str, password: str, *, escape: Callable[[str], str] = lambda p: urllib.parse.quote(p, safe="")
           ) -> str:
     return "Basic " + base64.b64encode(f"{username}:{escape(password)}".encode()).decode()
+
+
+def cli_login_header(token: str) -> str:
+    """What `convox login HOST -t TOKEN` sends: Basic base64("convox:" + url.QueryEscape(TOKEN))."""
+    return basic("convox", token, escape=lambda p: urllib.parse.quote_plus(p))
 
 
 class JournalView:
@@ -154,7 +160,8 @@ def raw(url: str, method: str, path: str, ip: str, authorization: str | bytes | 
     return httpx.request(method, url + path, headers=headers, **kw)
 
 
-def ws_refusal(url: str, path: str, ip: str, authorization: str | bytes, **headers: str | bytes) -> tuple[int, dict[str, Any]]:
+def ws_refusal(url: str, path: str, ip: str, authorization: str | bytes,
+               **headers: str | bytes) -> tuple[int, dict[str, Any]]:
     """Open a websocket as the SDK does and return the refusal's (status, JSON body)."""
     target = "ws" + url[len("http"):] + path
     sent = {k: v.decode("latin-1") if isinstance(v, bytes) else v
@@ -467,3 +474,92 @@ def test_keys_made_before_grants_keep_every_rack(tmp_path: Path):
     conn.execute("UPDATE gateway_keys SET racks = 'garbage' WHERE id = 'key_old'")
     assert keys.authenticate(conn, key).racks == () and not keys.authenticate(conn, key).may_use_rack(PROD)
     conn.close()
+
+
+# --- 7. Console mode as the Convox CLI drives it --------------------------------------------------------------------
+
+def test_convox_login_racks_and_switch_against_the_gateway(world: World):
+    """`convox login GATEWAY -t KEY`, `convox racks`, `convox switch acme/staging`, then a command, exactly as the
+    CLI sends them (reference §3): no Rack header until the switch, the token url.QueryEscape'd."""
+    ip = new_ip()
+    mark = world.journal.head()
+    before = len(world.received)
+    headers = {**CLI_HEADERS, "Authorization": cli_login_header(world.keys[STAGER]), "X-Forwarded-For": ip}
+    with httpx.Client(base_url=world.url, headers=headers) as cli:
+        login = cli.get("/auth")  # convox login
+        assert login.status_code == 200 and login.json() == {"id": world.key_ids[STAGER]}
+        listed = cli.get("/racks")  # convox racks / convox switch
+        assert listed.status_code == 200
+        assert listed.json() == [{"name": "staging", "organization": {"name": "acme"}, "provider": "convox",
+                                  "status": "running"}]
+        chosen = [f"{r['organization']['name']}/{r['name']}" for r in listed.json()]
+        assert chosen == [STAGING]
+        # After `convox switch acme/staging` every request carries the Rack header.
+        restart = cli.post("/apps/web/services/web/restart", headers={"Rack": chosen[0]})
+        assert restart.status_code == 200
+        refused = cli.post("/apps/web/services/web/restart", headers={"Rack": PROD})
+        assert refused.status_code == 403
+    assert [(r.method, r.path) for r in world.received[before:]] == [("POST", "/apps/web/services/web/restart")]
+    events = [e for e in world.journal.since(mark) if e["source_ip"] == ip]
+    assert [(e["rack"], e["action"], e["outcome"]) for e in events] == [
+        (STAGING, "restarted", "succeeded"), (PROD, "restarted", "denied")]  # /auth and /racks: not journaled
+
+
+def test_console_racks_lists_what_each_key_may_use(world: World):
+    ip = new_ip()
+
+    def racks_of(who: str) -> list[dict[str, Any]]:
+        response = raw(world.url, "GET", "/racks", ip, cli_login_header(world.keys[who]))
+        assert response.status_code == 200
+        return response.json()
+
+    everything = [{"name": "production", "organization": {"name": "acme"}, "provider": "convox", "status": "running"},
+                  {"name": "staging", "organization": {"name": "acme"}, "provider": "convox", "status": "running"},
+                  {"name": SANDBOX, "organization": {"name": SOURCE}, "provider": "convox", "status": "running"}]
+    assert racks_of(ALICE) == racks_of(ADMIN) == everything
+    assert [f"{r['organization']['name']}/{r['name']}" for r in racks_of(CI)] == [STAGING, f"{SOURCE}/{SANDBOX}"]
+    assert racks_of(AUDREY) == []  # an auditor may not use racks …
+    auth = raw(world.url, "GET", "/auth", ip, cli_login_header(world.keys[AUDREY]))
+    assert auth.status_code == 200 and auth.json() == {"id": world.key_ids[AUDREY]}  # … but may log in
+    # A rack listed under the chain's name is reached by that name.
+    with RackClient(world.url, "convox", world.keys[CI], rack_header=f"{SOURCE}/{SANDBOX}") as console:
+        console.http.headers["X-Forwarded-For"] = ip
+        assert console.request("POST", "/apps/search/cancel").status_code == 200
+    (event,) = world.journal.wait_from(ip)
+    assert (event["rack"], event["actor"], event["description"]) == (SANDBOX, CI, "Cancelled deployment of app search")
+
+
+def test_console_login_with_a_bad_key_is_refused_and_journaled(world: World):
+    ip = new_ip()
+    for token in ("akg_" + "B" * 43, "not a key at all", ""):
+        for path in ("/auth", "/racks"):
+            response = raw(world.url, "GET", path, ip, cli_login_header(token))
+            assert response.status_code == 401 and response.json() == {"error": "invalid authentication"}
+    assert raw(world.url, "GET", "/auth", ip, None).status_code == 401
+    (event,) = world.journal.wait_from(ip)
+    assert (event["category"], event["action"], event["status"], event["path"]) == ("Access", "denied", 401, "/auth")
+    assert event["details"]["count"] == 7
+
+
+def test_auth_and_racks_with_a_rack_named_are_forwarded_to_that_rack(world: World):
+    """With a Rack header or a direct-mode username, /auth and /racks are the rack's (the v3 SDK's throw-away
+    `GET /racks` before a websocket in direct mode); they are reads, not journaled."""
+    ip = new_ip()
+    mark = world.journal.head()
+    before = len(world.received)
+    direct = raw(world.url, "GET", "/auth", ip, basic(PROD, world.keys[ALICE]))
+    assert direct.status_code == 200
+    probe = raw(world.url, "GET", "/racks", ip, basic(PROD, world.keys[ALICE]))
+    header = raw(world.url, "GET", "/auth", ip, basic("convox", world.keys[ALICE]), headers={"Rack": STAGING})
+    assert header.status_code == 200
+    sent = world.received[before:]
+    assert [(r.method, r.path, r.headers.get("convox-actor")) for r in sent] == [
+        ("GET", "/auth", ALICE), ("GET", "/racks", ALICE), ("GET", "/auth", ALICE)]
+    # The rack's own answer to /racks went back as it was.
+    assert probe.status_code == httpx.get(world.rack_url + "/racks", auth=("convox", RACK_PW)).status_code
+    before += 1  # (that direct request)
+    # Not granted: refused like any request to that rack.
+    assert raw(world.url, "GET", "/auth", ip, basic(PROD, world.keys[STAGER])).status_code == 403
+    assert raw(world.url, "GET", "/auth", ip, basic(PROD, world.keys[AUDREY])).status_code == 403
+    assert len(world.received) == before + 3
+    assert [e for e in world.journal.since(mark) if e["source_ip"] == ip and e["outcome"] != "denied"] == []

@@ -51,6 +51,8 @@ MAX_FORM_BYTES = 16 * 1024 * 1024
 MAX_CAPTURE = 256 * 1024
 SMALL_RESPONSE = 1024 * 1024  # answers up to this size are read whole; larger or unsized ones stream
 FAULT_ENV = "AUDITKIT_GATEWAY_FAULT"  # test hook: "kill-after-forward" kills the process before the outcome
+# Basic-auth usernames of Console mode (the rack is named by a Rack header); any other username names the rack.
+CONSOLE_USERNAMES = ("convox", "jwt", "")
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -76,8 +78,9 @@ class Gateway:
     # --- who and where --------------------------------------------------------------------------------------------
     def authenticate(self, headers: Any) -> tuple[Rack | None, keys.Principal | None, Response | None]:
         """(rack, principal, None) or (…, error response). Direct mode: the basic-auth username names the rack
-        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header. A 401 comes with
-        principal None; the caller hands it to refuse_credentials() so that it is journaled."""
+        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header, which may also
+        name a rack as `/racks` lists it (`<chain>/<name>` for a configured name without a slash). A 401 comes
+        with principal None; the caller hands it to refuse_credentials() so that it is journaled."""
         credentials = keys.parse_basic(headers.get("authorization"))
         if credentials is None:
             return None, None, error(401, "invalid authentication")
@@ -85,25 +88,36 @@ class Gateway:
         principal = keys.authenticate(self.journal._reader(), password)
         if principal is None:
             return None, None, error(401, "invalid authentication")
-        rack_name = headers.get("rack") if username in ("convox", "jwt", "") else self._rack_name(username)
+        console = username in CONSOLE_USERNAMES
+        rack_name = headers.get("rack") if console else self._rack_name(username)
         if not rack_name:
-            if username in ("convox", "jwt", ""):
+            if console:
                 return None, principal, error(400, "no rack named: send a Rack header or use the rack as username")
             rack_name = username
-        rack = self.config.racks.get(rack_name)
+        rack = self._find_rack(rack_name)
         if rack is None:
             return None, principal, error(404, f"rack not found: {rack_name}")
         return rack, principal, None
 
     def _rack_name(self, username: str) -> str:
         name = urllib.parse.unquote(username)
-        if name in self.config.racks:
+        if self._find_rack(name) is not None:
             return name
         try:
             decoded = base64.b64decode(name + "=" * (-len(name) % 4), validate=True).decode("utf-8")
         except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (a plain ValueError)
             return name
-        return decoded if decoded in self.config.racks else name
+        return decoded if self._find_rack(decoded) is not None else name
+
+    def _find_rack(self, name: str) -> Rack | None:
+        """The configured rack `name` names: its configured name, or the `org/name` that `/racks` shows for it."""
+        rack = self.config.racks.get(name)
+        if rack is not None:
+            return rack
+        for configured, rack in self.config.racks.items():
+            if "/".join(self.console_rack_name(configured)) == name:
+                return rack
+        return None
 
     def source_ip(self, client_host: str | None, headers: Any) -> str | None:
         ip = client_host
@@ -315,7 +329,7 @@ class Gateway:
         except JournalUnavailable as e:
             log.error("denied request not recorded: %s", e)
 
-    # --- access: refused credentials, racks a key may not use ---------------------------------------------------
+    # --- access: refused credentials, racks a key may not use, Console mode --------------------------------------
     @functools.cached_property
     def refusal_windows(self) -> refusals.Coalescer:
         """Refusals counted into windows and journaled as they close (refusals.py); made on first use, in the
@@ -381,6 +395,57 @@ class Gateway:
                       details={"reason": reason, "key_id": principal.key_id})
         self.refusal_windows.note(("rack", ip, principal.key_id, rack.name), draft, describe, reason=reason)
         return error(403, message)
+
+    def console_rack_name(self, name: str) -> tuple[str, str]:
+        """(organization, name) of a configured rack as the Console's `/racks` shows it: `acme/production` is
+        organization acme, rack production; a name without a slash belongs to the gateway's chain name."""
+        organization, sep, short = name.partition("/")
+        if sep and organization and short:
+            return organization, short
+        return self.journal.source, name
+
+    def asks_the_console(self, request: Request) -> bool:
+        """Whether a `/auth` or `/racks` request is for the gateway as the Console (no Rack header, and a Console
+        username or no usable credentials) rather than for a rack (a Rack header, or a direct-mode username naming
+        one): those are forwarded as any request, as the v3 SDK's throw-away `GET /racks` before websockets must."""
+        if request.headers.get("rack"):
+            return False
+        credentials = keys.parse_basic(request.headers.get("authorization"))
+        return credentials is None or credentials[0] in CONSOLE_USERNAMES
+
+    def console_principal(self, request: Request) -> tuple[keys.Principal | None, Response | None]:
+        credentials = keys.parse_basic(request.headers.get("authorization"))
+        principal = keys.authenticate(self.journal._reader(), credentials[1]) if credentials else None
+        if principal is None:
+            return None, self.refuse_credentials(request, None, error(401, "invalid authentication"))
+        return principal, None
+
+    async def console_auth(self, request: Request) -> Response:
+        """`GET /auth` as the Console answers it for `convox login GATEWAY -t KEY`: 200 with the key's id for a
+        valid key (of any role), 401 in the rack's format otherwise (journaled as refused credentials). A read:
+        not journaled."""
+        if not self.asks_the_console(request):
+            return await self.http(request)
+        principal, refusal = self.console_principal(request)
+        if principal is None:
+            return refusal  # type: ignore[return-value]
+        return JSONResponse({"id": principal.key_id})
+
+    async def console_racks(self, request: Request) -> Response:
+        """`GET /racks` as the Console answers it for `convox racks` and `convox switch ORG/NAME`: the racks the
+        key may use, in the Console's JSON (an auditor's list is empty). A read: not journaled."""
+        if not self.asks_the_console(request):
+            return await self.http(request)
+        principal, refusal = self.console_principal(request)
+        if principal is None:
+            return refusal  # type: ignore[return-value]
+        listed = []
+        for name in sorted(self.config.racks):
+            if principal.may_use_rack(name):
+                organization, short = self.console_rack_name(name)
+                listed.append({"name": short, "organization": {"name": organization}, "provider": "convox",
+                               "status": "running"})
+        return JSONResponse(listed)
 
     # --- websockets -----------------------------------------------------------------------------------------------
     async def websocket(self, ws: WebSocket) -> None:
@@ -605,7 +670,11 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
         await gateway.websocket(ws)
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    # Console mode (reference §3): `/auth` and `/racks` without a Rack header are answered by the gateway itself;
+    # with one (or a direct-mode username) they are forwarded like any request.
     routes = feed.routes(gateway) + [
+        Route("/auth", gateway.console_auth, methods=["GET"]),
+        Route("/racks", gateway.console_racks, methods=["GET"]),
         Route("/{path:path}", http_endpoint, methods=methods),
         WebSocketRoute("/{path:path}", ws_endpoint),
     ]
