@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 import websockets
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -36,7 +36,7 @@ import yarl
 from .. import catalog, store
 from ..asciicast import Recorder
 from ..events import Event, new_event_id, now_timestamp
-from . import canonical, feed, keys
+from . import canonical, feed, keys, refusals
 from .canonical import Parsed, Refused
 from .config import GatewayConfig, Rack
 from .journal import Journal, JournalUnavailable
@@ -56,6 +56,8 @@ MAX_FORM_BYTES = 16 * 1024 * 1024  # the largest body read to classify (forms, m
 MAX_CAPTURE = 256 * 1024
 SMALL_RESPONSE = 1024 * 1024  # answers up to this size are read whole; larger or unsized ones stream
 FAULT_ENV = "AUDITKIT_GATEWAY_FAULT"  # test hook: "kill-after-forward" kills the process before the outcome
+# Basic-auth usernames of Console mode (the rack is named by a Rack header); any other username names the rack.
+CONSOLE_USERNAMES = ("convox", "jwt", "")
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -81,7 +83,9 @@ class Gateway:
     # --- who and where --------------------------------------------------------------------------------------------
     def authenticate(self, headers: Any) -> tuple[Rack | None, keys.Principal | None, Response | None]:
         """(rack, principal, None) or (…, error response). Direct mode: the basic-auth username names the rack
-        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header."""
+        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header, which may also
+        name a rack as `/racks` lists it (`<chain>/<name>` for a configured name without a slash). A 401 comes
+        with principal None; the caller hands it to refuse_credentials() so that it is journaled."""
         credentials = keys.parse_basic(headers.get("authorization"))
         if credentials is None:
             return None, None, error(401, "invalid authentication")
@@ -89,25 +93,36 @@ class Gateway:
         principal = keys.authenticate(self.journal._reader(), password)
         if principal is None:
             return None, None, error(401, "invalid authentication")
-        rack_name = headers.get("rack") if username in ("convox", "jwt", "") else self._rack_name(username)
+        console = username in CONSOLE_USERNAMES
+        rack_name = headers.get("rack") if console else self._rack_name(username)
         if not rack_name:
-            if username in ("convox", "jwt", ""):
+            if console:
                 return None, principal, error(400, "no rack named: send a Rack header or use the rack as username")
             rack_name = username
-        rack = self.config.racks.get(rack_name)
+        rack = self._find_rack(rack_name)
         if rack is None:
             return None, principal, error(404, f"rack not found: {rack_name}")
         return rack, principal, None
 
     def _rack_name(self, username: str) -> str:
         name = urllib.parse.unquote(username)
-        if name in self.config.racks:
+        if self._find_rack(name) is not None:
             return name
         try:
             decoded = base64.b64decode(name + "=" * (-len(name) % 4), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (a plain ValueError)
             return name
-        return decoded if decoded in self.config.racks else name
+        return decoded if self._find_rack(decoded) is not None else name
+
+    def _find_rack(self, name: str) -> Rack | None:
+        """The configured rack `name` names: its configured name, or the `org/name` that `/racks` shows for it."""
+        rack = self.config.racks.get(name)
+        if rack is not None:
+            return rack
+        for configured, rack in self.config.racks.items():
+            if "/".join(self.console_rack_name(configured)) == name:
+                return rack
+        return None
 
     def source_ip(self, client_host: str | None, headers: Any) -> str | None:
         ip = client_host
@@ -253,7 +268,7 @@ class Gateway:
     async def http(self, request: Request) -> Response:
         rack, principal, refusal = self.authenticate(request.headers)
         if refusal is not None:
-            return refusal
+            return self.refuse_credentials(request, principal, refusal)
         assert rack is not None and principal is not None
         method = request.method
         ip = self.source_ip(request.client.host if request.client else None, request.headers)
@@ -268,7 +283,7 @@ class Gateway:
         request_headers = dict(request.headers)
         previous_env = None
         if matched is not None and matched[0].special in catalog.ENV_SPECIALS and "app" in matched[1]:
-            if principal.may_use_racks:
+            if principal.may_use_rack(rack.name):
                 previous_env = await self.current_env(rack, matched[1]["app"])
         cls = None
         if parsed.recorded:
@@ -277,10 +292,8 @@ class Gateway:
                                    files=parsed.files)
             if cls is not None and parsed.body_record is not None:
                 cls = dataclasses.replace(cls, details={**cls.details, "body": parsed.body_record.record()})
-        if not principal.may_use_racks:
-            if cls is not None:
-                await self._refuse(cls, principal, rack, method, path, ip, agent)
-            return error(403, f"{principal.name} has role {principal.role}, which may not use racks")
+        if not principal.may_use_rack(rack.name):
+            return await self.refuse_rack(cls, principal, rack, method, path, ip, agent)
         intent_id = None
         draft = None
         if cls is not None:
@@ -375,10 +388,10 @@ class Gateway:
             log.error("outcome of %s %s not recorded: %s", draft.method, draft.path, e)
 
     async def _refuse(self, cls: catalog.Classification, principal: keys.Principal, rack: Rack, method: str,
-                      path: str, ip: str | None, agent: str | None) -> None:
+                      path: str, ip: str | None, agent: str | None, reason: str | None = None) -> None:
         event = self.draft(cls, principal, rack, method=method, path=path, source_ip=ip, user_agent=agent,
                            request_id=None, outcome="denied", status=403,
-                           details={"reason": f"role {principal.role} may not use racks"})
+                           details={"reason": reason or f"role {principal.role} may not use racks"})
         try:
             await self.journal.record(event)
         except JournalUnavailable as e:
@@ -411,11 +424,129 @@ class Gateway:
         except JournalUnavailable as e:
             log.error("refused request not recorded: %s", e)
 
+    # --- access: refused credentials, racks a key may not use, Console mode --------------------------------------
+    @functools.cached_property
+    def refusal_windows(self) -> refusals.Coalescer:
+        """Refusals counted into windows and journaled as they close (refusals.py); made on first use, in the
+        server's event loop."""
+        return refusals.Coalescer(self.config.refusal_window, self.journal.record)
+
+    def refuse_credentials(self, connection: HTTPConnection, principal: keys.Principal | None,
+                           refusal: Response) -> Response:
+        """The refusal branch of http(), websocket() and the feed: returns `refusal` as it is, and when it refuses
+        the credentials (a 401: no or garbled Authorization, not a gateway key, an unknown or a revoked key) counts
+        it toward its source IP's refusal event.
+
+        That event (written when the window closes, config.refusal_window, and at shutdown) is category Access,
+        action and outcome `denied`, status 401, actor `unknown`, rack `gateway`, with the source IP, user agent,
+        method and path of the window's first refusal, and in details the count, first and last times and reasons.
+        Nothing of the presented key is recorded, not even a prefix; a revoked key of this gateway is named by its
+        key id (target and `key_ids`). No header value but the user agent is recorded (not the rack asked for)."""
+        if principal is not None or refusal.status_code != 401:
+            return refusal
+        reason, key_id = keys.diagnose(self.journal._reader(), connection.headers.get("authorization"))
+        ip = self.source_ip(connection.client.host if connection.client else None, connection.headers)
+        where = ip or "an unknown address"
+
+        def describe(count: int) -> str:
+            return f"Refused {refusals.requests(count)} with invalid credentials from {where}"
+
+        draft = Event(id=new_event_id(), timestamp=self.now(), actor="unknown", actor_type="user", rack="gateway",
+                      category="Access", action="denied", description=describe(1), outcome="denied", status=401,
+                      method=_method(connection), path=_printable(connection.url.path, 1000), source_ip=ip,
+                      user_agent=_printable(connection.headers.get("user-agent"), 300))
+        self.refusal_windows.note(("credentials", ip), draft, describe, reason=reason, key_id=key_id)
+        return refusal
+
+    async def refuse_rack(self, cls: catalog.Classification | None, principal: keys.Principal, rack: Rack,
+                          method: str, path: str, ip: str | None, agent: str | None) -> Response:
+        """Refuse a principal a rack it may not use — its role may use none (an auditor), or the key is not granted
+        this rack — with 403 in the rack's format, and journal the denial.
+
+        An audited request (a write, a session, a sensitive read) is journaled at once in its own category and
+        action, with the rack and the request's description, as it would have been recorded had it gone through,
+        but with outcome `denied`, status 403 and the reason in details: a `category:Releases` filter shows the
+        attempted promotion beside the real ones, `outcome:denied` every refusal. A read the gateway does not audit
+        is journaled as an Access/denied event coalesced per source IP, principal and rack (one per window, with a
+        count), so that a valid key cannot fill the journal with refused reads."""
+        if principal.may_use_racks:
+            reason, short = f"not granted rack {rack.name}", "not granted"
+            message = f"{principal.name} is not granted rack {rack.name}"
+        else:
+            reason = short = f"role {principal.role} may not use racks"
+            message = f"{principal.name} has role {principal.role}, which may not use racks"
+        if cls is not None:
+            await self._refuse(cls, principal, rack, method, path, ip, agent, reason=reason)
+            return error(403, message)
+
+        def describe(count: int) -> str:
+            reads = "a read" if count == 1 else f"{count} reads"
+            return f"Refused {reads} of rack {rack.name} to {principal.name} ({short})"
+
+        draft = Event(id=new_event_id(), timestamp=self.now(), actor=principal.name,
+                      actor_type=principal.actor_type, rack=rack.name, category="Access", action="denied",
+                      description=describe(1), outcome="denied", status=403, method=method,
+                      path=_printable(path, 1000), source_ip=ip, user_agent=_printable(agent, 300),
+                      details={"reason": reason, "key_id": principal.key_id})
+        self.refusal_windows.note(("rack", ip, principal.key_id, rack.name), draft, describe, reason=reason)
+        return error(403, message)
+
+    def console_rack_name(self, name: str) -> tuple[str, str]:
+        """(organization, name) of a configured rack as the Console's `/racks` shows it: `acme/production` is
+        organization acme, rack production; a name without a slash belongs to the gateway's chain name."""
+        organization, sep, short = name.partition("/")
+        if sep and organization and short:
+            return organization, short
+        return self.journal.source, name
+
+    def asks_the_console(self, request: Request) -> bool:
+        """Whether a `/auth` or `/racks` request is for the gateway as the Console (no Rack header, and a Console
+        username or no usable credentials) rather than for a rack (a Rack header, or a direct-mode username naming
+        one): those are forwarded as any request, as the v3 SDK's throw-away `GET /racks` before websockets must."""
+        if request.headers.get("rack"):
+            return False
+        credentials = keys.parse_basic(request.headers.get("authorization"))
+        return credentials is None or credentials[0] in CONSOLE_USERNAMES
+
+    def console_principal(self, request: Request) -> tuple[keys.Principal | None, Response | None]:
+        credentials = keys.parse_basic(request.headers.get("authorization"))
+        principal = keys.authenticate(self.journal._reader(), credentials[1]) if credentials else None
+        if principal is None:
+            return None, self.refuse_credentials(request, None, error(401, "invalid authentication"))
+        return principal, None
+
+    async def console_auth(self, request: Request) -> Response:
+        """`GET /auth` as the Console answers it for `convox login GATEWAY -t KEY`: 200 with the key's id for a
+        valid key (of any role), 401 in the rack's format otherwise (journaled as refused credentials). A read:
+        not journaled."""
+        if not self.asks_the_console(request):
+            return await self.http(request)
+        principal, refusal = self.console_principal(request)
+        if principal is None:
+            return refusal  # type: ignore[return-value]
+        return JSONResponse({"id": principal.key_id})
+
+    async def console_racks(self, request: Request) -> Response:
+        """`GET /racks` as the Console answers it for `convox racks` and `convox switch ORG/NAME`: the racks the
+        key may use, in the Console's JSON (an auditor's list is empty). A read: not journaled."""
+        if not self.asks_the_console(request):
+            return await self.http(request)
+        principal, refusal = self.console_principal(request)
+        if principal is None:
+            return refusal  # type: ignore[return-value]
+        listed = []
+        for name in sorted(self.config.racks):
+            if principal.may_use_rack(name):
+                organization, short = self.console_rack_name(name)
+                listed.append({"name": short, "organization": {"name": organization}, "provider": "convox",
+                               "status": "running"})
+        return JSONResponse(listed)
+
     # --- websockets -----------------------------------------------------------------------------------------------
     async def websocket(self, ws: WebSocket) -> None:
         rack, principal, refusal = self.authenticate(ws.headers)
         if refusal is not None:
-            await _deny(ws, refusal)
+            await _deny(ws, self.refuse_credentials(ws, principal, refusal))
             return
         assert rack is not None and principal is not None
         ip = self.source_ip(ws.client.host if ws.client else None, ws.headers)
@@ -431,10 +562,8 @@ class Gateway:
         if parsed.recorded:
             cls = catalog.classify("GET", path, params=query, headers=dict(ws.headers), websocket=True,
                                    hmac_key=self.hmac_key)
-        if not principal.may_use_racks:
-            if cls is not None:
-                await self._refuse(cls, principal, rack, "GET", path, ip, agent)
-            await _deny(ws, error(403, f"{principal.name} has role {principal.role}, which may not use racks"))
+        if not principal.may_use_rack(rack.name):
+            await _deny(ws, await self.refuse_rack(cls, principal, rack, "GET", path, ip, agent))
             return
         draft = intent_id = None
         run_link = None
@@ -582,11 +711,26 @@ class Gateway:
             log.error("session outcome not recorded: %s", e)
 
     async def aclose(self) -> None:
+        await self.refusal_windows.aclose()  # refusal windows still open are journaled before the journal closes
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
         self.journal.close()
+
+
+def _method(connection: HTTPConnection) -> str:
+    """The request's method; a websocket handshake is a GET."""
+    return str(connection.scope.get("method") or "GET")[:16]
+
+
+def _printable(text: str | None, limit: int) -> str | None:
+    """Client-chosen text made safe for an event: at most `limit` characters, NUL as `\\0` (the gateway's way),
+    other control characters escaped."""
+    if text is None:
+        return None
+    return "".join(ch if ch.isprintable() else "\\0" if ch == "\x00" else ascii(ch)[1:-1]
+                   for ch in text[:limit])
 
 
 def _int(value: str | None, default: int) -> int:
@@ -624,7 +768,11 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
         await gateway.websocket(ws)
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    # Console mode (reference §3): `/auth` and `/racks` without a Rack header are answered by the gateway itself;
+    # with one (or a direct-mode username) they are forwarded like any request.
     routes = feed.routes(gateway) + [
+        Route("/auth", gateway.console_auth, methods=["GET"]),
+        Route("/racks", gateway.console_racks, methods=["GET"]),
         Route("/{path:path}", http_endpoint, methods=methods),
         WebSocketRoute("/{path:path}", ws_endpoint),
     ]
