@@ -2,9 +2,9 @@
 
 This module owns the one table, ROUTES, that maps a Rack API request (v3, modern v2 and classic v2; the spec is
 reference/convox-rack-api.md) to the event the gateway records: category, action verb, a description template, the
-target, the app, and the redaction rules. It also owns reading what the CLI puts on the wire (form bodies, the
-doubly-encoded map fields, `KEY=VAL` environment text) and the redaction itself, so no other part of auditkit decides
-what is a secret. docs/routes.md is generated from ROUTES (scripts/gen_routes_doc.py; a test keeps it current).
+target, the app, and the redaction rules. It also owns reading the values inside params (the doubly-encoded map
+fields, `KEY=VAL` environment text) and the redaction itself, so no other part of auditkit decides what is a secret;
+reading the request itself (path, pairs, bodies) is gateway/canonical.py's, done once. docs/routes.md is generated from ROUTES (scripts/gen_routes_doc.py; a test keeps it current).
 
 What is recorded:
 - A request that matches an audited route. Most are writes; the audited reads are build-log, exec, shell, proxy and
@@ -24,8 +24,11 @@ as "[redacted]"), and, once the rack has answered, fields of the response JSON (
 the `Release-Id` response header. `[ … ]` is an optional part, left out while one of its placeholders has no value;
 a placeholder outside one renders as "?" until it has a value.
 
-Secrets never leave this module: env values, registry passwords, certificate keys, `Private-Key`, Authorization,
-config values and every param or declared header whose name looks secret (see is_secret_name). An env change is
+Recording is by allowlist: a route records in clear only the params its templates name plus its `clear` options
+(clear_params), never a secret-looking name; every other param — registry passwords, config values, certificate
+keys, names the route does not know, bracket or dotted map forms — is recorded by name with an HMAC of its value.
+URL userinfo is masked in every recorded value. Authorization, `Private-Key` and cookies are never recorded. An env
+change is
 recorded as the keys added, changed and removed against the previous env plus an HMAC (events.value_hmac) of each
 new value; map fields (`parameters`, `Environment`, …) are recorded as their keys plus an HMAC of each value.
 """
@@ -43,7 +46,7 @@ from .events import ACTIONS, CATEGORIES, value_hmac
 __all__ = [
     "Route", "ROUTES", "Classification", "REDACTED",
     "match", "classify", "describe_outcome", "redact", "secret_values", "is_secret_name",
-    "parse_form", "parse_map", "parse_env", "env_changes", "render_markdown",
+    "clear_params", "mask_userinfo", "clean_text", "parse_map", "parse_env", "env_changes", "render_markdown",
 ]
 
 REDACTED = "[redacted]"
@@ -112,6 +115,8 @@ class Route:
     audited: bool = True  # False: matched but not recorded (a read listed for the record)
     session: bool = False  # an interactive terminal session to record as asciicast
     raw_body: bool = False  # the body must be streamed, never parsed or buffered
+    json_body: bool = False  # the body is JSON (not a form): recorded by size and sha256, never in clear
+    clear: tuple[str, ...] = ()  # params recorded in clear beyond those the templates name (see clear_params)
     secrets: tuple[str, ...] = ()  # params / headers recorded as "[redacted]" (beyond the generic rule)
     maps: tuple[str, ...] = ()  # doubly-encoded map params / headers: keys + HMAC of each value
     digests: tuple[str, ...] = ()  # public but bulky params (certificates): recorded as sha256
@@ -154,12 +159,12 @@ _EXEC_HEADERS = ("Command", "Entrypoint", "Tty", "Height", "Width", "Disable-Std
 ROUTES: tuple[Route, ...] = (
     # --- Applications ---------------------------------------------------------------------------------------
     _r("POST", "/apps", "AppCreate", "v3 v2 classic", "Applications", "created", "Created app {name}",
-       target="{name}", app="name"),
+       target="{name}", app="name", clear=("generation", "timeout")),
     _r("DELETE", "/apps/{name}", "AppDelete", "v3 v2 classic", "Applications", "deleted", "Deleted app {name}",
        target="{name}", app="name"),
     _r("PUT", "/apps/{name}", "AppUpdate", "v3 v2 classic", "Applications", "updated",
        "Updated parameters {parameters} of app {name}", target="{name}", app="name", maps=("parameters",),
-       special="app_update"),
+       special="app_update", clear=("lock", "sleep")),
     _r("POST", "/apps/{name}/cancel", "AppCancel", "v3 v2 classic", "Applications", "cancelled",
        "Cancelled deployment of app {name}", target="{name}", app="name"),
     _r("POST", "/apps/{app}/parameters", "AppParametersSet", "classic", "Applications", "updated",
@@ -167,7 +172,8 @@ ROUTES: tuple[Route, ...] = (
        note="classic `apps params set`, and `rack params set` with the rack's name as app; every form field is "
             "a parameter"),
     _r("POST", "/apps/{app}/budget", "AppBudgetSet", "v3", "Applications", "updated",
-       "Set budget of app {app}[ (cap ${monthly-cap-usd})]", target="{app}", app="app"),
+       "Set budget of app {app}[ (cap ${monthly-cap-usd})]", target="{app}", app="app",
+       clear=("alert-threshold-percent", "at-cap-action", "pricing-adjustment")),
     _r("DELETE", "/apps/{app}/budget", "AppBudgetClear", "v3", "Applications", "removed",
        "Cleared budget of app {app}", target="{app}", app="app"),
     _r("POST", "/apps/{app}/budget/reset", "AppBudgetReset", "v3", "Applications", "reset",
@@ -185,14 +191,16 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", "/apps/{app}/builds", "BuildCreate", "v3 v2 classic", "Builds", "created",
        "Created build[ {id}] of app {app}[ ({description})]", target="{id}", app="app",
        secrets=("build-args",), response=("id",),
+       clear=("url", "development", "external", "no-cache", "wildcard-domain", "manifest", "git-sha"),
        note="classic racks get a multipart body with the source: stream it, only query params are read"),
     _r("POST", "/apps/{app}/builds/import", "BuildImport", "v3 v2 classic", "Builds", "imported",
        "Imported build[ {id}] into app {app}", target="{id}", app="app", raw_body=True, response=("id",)),
     _r("POST", "/apps/{app}/builds/{id}/image", "BuildImportImage", "v3", "Builds", "imported",
        "Imported image {image} into build {id} of app {app}", target="{id}", app="app",
-       secrets=("src-creds-pass",)),
+       secrets=("src-creds-pass",), clear=("src-creds-user",)),
     _r("PUT", "/apps/{app}/builds/{id}", "BuildUpdate", "v3 v2 classic", "Builds", "updated",
        "Build {id} of app {app} updated by rack", target="{id}", app="app", secrets=("manifest",),
+       clear=("release", "status", "started", "ended", "reason", "entrypoint", "logs", "description"),
        note="sent by the build pod inside the rack; the manifest may carry environment defaults"),
     _r("POST", "/apps/{app}/builds/{id}/cancel", "BuildCancel", "v3", "Builds", "cancelled",
        "Cancelled build {id} of app {app}", target="{id}", app="app",
@@ -205,10 +213,11 @@ ROUTES: tuple[Route, ...] = (
     # --- Releases and environment ---------------------------------------------------------------------------
     _r("POST", "/apps/{app}/releases", "ReleaseCreate", "v3 v2 classic", "Releases", "created",
        "Created release[ {id}] of app {app}[ from build {build}]", target="{id}", app="app", special="env",
-       response=("id",),
+       response=("id",), clear=("description", "parent-release"),
        note="only `env` → Environment / updated \"Updated environment of app {app} ({keys})[ as release {id}]\""),
     _r("POST", "/apps/{app}/releases/{id}/promote", "ReleasePromote", "v3 v2 classic", "Releases", "promoted",
-       "Promoted release {id} of app {app}", target="{id}", app="app"),
+       "Promoted release {id} of app {app}", target="{id}", app="app",
+       clear=("development", "force", "idle", "min", "max", "timeout")),
     _r("POST", "/apps/{app}/environment", "EnvironmentSet", "classic", "Environment", "updated",
        "Updated environment of app {app} ({keys})[ as release {id}]", target="{id}", app="app",
        special="env_body", response=("id",)),
@@ -220,13 +229,16 @@ ROUTES: tuple[Route, ...] = (
        note="config set; env mask set/unset (name cli-env-mask)"),
     # --- Processes ------------------------------------------------------------------------------------------
     _r("PUT", "/apps/{app}/services/{name}", "ServiceUpdate", "v3 v2", "Processes", "scaled",
-       "Scaled service {name} of app {app}[ ({settings})]", target="{name}", app="app", special="scale"),
+       "Scaled service {name} of app {app}[ ({settings})]", target="{name}", app="app", special="scale",
+       clear=("count", "cpu", "memory", "gpu", "gpu-vendor", "min", "max")),
     _r("POST", "/apps/{app}/formation/{process}", "FormationUpdate", "classic", "Processes", "scaled",
-       "Scaled service {process} of app {app}[ ({settings})]", target="{process}", app="app", special="scale"),
+       "Scaled service {process} of app {app}[ ({settings})]", target="{process}", app="app", special="scale",
+       clear=("count", "cpu", "memory")),
     _r("POST", "/apps/{app}/services/{name}/restart", "ServiceRestart", "v3 v2", "Processes", "restarted",
        "Restarted service {name} of app {app}", target="{name}", app="app"),
     _r("POST", "/apps/{app}/services/{service}/scale-override", "ServiceScaleOverrideSet", "v3", "Processes",
-       "updated", "Set scale override of service {service} in app {app}", target="{service}", app="app"),
+       "updated", "Set scale override of service {service} in app {app}", target="{service}", app="app",
+       clear=("count",)),
     _r("POST", "/apps/{app}/services/{service}/triggers/enable", "ServiceTriggersEnable", "v3", "Processes",
        "enabled", "Enabled autoscale triggers on service {service} of app {app}", target="{service}", app="app"),
     _r("POST", "/apps/{app}/services/{service}/triggers/disable", "ServiceTriggersDisable", "v3", "Processes",
@@ -245,7 +257,8 @@ ROUTES: tuple[Route, ...] = (
     _r("DELETE", "/apps/{app}/processes/{pid}", "ProcessStop", "v3 v2 classic", "Processes", "stopped",
        "Stopped process {pid} of app {app}", target="{pid}", app="app"),
     _r("POST", "/apps/{app}/processes/{pid}/files", "FilesUpload", "v3 v2 classic", "Processes", "uploaded",
-       "Copied files into process {pid} of app {app}", target="{pid}", app="app", raw_body=True),
+       "Copied files into process {pid} of app {app}", target="{pid}", app="app", raw_body=True,
+       clear=("tar-extra",)),
     _r("DELETE", "/apps/{app}/processes/{pid}/files", "FilesDelete", "v3 v2 classic", "Processes", "deleted",
        "Deleted files[ {files}] in process {pid} of app {app}", target="{pid}", app="app"),
     _r("GET", "/apps/{app}/processes/{pid}/files", "FilesDownload", "v3", "Processes", "downloaded",
@@ -253,7 +266,7 @@ ROUTES: tuple[Route, ...] = (
        note="audited read (`convox cp pid:path local`)"),
     _r("POST", "/apps/{app}/processes/{process}/run", "ProcessRunDetached", "classic", "Processes", "started",
        "Started one-off process of {process} in app {app}[: `{command}`]", target="{pid}", app="app",
-       headers=("Command", "Release"), special="run", response=("pid",)),
+       headers=("Command", "Release"), special="run", response=("pid",), clear=("release",)),
     _r("SOCKET", "/apps/{app}/processes/{process}/run", "ProcessRunAttached", "classic", "Processes", "executed",
        "Ran `{Command}` in a one-off {process} process of app {app}[ (exit {code})]", target="{process}",
        app="app", session=True, headers=_RUN_HEADERS + ("Timeout",), maps=("Environment", "Volumes")),
@@ -264,13 +277,15 @@ ROUTES: tuple[Route, ...] = (
        "Imported SSL certificate[ {id}][ ({domain})]", target="{id}", secrets=("key", "private"),
        digests=("pub", "chain", "public"), response=("id", "domain"), note="classic racks get `public` / `private`"),
     _r("POST", "/certificates/generate", "CertificateGenerate", "v3 v2 classic", "Security", "created",
-       "Generated certificate[ {id}] for {domains}", target="{id}", response=("id",)),
+       "Generated certificate[ {id}] for {domains}", target="{id}", response=("id",),
+       clear=("duration", "issuer")),
     _r("DELETE", "/certificates/{id}", "CertificateDelete", "v3 v2 classic", "Security", "deleted",
        "Deleted certificate {id}", target="{id}"),
     _r("POST", "/certificates/{id}/renew", "CertificateRenew", "v3", "Security", "renewed",
        "Renewed certificate(s) of {id}", target="{id}", app="id", note="the CLI puts the app name in {id}"),
     _r("PUT", "/letsencrypt/config", "LetsEncryptConfigApply", "v3", "Security", "updated",
-       "Updated Let's Encrypt DNS solver config", note="JSON body, not recorded"),
+       "Updated Let's Encrypt DNS solver config", json_body=True,
+       note="JSON body, recorded by size and sha256"),
     _r("POST", "/instances/keyroll", "InstanceKeyroll", "v3 v2 classic", "Security", "rotated",
        "Rotated instance SSH key", note="v3 answers with the new private key, which is never read"),
     _r("PUT", "/system/jwt/rotate", "SystemJwtSignKeyRotate", "v3 v2", "Security", "rotated",
@@ -289,6 +304,7 @@ ROUTES: tuple[Route, ...] = (
        headers=("Command", "Height", "Width", "Terminal"), special="shell"),
     _r("PUT", "/system", "SystemUpdate", "v3 v2 classic", "Infrastructure", "updated",
        "Updated rack parameters {parameters}", maps=("parameters",), special="system_update",
+       clear=("version", "force", "count", "type"),
        note="rack params set (RACK_URL racks), rack update, rack scale"),
     _r("POST", "/system/karpenter/cleanup", "KarpenterCleanup", "v3", "Infrastructure", "cleaned",
        "Cleaned up orphaned Karpenter nodes"),
@@ -347,7 +363,7 @@ ROUTES: tuple[Route, ...] = (
        "Unlinked resource {resource} from app {app}", target="{resource}", app="app"),
     # --- Rack internals -------------------------------------------------------------------------------------
     _r("POST", "/events", "EventSend", "v3 v2", "Other", "created", "Recorded rack event {action}",
-       maps=("data",), note="rack and build internals, not a user action"),
+       maps=("data",), clear=("status",), note="rack and build internals, not a user action"),
     _r("POST", "/events/{action}", "EventSend", "classic", "Other", "created", "Recorded rack event {action}",
        maps=("data",), note="rack internals, not a user action"),
     _r("POST", "/switch", "Switch", "classic", "Other", "updated",
@@ -377,7 +393,7 @@ ROUTES: tuple[Route, ...] = (
 # --- matching ---------------------------------------------------------------------------------------------------
 
 def _compile(route: Route) -> tuple[re.Pattern[str], tuple[int, int, int]]:
-    """The route's regex over the raw (still percent-encoded) path, and its specificity."""
+    """The route's regex over the decoded path, and its specificity."""
     regex, literal_segments, literal_chars, greedy = "", 0, 0, 0
     for segment in route.path.strip("/").split("/") if route.path != "/" else []:
         regex += "/"
@@ -403,7 +419,10 @@ _INDEX: tuple[tuple[Route, re.Pattern[str], tuple[int, int, int]], ...] = tuple(
 
 
 def match(method: str, path: str, websocket: bool = False) -> tuple[Route, dict[str, str]] | None:
-    """The route a request reaches, with its path vars URL-decoded, or None.
+    """The route a request reaches, with its path vars, or None.
+
+    `path` is the decoded path the rack routes on (gateway/canonical.py makes it from the path as sent); it is
+    matched as it is, so a var holds exactly the characters the rack's router gives its handler.
 
     A websocket upgrade matches SOCKET and ANY routes; any other request matches routes of its method and ANY
     routes. The most specific pattern wins (more literal segments, then more literal characters, then fewer
@@ -425,28 +444,11 @@ def match(method: str, path: str, websocket: bool = False) -> tuple[Route, dict[
         rank = (score, 0 if route.method == "ANY" else 1)
         if best is None or rank > best:
             best = rank
-            found = (route, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()})
+            found = (route, dict(m.groupdict()))
     return found
 
 
 # --- reading the wire -------------------------------------------------------------------------------------------
-
-def parse_form(body: bytes | str | None, content_type: str | None, query: str = "") -> dict[str, str]:
-    """The request's form values as the rack reads them (Go's r.Form): an x-www-form-urlencoded body, then the
-    query string; the first value of a name wins, body before query. Other bodies (multipart, octet-stream, JSON)
-    are not parsed: they are streamed, and only the query string counts.
-    """
-    values: dict[str, str] = {}
-    kind = (content_type or "").split(";", 1)[0].strip().lower()
-    if body and kind == "application/x-www-form-urlencoded":
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        for name, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
-            values.setdefault(name, value)
-    if query:
-        for name, value in urllib.parse.parse_qsl(query.lstrip("?"), keep_blank_values=True):
-            values.setdefault(name, value)
-    return values
-
 
 def parse_map(value: str | None) -> dict[str, str]:
     """A map field (`parameters`, `Environment`, `Volumes`, `data`): after the form's own decoding the field holds
@@ -517,7 +519,7 @@ def _lower_map(headers: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _clean(value: Any, limit: int = _CLIP) -> str:
-    text = str(value).replace("\x00", "\\0")
+    text = mask_userinfo(str(value)).replace("\x00", "\\0")
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -535,23 +537,68 @@ def _record_map(safe: dict[str, Any], name: str, mapping: Mapping[str, str], hma
         safe[f"{name}_hmac"] = hashes
 
 
+# Placeholders a template may name that are computed, not params (they never make a param clear).
+_COMPUTED = frozenset({"keys", "settings", "method", "shell", "code", "parameters"})
+
+
+def clear_params(route: Route) -> frozenset[str]:
+    """The params of `route` recorded in clear: those its templates name (beyond path vars, the rack's answer and
+    computed values) plus `route.clear`, never a route secret or a secret-looking name. Every other param is
+    recorded by name with an HMAC of its value (redact)."""
+    named = set(_PLACEHOLDER_RE.findall(route.description + " " + (route.target or "")))
+    named -= set(route.vars) | set(route.response) | _COMPUTED | {h for h in route.headers}
+    named |= set(route.clear)
+    secrets = {s.lower() for s in route.secrets}
+    return frozenset(n for n in named if n.lower() not in secrets and not is_secret_name(n) and n != _ENV_PARAM)
+
+
+_CLEAR: dict[int, frozenset[str]] = {}
+
+
+def _clear_of(route: Route) -> frozenset[str]:
+    found = _CLEAR.get(id(route))
+    if found is None:
+        found = _CLEAR[id(route)] = clear_params(route)
+    return found
+
+
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#@\s]*)@")
+
+
+def mask_userinfo(text: str) -> str:
+    """Every URL's userinfo masked: `https://user:pw@host` → `https://user:***@host`, `https://token@host` →
+    `https://***@host` (a lone user part is often the token itself)."""
+    def mask(m: re.Match[str]) -> str:
+        user, colon, _ = m.group(2).partition(":")
+        return f"{m.group(1)}{user}:***@" if colon else f"{m.group(1)}***@"
+    return _USERINFO_RE.sub(mask, text) if "@" in text else text
+
+
+def _hmac_of(hmac_key: bytes | None, value: str) -> str:
+    return value_hmac(hmac_key, value) if hmac_key is not None else REDACTED
+
+
 def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] | None = None, *,
            hmac_key: bytes | None = None, previous_env: Mapping[str, str] | None = None,
-           body: bytes | str | None = None) -> dict[str, Any]:
-    """The params and declared headers of a request to `route`, safe to record.
+           body: bytes | str | None = None, files: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The params, file parts and declared headers of a request to `route`, safe to record. By allowlist:
 
-    - route secrets and secret-looking names → "[redacted]"; Authorization, Private-Key, Cookie: left out;
+    - the params clear_params(route) names → their value (URL userinfo masked, clipped to 500 characters);
     - the ReleaseCreate `env` → env_changes() against `previous_env` (classic env routes read `body`);
     - map fields and inline parameters → their sorted keys, plus "<name>_hmac" with an HMAC of each value;
-    - certificate bodies → "sha256:<hex>"; other values are kept, clipped to 500 characters;
+    - certificate bodies → "sha256:<hex>";
+    - every other param → its name in "params_hmac" with an HMAC of its value (events.value_hmac), never the
+      value; a name that is not a plain identifier is not recorded: "unnamed_params" counts them;
+    - multipart file parts → "files": {name: {filename, size, sha256}};
     - headers not declared by the route are never recorded (user agent and source IP are event fields);
-    - a param whose name is not a plain identifier is not recorded by name: "unnamed_params" counts them.
+      Authorization, Private-Key and Cookie never; declared secret-looking headers as "[redacted]".
     Header names are recorded lower-cased (`command`, `entrypoint`).
     """
     safe: dict[str, Any] = {}
     inline: dict[str, str] = {}
+    hashed: dict[str, str] = {}
     unnamed = 0
-    secret_names = {s.lower() for s in route.secrets}
+    clear = _clear_of(route)
     map_names = {m.lower() for m in route.maps}
     for name, value in params.items():
         lowered = name.lower()
@@ -559,26 +606,29 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
             unnamed += 1
         elif route.special == "env" and name == _ENV_PARAM:
             safe["env"] = env_changes(previous_env, parse_env(value), hmac_key)
-        elif lowered in secret_names:
-            safe[name] = REDACTED
         elif lowered in map_names:
             _record_map(safe, name, parse_map(value), hmac_key)
         elif route.inline_params and name not in route.fields:
             inline[name] = value
-        elif is_secret_name(name):
-            safe[name] = REDACTED
         elif name in route.digests:
             safe[name] = "sha256:" + hashlib.sha256(str(value).encode("utf-8")).hexdigest()
-        else:
+        elif name in clear:
             safe[name] = _clean(value)
+        else:
+            hashed[name] = value
     if inline:
         _record_map(safe, "parameters", inline, hmac_key)
+    if hashed:
+        safe["params_hmac"] = {name: _hmac_of(hmac_key, hashed[name]) for name in sorted(hashed)}
     if unnamed:
         safe["unnamed_params"] = unnamed
+    if files:
+        safe["files"] = {name: _file_record(part) for name, part in sorted(files.items()) if _NAME_RE.match(name)}
     if route.special == "env_body":
         safe["env"] = (env_changes(previous_env, parse_env(body), hmac_key) if body is not None
                        else {"previous": "unknown", "set": [], "note": "body not read"})
     lowered_headers = _lower_map(headers)
+    secret_names = {s.lower() for s in route.secrets}
     for header in route.headers:
         key = header.lower()
         if key not in lowered_headers or key in REMOVED_HEADERS:
@@ -586,40 +636,40 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
         value = lowered_headers[key]
         if key in safe:
             continue  # a param of the same name was recorded already
-        if key in secret_names:
+        if key in secret_names or is_secret_name(header):
             safe[key] = REDACTED
         elif key in map_names:
             _record_map(safe, key, parse_map(value), hmac_key)
-        elif is_secret_name(header):
-            safe[key] = REDACTED
         else:
             safe[key] = _clean(value)
     return safe
 
 
+def _file_record(part: Any) -> dict[str, Any]:
+    record = dict(part.record()) if hasattr(part, "record") else dict(part)
+    record["filename"] = _clean(record.get("filename", ""), 200)
+    return record
+
+
 def secret_values(route: Route | None, params: Mapping[str, str],
                   headers: Mapping[str, str] | None = None, body: bytes | str | None = None) -> list[str]:
     """Every value of a request that redact() keeps out of the record (longest first), so that text echoed back
-    by the rack (an error message) can be scrubbed of them."""
+    by the rack (an error message) can be scrubbed of them: every param not recorded in clear, env and map
+    values, and secret headers."""
     found: set[str] = set()
-    secret_names = {s.lower() for s in route.secrets} if route else set()
+    clear = _clear_of(route) if route else frozenset()
     map_names = {m.lower() for m in route.maps} if route else set()
     for name, value in params.items():
-        lowered = name.lower()
-        if route is None or not _NAME_RE.match(name):
-            found.add(value)
-        elif name == _ENV_PARAM and route.special == "env":
+        if route is not None and name == _ENV_PARAM and route.special == "env":
             found.update(parse_env(value).values())
-        elif lowered in secret_names:
-            found.add(value)
-        elif lowered in map_names:
+        elif name.lower() in map_names:
             found.update(parse_map(value).values())
-        elif (route.inline_params and name not in route.fields) or is_secret_name(name):
+        elif name not in clear or not _NAME_RE.match(name):
             found.add(value)
     if route is not None and route.special == "env_body" and body is not None:
         found.update(parse_env(body).values())
-    lowered_headers = _lower_map(headers)
-    for key, value in lowered_headers.items():
+    secret_names = {s.lower() for s in route.secrets} if route else set()
+    for key, value in _lower_map(headers).items():
         if key in REMOVED_HEADERS or key in secret_names or is_secret_name(key):
             found.add(value)
             if key in ("authorization", "proxy-authorization") and " " in value:
@@ -633,16 +683,22 @@ def _carries_secrets(route: Route, safe: Mapping[str, Any]) -> bool:
     if route.special in ENV_SPECIALS or route.inline_params or route.secrets or route.maps:
         return True
     for name, value in safe.items():
-        if value == REDACTED or name.endswith("_hmac") or name == "unnamed_params":
+        if value == REDACTED or name.endswith("_hmac") or name in ("unnamed_params", "files"):
             return True
     return False
 
 
 # --- templates --------------------------------------------------------------------------------------------------
 
+def clean_text(value: str) -> str:
+    """Any text as it may be recorded in a description or a field: userinfo masked, one line, NUL escaped,
+    clipped."""
+    return _text(value)
+
+
 def _text(value: str) -> str:
     """A value as shown in a description: one line, clipped."""
-    text = re.sub(r"[\r\n\t]+", " ", value).replace("\x00", "\\0")
+    text = re.sub(r"[\r\n\t]+", " ", mask_userinfo(value)).replace("\x00", "\\0")
     return text if len(text) <= _CLIP_TEXT else text[:_CLIP_TEXT] + "…"
 
 
@@ -704,15 +760,19 @@ class Classification:
         return self.route.raw_body if self.route else False
 
 
-def _unknown(method: str, path: str, params: Mapping[str, str], websocket: bool) -> Classification:
+def _unknown(method: str, path: str, params: Mapping[str, str], websocket: bool, hmac_key: bytes | None = None,
+             files: Mapping[str, Any] | None = None) -> Classification:
     names = sorted(n for n in params if _NAME_RE.match(n))
     details: dict[str, Any] = {"method": method, "path": _clean(path)}
     if names:
         details["params"] = names
+        details["params_hmac"] = {n: _hmac_of(hmac_key, params[n]) for n in names}
     if len(names) != len(params):
         details["unnamed_params"] = len(params) - len(names)
+    if files:
+        details["files"] = {n: _file_record(p) for n, p in sorted(files.items()) if _NAME_RE.match(n)}
     segments = path.split("/")
-    app = urllib.parse.unquote(segments[2]) if len(segments) > 2 and segments[1] == "apps" and segments[2] else None
+    app = segments[2] if len(segments) > 2 and segments[1] == "apps" and segments[2] else None
     if websocket:
         category, action, description = "Other", "accessed", f"Unknown websocket {_text(path)}"
         details["websocket"] = True
@@ -720,17 +780,19 @@ def _unknown(method: str, path: str, params: Mapping[str, str], websocket: bool)
         action = "deleted" if method == "DELETE" else "updated"
         category, description = "Other", f"Unknown write {method} {_text(path)}"
     return Classification(category, action, description, app, None, details, websocket, None, method, path,
-                          template=description, carries_secrets=bool(params))
+                          template=description, carries_secrets=bool(params) or bool(files))
 
 
 def classify(method: str, path: str, *, params: Mapping[str, str] | None = None,
              headers: Mapping[str, str] | None = None, websocket: bool = False, body: bytes | str | None = None,
              hmac_key: bytes | None = None, previous_env: Mapping[str, str] | None = None,
-             ) -> Classification | None:
+             files: Mapping[str, Any] | None = None) -> Classification | None:
     """What to record for a request, or None when it is not recorded.
 
-    `params` are the form values (parse_form; query-string values in `path` are merged in, the given ones win),
-    `headers` the request headers (any case). `body` is read only by the classic env route. `previous_env` is the
+    `params` are the request's params (gateway/canonical.py reads them; query-string values in `path` are merged
+    in, the given ones win),
+    `headers` the request headers (any case), `files` a multipart body's file parts (gateway/canonical.py).
+    `body` is read only by the classic env route. `previous_env` is the
     app's env before an env write (None: unknown, every key is then "set"); `hmac_key` keys the value hashes.
     Response-derived parts (build, release and certificate ids, a run's pid, an exit code) are filled in by
     describe_outcome().
@@ -744,14 +806,14 @@ def classify(method: str, path: str, *, params: Mapping[str, str] | None = None,
     found = match(method, bare, websocket)
     if found is None:
         if websocket or method not in READ_METHODS:
-            return _unknown(method, bare, merged, websocket)
+            return _unknown(method, bare, merged, websocket, hmac_key, files)
         return None
     route, path_vars = found
     if not route.audited:
         return None
     assert route.category is not None and route.action is not None
 
-    safe = redact(route, merged, headers, hmac_key=hmac_key, previous_env=previous_env, body=body)
+    safe = redact(route, merged, headers, hmac_key=hmac_key, previous_env=previous_env, body=body, files=files)
     values: dict[str, str] = {}
     for name, value in safe.items():
         if isinstance(value, str):
@@ -953,6 +1015,8 @@ def _flags_cell(route: Route) -> str:
         flags.append("session")
     if route.raw_body:
         flags.append("raw body")
+    if route.json_body:
+        flags.append("JSON body")
     if route.special:
         flags.append(f"special: {route.special}")
     return ", ".join(flags)
@@ -990,10 +1054,16 @@ def render_markdown() -> str:
         "",
         f"- Never recorded: the headers {', '.join(_code(h.title()) for h in sorted(REMOVED_HEADERS))}; headers"
         " a route does not declare; response bodies (only the fields a template names are read).",
-        "- Recorded as `[redacted]`: the params and headers marked 🔒 below, and on every route any name with one of",
-        f"  the words {', '.join(_code(w) for w in sorted(SECRET_WORDS))}, or ending in",
+        "- Params are recorded by allowlist: a route records in clear only the params in its **In clear** column",
+        "  (those its templates name, plus a few public options). Every other param — the ones marked 🔒, any",
+        "  name the route does not know, bracket or dotted map forms (`parameters[DbPassword]`) — is recorded by",
+        "  name under `params_hmac` with `hmac-sha256` of its value, never the value. A name that is not a plain",
+        "  identifier is only counted (`unnamed_params`). Multipart file parts: `files` {name: filename, size, sha256}.",
+        "- No name is ever clear if it looks secret: one of the words"
+        f" {', '.join(_code(w) for w in sorted(SECRET_WORDS))}, or ending in",
         f"  {', '.join(_code(s) for s in SECRET_SUFFIXES)} (`src-creds-pass`, `api_key`, `Private-Key`,"
-        " `dbPassword`).",
+        " `dbPassword`); a declared header with such a name is recorded as `[redacted]`.",
+        "- URL userinfo in any recorded value or description is masked: `https://user:***@host`, `https://***@host`.",
         "- Environment: the keys added, changed and removed against the previous env (or, when it cannot be read,",
         "  the keys set, with `previous: unknown`), and `hmac-sha256` of each new value keyed with the gateway's",
         "  secret (`events.value_hmac`). Map fields and inline parameters: their keys, and an HMAC of each value.",
@@ -1008,8 +1078,8 @@ def render_markdown() -> str:
         "",
         "## Recorded",
         "",
-        "| Method | Path | Handler | Versions | Category | Action | Description | Target | Redacted | Flags |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Method | Path | Handler | Versions | Category | Action | Description | Target | In clear | Redacted | Flags |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for route in ROUTES:
         if not route.audited:
@@ -1022,7 +1092,7 @@ def render_markdown() -> str:
         lines.append("| " + " | ".join(_cell(cell) for cell in (
             route.method, _code(route.path), route.sdk, " ".join(route.versions), route.category or "",
             route.action or "", description, _code(route.target) if route.target else "",
-            _redacted_cell(route), _flags_cell(route))) + " |")
+            ", ".join(sorted(clear_params(route))), _redacted_cell(route), _flags_cell(route))) + " |")
     lines += [
         "",
         "## Matched and not recorded",

@@ -604,16 +604,33 @@ def gateway_users() -> None:
     """Gateway users (email + role)."""
 
 
+def rack_grant_option(func: Any) -> Any:
+    return click.option("--rack", "racks", multiple=True, metavar="RACK",
+                        help="Grant only this rack (as the gateway config names it, e.g. acme/staging); repeatable. "
+                             "Default: every rack.")(func)
+
+
+def _check_grants(config: Any, racks: tuple[str, ...]) -> None:
+    """Warn about granted racks the given config does not serve (they may be configured later, or on a replica)."""
+    if config.racks:
+        for name in sorted(set(r.strip() for r in racks) - set(config.racks)):
+            click.echo(f"warning: rack '{name}' is not in this gateway's config "
+                       f"({', '.join(sorted(config.racks))})", err=True)
+
+
 @gateway_users.command("add")
 @click.argument("email")
 @click.option("--role", type=click.Choice(["admin", "member", "auditor"]), required=True)
+@rack_grant_option
 @journal_option
-def users_add(email: str, role: str, journal: Path | None, config_path: Path | None) -> None:
+def users_add(email: str, role: str, racks: tuple[str, ...], journal: Path | None, config_path: Path | None) -> None:
     """Add a user; prints the new key alone on the last line."""
     from .gateway import keys
 
-    conn, source = _journal_conn(_gateway_config(config_path, journal=journal))
-    _, key = keys.add(conn, email, kind="user", role=role, source=source)
+    config = _gateway_config(config_path, journal=journal)
+    conn, source = _journal_conn(config)
+    _check_grants(config, racks)
+    _, key = keys.add(conn, email, kind="user", role=role, source=source, racks=racks or None)
     _print_key("user", email, key)
 
 
@@ -624,13 +641,16 @@ def gateway_keys() -> None:
 
 @gateway_keys.command("add")
 @click.argument("name")
+@rack_grant_option
 @journal_option
-def keys_add(name: str, journal: Path | None, config_path: Path | None) -> None:
+def keys_add(name: str, racks: tuple[str, ...], journal: Path | None, config_path: Path | None) -> None:
     """Add a deploy key; prints the new key alone on the last line."""
     from .gateway import keys
 
-    conn, source = _journal_conn(_gateway_config(config_path, journal=journal))
-    _, key = keys.add(conn, name, kind="deploy_key", role="deploy", source=source)
+    config = _gateway_config(config_path, journal=journal)
+    conn, source = _journal_conn(config)
+    _check_grants(config, racks)
+    _, key = keys.add(conn, name, kind="deploy_key", role="deploy", source=source, racks=racks or None)
     _print_key("deploy key", name, key)
 
 
@@ -639,11 +659,12 @@ def _list(kind: str, journal: Path | None, config_path: Path | None) -> None:
 
     conn, _ = _journal_conn(_gateway_config(config_path, journal=journal))
     table = Table(box=None, header_style="bold")
-    for column in ("name", "role", "key id", "created", "revoked"):
+    for column in ("name", "role", "racks", "key id", "created", "revoked"):
         table.add_column(column)
     for row in keys.list_keys(conn):
         if row["kind"] == kind:
-            table.add_row(row["name"], row["role"], row["id"], row["created_at"], row["revoked_at"] or "")
+            grants = "none (auditor)" if row["role"] == "auditor" else keys.grants_text(row["racks"])
+            table.add_row(row["name"], row["role"], grants, row["id"], row["created_at"], row["revoked_at"] or "")
     Console().print(table)
 
 
@@ -658,7 +679,7 @@ def _revoke(name: str, journal: Path | None, config_path: Path | None) -> None:
 @gateway_users.command("list")
 @journal_option
 def users_list(journal: Path | None, config_path: Path | None) -> None:
-    """List users and their roles."""
+    """List users, their roles and the racks they are granted."""
     _list("user", journal, config_path)
 
 
@@ -673,7 +694,7 @@ def users_revoke(email: str, journal: Path | None, config_path: Path | None) -> 
 @gateway_keys.command("list")
 @journal_option
 def keys_list(journal: Path | None, config_path: Path | None) -> None:
-    """List deploy keys."""
+    """List deploy keys and the racks they are granted."""
     _list("deploy_key", journal, config_path)
 
 

@@ -205,6 +205,11 @@ MIGRATIONS: list[str] = [
         CASE WHEN target IS NOT NULL AND instr(description, target) > 0 THEN NULL ELSE target END AS target
         FROM events;
     """,
+    # v5: per-rack grants of gateway keys — a JSON list of rack names (as the gateway's config names them), or NULL
+    # for every rack (what every key made before v5 keeps).
+    """
+    ALTER TABLE gateway_keys ADD COLUMN racks TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
+import dataclasses
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -24,15 +26,18 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 import websockets
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+import yarl
+
 from .. import catalog, store
 from ..asciicast import Recorder
 from ..events import Event, new_event_id, now_timestamp
-from . import feed, keys
+from . import canonical, feed, keys, refusals
+from .canonical import Parsed, Refused
 from .config import GatewayConfig, Rack
 from .journal import Journal, JournalUnavailable
 
@@ -47,10 +52,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "content-length"}
 # Never forwarded from the client as-is: the gateway sets them.
 CLIENT_ONLY = {"authorization", "convox-actor", "x-convox-actor", "rack", "session", "cookie"}
-MAX_FORM_BYTES = 16 * 1024 * 1024
+MAX_FORM_BYTES = 16 * 1024 * 1024  # the largest body read to classify (forms, multipart, JSON, classic env)
 MAX_CAPTURE = 256 * 1024
 SMALL_RESPONSE = 1024 * 1024  # answers up to this size are read whole; larger or unsized ones stream
 FAULT_ENV = "AUDITKIT_GATEWAY_FAULT"  # test hook: "kill-after-forward" kills the process before the outcome
+# Basic-auth usernames of Console mode (the rack is named by a Rack header); any other username names the rack.
+CONSOLE_USERNAMES = ("convox", "jwt", "")
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -76,7 +83,9 @@ class Gateway:
     # --- who and where --------------------------------------------------------------------------------------------
     def authenticate(self, headers: Any) -> tuple[Rack | None, keys.Principal | None, Response | None]:
         """(rack, principal, None) or (…, error response). Direct mode: the basic-auth username names the rack
-        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header."""
+        (plain, percent-encoded or base64); Console mode: username `convox` and a `Rack` header, which may also
+        name a rack as `/racks` lists it (`<chain>/<name>` for a configured name without a slash). A 401 comes
+        with principal None; the caller hands it to refuse_credentials() so that it is journaled."""
         credentials = keys.parse_basic(headers.get("authorization"))
         if credentials is None:
             return None, None, error(401, "invalid authentication")
@@ -84,25 +93,36 @@ class Gateway:
         principal = keys.authenticate(self.journal._reader(), password)
         if principal is None:
             return None, None, error(401, "invalid authentication")
-        rack_name = headers.get("rack") if username in ("convox", "jwt", "") else self._rack_name(username)
+        console = username in CONSOLE_USERNAMES
+        rack_name = headers.get("rack") if console else self._rack_name(username)
         if not rack_name:
-            if username in ("convox", "jwt", ""):
+            if console:
                 return None, principal, error(400, "no rack named: send a Rack header or use the rack as username")
             rack_name = username
-        rack = self.config.racks.get(rack_name)
+        rack = self._find_rack(rack_name)
         if rack is None:
             return None, principal, error(404, f"rack not found: {rack_name}")
         return rack, principal, None
 
     def _rack_name(self, username: str) -> str:
         name = urllib.parse.unquote(username)
-        if name in self.config.racks:
+        if self._find_rack(name) is not None:
             return name
         try:
             decoded = base64.b64decode(name + "=" * (-len(name) % 4), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (a plain ValueError)
             return name
-        return decoded if decoded in self.config.racks else name
+        return decoded if self._find_rack(decoded) is not None else name
+
+    def _find_rack(self, name: str) -> Rack | None:
+        """The configured rack `name` names: its configured name, or the `org/name` that `/racks` shows for it."""
+        rack = self.config.racks.get(name)
+        if rack is not None:
+            return rack
+        for configured, rack in self.config.racks.items():
+            if "/".join(self.console_rack_name(configured)) == name:
+                return rack
+        return None
 
     def source_ip(self, client_host: str | None, headers: Any) -> str | None:
         ip = client_host
@@ -133,7 +153,7 @@ class Gateway:
             outcome=outcome,
             status=status,
             method=method,
-            path=path,
+            path=catalog.mask_userinfo(path),
             source_ip=source_ip,
             user_agent=user_agent,
             request_id=request_id,
@@ -179,40 +199,101 @@ class Gateway:
             return None
 
     # --- HTTP -----------------------------------------------------------------------------------------------------
+    async def parse(self, scope: dict[str, Any], headers: Any, method: str, *, websocket: bool,
+                    receive_body: Callable[[], Any] | None = None) -> Parsed:
+        """The one parse of a request (canonical.py): its decoded path, the route it reaches, its parameters and
+        file parts as the rack reads them, and the body that will be forwarded. Raises Refused."""
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        raw_path = raw_path.split(b"?", 1)[0]
+        raw_query = scope.get("query_string") or b""
+        path = canonical.canonical_path(raw_path)
+        matched = catalog.match(method, path, websocket=websocket)
+        route = matched[0] if matched else None
+        recorded = (route.audited if route is not None else (websocket or method not in catalog.READ_METHODS))
+        parsed = Parsed(path=path, target=raw_path.decode("ascii") + (f"?{raw_query.decode('latin-1')}"
+                                                                       if raw_query else ""),
+                        matched=matched, recorded=recorded)
+        has_body = "content-length" in headers or "transfer-encoding" in headers
+        if not recorded:
+            parsed.stream = has_body
+            return parsed  # a read that is not recorded: forwarded as it came, nothing of it is kept
+        query = canonical.parse_pairs(raw_query, "query")
+        body_pairs: list[tuple[str, str]] = []
+        multipart = False
+        content_type = headers.get("content-type")
+        if route is not None and route.raw_body:
+            if content_type and canonical.parse_media_type(content_type)[0] in (canonical.FORM_TYPE,
+                                                                                canonical.MULTIPART_TYPE):
+                raise Refused(415, "this route takes a raw upload; a form body would be read by the rack as a form")
+            parsed.stream = has_body
+        elif has_body and receive_body is not None:
+            body = await receive_body()
+            if body is None:
+                raise Refused(413, "request body too large for an audited write")
+            parsed.body = body
+            if body:
+                if method not in canonical.BODY_METHODS:
+                    raise Refused(400, f"a {method} request carries no body the rack reads")
+                if not content_type:
+                    if route is None or route.special != "env_body":
+                        raise Refused(415, "a body without a Content-Type is not read by the rack")
+                else:
+                    kind, options = canonical.parse_media_type(content_type)
+                    if kind == canonical.FORM_TYPE:
+                        body_pairs = canonical.parse_pairs(body, "form")
+                    elif kind == canonical.MULTIPART_TYPE:
+                        body_pairs, parsed.files = canonical.parse_multipart(body, options.get("boundary", ""))
+                        multipart = True
+                    elif route is not None and route.json_body and kind == "application/json":
+                        parsed.body_record = canonical.FilePart("", len(body), hashlib.sha256(body).hexdigest())
+                    elif route is not None and route.special == "env_body":
+                        pass  # the classic env route: the body is the env text itself
+                    elif route is None:
+                        parsed.body_record = canonical.FilePart(kind, len(body), hashlib.sha256(body).hexdigest())
+                    else:
+                        raise Refused(415, f"this route reads a form: {kind} bodies are refused")
+        # r.Form's order: an urlencoded body before the query, a multipart body after it.
+        order = (query, body_pairs) if multipart else (body_pairs, query)
+        parsed.params = canonical.combine(*order, files=parsed.files)
+        if route is not None:
+            declared = {h.lower() for h in route.headers}
+            for header in route.headers:
+                if len(headers.getlist(header)) > 1:
+                    raise Refused(400, f"the header {header} is given more than once")
+            for name in catalog.clear_params(route):
+                if name.lower() not in declared and name.lower() not in canonical.HTTP_HEADERS and name in headers:
+                    raise Refused(400, f"the parameter '{name}' is sent as a header, which the rack may read")
+        return parsed
+
     async def http(self, request: Request) -> Response:
         rack, principal, refusal = self.authenticate(request.headers)
         if refusal is not None:
-            return refusal
+            return self.refuse_credentials(request, principal, refusal)
         assert rack is not None and principal is not None
-        method, path = request.method, request.url.path
-        query = dict(urllib.parse.parse_qsl(request.url.query, keep_blank_values=True))
-        matched = catalog.match(method, path, websocket=False)
-        raw = matched is not None and matched[0].raw_body
-        is_write = method not in ("GET", "HEAD", "OPTIONS")
-        content_type = request.headers.get("content-type", "")
-        body: bytes | None = None
-        params = dict(query)
-        # Form bodies are small and must be read to classify and redact; anything else streams through untouched
-        # (multipart builds, uploads), except the classic env route's raw env text.
-        if is_write and not raw and (_is_form(content_type) or (matched and matched[0].special == "env_body")):
-            body = await _read_limited(request, MAX_FORM_BYTES)
-            if body is None:
-                return error(413, "request body too large for an audited write")
-            if _is_form(content_type):
-                params.update(catalog.parse_form(body, content_type))
+        method = request.method
+        ip = self.source_ip(request.client.host if request.client else None, request.headers)
+        agent = request.headers.get("user-agent")
+        try:
+            parsed = await self.parse(request.scope, request.headers, method, websocket=False,
+                                      receive_body=lambda: _read_limited(request, MAX_FORM_BYTES))
+        except Refused as e:
+            await self._refuse_malformed(e, principal, rack, method, request.scope, ip, agent)
+            return error(e.status, f"auditkit gateway: {e.reason}")
+        path, params, body, matched = parsed.path, parsed.params, parsed.body, parsed.matched
         request_headers = dict(request.headers)
         previous_env = None
         if matched is not None and matched[0].special in catalog.ENV_SPECIALS and "app" in matched[1]:
-            if principal.may_use_racks:
+            if principal.may_use_rack(rack.name):
                 previous_env = await self.current_env(rack, matched[1]["app"])
-        cls = catalog.classify(method, path, params=params, headers=request_headers, body=body, websocket=False,
-                               hmac_key=self.hmac_key, previous_env=previous_env)
-        ip = self.source_ip(request.client.host if request.client else None, request.headers)
-        agent = request.headers.get("user-agent")
-        if not principal.may_use_racks:
-            if cls is not None:
-                await self._refuse(cls, principal, rack, method, path, ip, agent)
-            return error(403, f"{principal.name} has role {principal.role}, which may not use racks")
+        cls = None
+        if parsed.recorded:
+            cls = catalog.classify(method, path, params=params, headers=request_headers, body=body,
+                                   websocket=False, hmac_key=self.hmac_key, previous_env=previous_env,
+                                   files=parsed.files)
+            if cls is not None and parsed.body_record is not None:
+                cls = dataclasses.replace(cls, details={**cls.details, "body": parsed.body_record.record()})
+        if not principal.may_use_rack(rack.name):
+            return await self.refuse_rack(cls, principal, rack, method, path, ip, agent)
         intent_id = None
         draft = None
         if cls is not None:
@@ -224,10 +305,10 @@ class Gateway:
                 log.error("refusing %s %s: %s", method, path, e)
                 return error(503, "auditkit gateway: the audit journal cannot be written, so the request was not "
                                   "forwarded; try again later")
-        url = f"{rack.url}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
+        # Forwarded byte for byte as it was sent and parsed: yarl must neither re-encode nor resolve dot segments.
+        url = yarl.URL(f"{rack.url}{parsed.target}", encoded=True)
         # A request without a body (a GET, a DELETE) is forwarded without one, not as an empty chunked body.
-        has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
-        content: Any = body if body is not None else request.stream() if has_body else None
+        content: Any = body if body is not None else request.stream() if parsed.stream else None
         try:
             upstream = await self.session().request(method, url, headers=self.upstream_headers(
                 request.headers, rack, principal), data=content, allow_redirects=False)
@@ -307,32 +388,182 @@ class Gateway:
             log.error("outcome of %s %s not recorded: %s", draft.method, draft.path, e)
 
     async def _refuse(self, cls: catalog.Classification, principal: keys.Principal, rack: Rack, method: str,
-                      path: str, ip: str | None, agent: str | None) -> None:
+                      path: str, ip: str | None, agent: str | None, reason: str | None = None) -> None:
         event = self.draft(cls, principal, rack, method=method, path=path, source_ip=ip, user_agent=agent,
                            request_id=None, outcome="denied", status=403,
-                           details={"reason": f"role {principal.role} may not use racks"})
+                           details={"reason": reason or f"role {principal.role} may not use racks"})
         try:
             await self.journal.record(event)
         except JournalUnavailable as e:
             log.error("denied request not recorded: %s", e)
 
+    async def _refuse_malformed(self, refusal: Refused, principal: keys.Principal, rack: Rack, method: str,
+                                scope: dict[str, Any], ip: str | None, agent: str | None) -> None:
+        """Journal a request refused before anything was forwarded because it could not be parsed as the rack
+        would read it: outcome denied, action denied, the reason, the path as sent (escaped)."""
+        raw = (scope.get("raw_path") or scope["path"].encode("utf-8")).split(b"?", 1)[0]
+        shown = canonical.shown_target(raw)
+        try:
+            path = canonical.canonical_path(raw)
+            matched = catalog.match(method, path)
+        except Refused:
+            path, matched = shown, None
+        route = matched[0] if matched else None
+        app = None
+        if route is not None and route.app in matched[1]:  # type: ignore[index]
+            app = matched[1][route.app]  # type: ignore[index]
+        event = Event(
+            id=new_event_id(), timestamp=self.now(), actor=principal.name, actor_type=principal.actor_type,
+            rack=rack.name, category=(route.category if route is not None and route.category else "Other"),
+            action="denied", description=f"Refused {method} {catalog.clean_text(shown)}: {refusal.reason}",
+            app=app, target=None, outcome="denied", status=refusal.status, method=method,
+            path=catalog.mask_userinfo(path), source_ip=ip, user_agent=agent,
+            details={"reason": refusal.reason, "path_sent": shown, **({"route": route.sdk} if route else {})})
+        try:
+            await self.journal.record(event)
+        except JournalUnavailable as e:
+            log.error("refused request not recorded: %s", e)
+
+    # --- access: refused credentials, racks a key may not use, Console mode --------------------------------------
+    @functools.cached_property
+    def refusal_windows(self) -> refusals.Coalescer:
+        """Refusals counted into windows and journaled as they close (refusals.py); made on first use, in the
+        server's event loop."""
+        return refusals.Coalescer(self.config.refusal_window, self.journal.record)
+
+    def refuse_credentials(self, connection: HTTPConnection, principal: keys.Principal | None,
+                           refusal: Response) -> Response:
+        """The refusal branch of http(), websocket() and the feed: returns `refusal` as it is, and when it refuses
+        the credentials (a 401: no or garbled Authorization, not a gateway key, an unknown or a revoked key) counts
+        it toward its source IP's refusal event.
+
+        That event (written when the window closes, config.refusal_window, and at shutdown) is category Access,
+        action and outcome `denied`, status 401, actor `unknown`, rack `gateway`, with the source IP, user agent,
+        method and path of the window's first refusal, and in details the count, first and last times and reasons.
+        Nothing of the presented key is recorded, not even a prefix; a revoked key of this gateway is named by its
+        key id (target and `key_ids`). No header value but the user agent is recorded (not the rack asked for)."""
+        if principal is not None or refusal.status_code != 401:
+            return refusal
+        reason, key_id = keys.diagnose(self.journal._reader(), connection.headers.get("authorization"))
+        ip = self.source_ip(connection.client.host if connection.client else None, connection.headers)
+        where = ip or "an unknown address"
+
+        def describe(count: int) -> str:
+            return f"Refused {refusals.requests(count)} with invalid credentials from {where}"
+
+        draft = Event(id=new_event_id(), timestamp=self.now(), actor="unknown", actor_type="user", rack="gateway",
+                      category="Access", action="denied", description=describe(1), outcome="denied", status=401,
+                      method=_method(connection), path=_printable(connection.url.path, 1000), source_ip=ip,
+                      user_agent=_printable(connection.headers.get("user-agent"), 300))
+        self.refusal_windows.note(("credentials", ip), draft, describe, reason=reason, key_id=key_id)
+        return refusal
+
+    async def refuse_rack(self, cls: catalog.Classification | None, principal: keys.Principal, rack: Rack,
+                          method: str, path: str, ip: str | None, agent: str | None) -> Response:
+        """Refuse a principal a rack it may not use — its role may use none (an auditor), or the key is not granted
+        this rack — with 403 in the rack's format, and journal the denial.
+
+        An audited request (a write, a session, a sensitive read) is journaled at once in its own category and
+        action, with the rack and the request's description, as it would have been recorded had it gone through,
+        but with outcome `denied`, status 403 and the reason in details: a `category:Releases` filter shows the
+        attempted promotion beside the real ones, `outcome:denied` every refusal. A read the gateway does not audit
+        is journaled as an Access/denied event coalesced per source IP, principal and rack (one per window, with a
+        count), so that a valid key cannot fill the journal with refused reads."""
+        if principal.may_use_racks:
+            reason, short = f"not granted rack {rack.name}", "not granted"
+            message = f"{principal.name} is not granted rack {rack.name}"
+        else:
+            reason = short = f"role {principal.role} may not use racks"
+            message = f"{principal.name} has role {principal.role}, which may not use racks"
+        if cls is not None:
+            await self._refuse(cls, principal, rack, method, path, ip, agent, reason=reason)
+            return error(403, message)
+
+        def describe(count: int) -> str:
+            reads = "a read" if count == 1 else f"{count} reads"
+            return f"Refused {reads} of rack {rack.name} to {principal.name} ({short})"
+
+        draft = Event(id=new_event_id(), timestamp=self.now(), actor=principal.name,
+                      actor_type=principal.actor_type, rack=rack.name, category="Access", action="denied",
+                      description=describe(1), outcome="denied", status=403, method=method,
+                      path=_printable(path, 1000), source_ip=ip, user_agent=_printable(agent, 300),
+                      details={"reason": reason, "key_id": principal.key_id})
+        self.refusal_windows.note(("rack", ip, principal.key_id, rack.name), draft, describe, reason=reason)
+        return error(403, message)
+
+    def console_rack_name(self, name: str) -> tuple[str, str]:
+        """(organization, name) of a configured rack as the Console's `/racks` shows it: `acme/production` is
+        organization acme, rack production; a name without a slash belongs to the gateway's chain name."""
+        organization, sep, short = name.partition("/")
+        if sep and organization and short:
+            return organization, short
+        return self.journal.source, name
+
+    def asks_the_console(self, request: Request) -> bool:
+        """Whether a `/auth` or `/racks` request is for the gateway as the Console (no Rack header, and a Console
+        username or no usable credentials) rather than for a rack (a Rack header, or a direct-mode username naming
+        one): those are forwarded as any request, as the v3 SDK's throw-away `GET /racks` before websockets must."""
+        if request.headers.get("rack"):
+            return False
+        credentials = keys.parse_basic(request.headers.get("authorization"))
+        return credentials is None or credentials[0] in CONSOLE_USERNAMES
+
+    def console_principal(self, request: Request) -> tuple[keys.Principal | None, Response | None]:
+        credentials = keys.parse_basic(request.headers.get("authorization"))
+        principal = keys.authenticate(self.journal._reader(), credentials[1]) if credentials else None
+        if principal is None:
+            return None, self.refuse_credentials(request, None, error(401, "invalid authentication"))
+        return principal, None
+
+    async def console_auth(self, request: Request) -> Response:
+        """`GET /auth` as the Console answers it for `convox login GATEWAY -t KEY`: 200 with the key's id for a
+        valid key (of any role), 401 in the rack's format otherwise (journaled as refused credentials). A read:
+        not journaled."""
+        if not self.asks_the_console(request):
+            return await self.http(request)
+        principal, refusal = self.console_principal(request)
+        if principal is None:
+            return refusal  # type: ignore[return-value]
+        return JSONResponse({"id": principal.key_id})
+
+    async def console_racks(self, request: Request) -> Response:
+        """`GET /racks` as the Console answers it for `convox racks` and `convox switch ORG/NAME`: the racks the
+        key may use, in the Console's JSON (an auditor's list is empty). A read: not journaled."""
+        if not self.asks_the_console(request):
+            return await self.http(request)
+        principal, refusal = self.console_principal(request)
+        if principal is None:
+            return refusal  # type: ignore[return-value]
+        listed = []
+        for name in sorted(self.config.racks):
+            if principal.may_use_rack(name):
+                organization, short = self.console_rack_name(name)
+                listed.append({"name": short, "organization": {"name": organization}, "provider": "convox",
+                               "status": "running"})
+        return JSONResponse(listed)
+
     # --- websockets -----------------------------------------------------------------------------------------------
     async def websocket(self, ws: WebSocket) -> None:
         rack, principal, refusal = self.authenticate(ws.headers)
         if refusal is not None:
-            await _deny(ws, refusal)
+            await _deny(ws, self.refuse_credentials(ws, principal, refusal))
             return
         assert rack is not None and principal is not None
-        path = ws.url.path
-        query = dict(urllib.parse.parse_qsl(ws.url.query, keep_blank_values=True))
-        cls = catalog.classify("GET", path, params=query, headers=dict(ws.headers), websocket=True,
-                               hmac_key=self.hmac_key)
         ip = self.source_ip(ws.client.host if ws.client else None, ws.headers)
         agent = ws.headers.get("user-agent")
-        if not principal.may_use_racks:
-            if cls is not None:
-                await self._refuse(cls, principal, rack, "GET", path, ip, agent)
-            await _deny(ws, error(403, f"{principal.name} has role {principal.role}, which may not use racks"))
+        try:
+            parsed = await self.parse(ws.scope, ws.headers, "GET", websocket=True)
+        except Refused as e:
+            await self._refuse_malformed(e, principal, rack, "GET", ws.scope, ip, agent)
+            await _deny(ws, error(e.status, f"auditkit gateway: {e.reason}"))
+            return
+        path, query = parsed.path, parsed.params
+        cls = None
+        if parsed.recorded:
+            cls = catalog.classify("GET", path, params=query, headers=dict(ws.headers), websocket=True,
+                                   hmac_key=self.hmac_key)
+        if not principal.may_use_rack(rack.name):
+            await _deny(ws, await self.refuse_rack(cls, principal, rack, "GET", path, ip, agent))
             return
         draft = intent_id = None
         run_link = None
@@ -349,7 +580,7 @@ class Gateway:
                                            "was not opened"))
                 return
         scheme = "wss" if rack.url.startswith("https") else "ws"
-        target = f"{scheme}{rack.url[rack.url.index(':'):]}{path}" + (f"?{ws.url.query}" if ws.url.query else "")
+        target = f"{scheme}{rack.url[rack.url.index(':'):]}{parsed.target}"  # as sent and parsed
         headers = self.upstream_headers(ws.headers, rack, principal)
         for drop in ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                      "sec-websocket-protocol"):
@@ -480,6 +711,7 @@ class Gateway:
             log.error("session outcome not recorded: %s", e)
 
     async def aclose(self) -> None:
+        await self.refusal_windows.aclose()  # refusal windows still open are journaled before the journal closes
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
@@ -487,15 +719,25 @@ class Gateway:
         self.journal.close()
 
 
+def _method(connection: HTTPConnection) -> str:
+    """The request's method; a websocket handshake is a GET."""
+    return str(connection.scope.get("method") or "GET")[:16]
+
+
+def _printable(text: str | None, limit: int) -> str | None:
+    """Client-chosen text made safe for an event: at most `limit` characters, NUL as `\\0` (the gateway's way),
+    other control characters escaped."""
+    if text is None:
+        return None
+    return "".join(ch if ch.isprintable() else "\\0" if ch == "\x00" else ascii(ch)[1:-1]
+                   for ch in text[:limit])
+
+
 def _int(value: str | None, default: int) -> int:
     try:
         return max(1, min(1000, int(value))) if value else default
     except ValueError:
         return default
-
-
-def _is_form(content_type: str) -> bool:
-    return content_type.split(";")[0].strip().lower() in ("application/x-www-form-urlencoded", "")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -526,7 +768,11 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
         await gateway.websocket(ws)
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    # Console mode (reference §3): `/auth` and `/racks` without a Rack header are answered by the gateway itself;
+    # with one (or a direct-mode username) they are forwarded like any request.
     routes = feed.routes(gateway) + [
+        Route("/auth", gateway.console_auth, methods=["GET"]),
+        Route("/racks", gateway.console_racks, methods=["GET"]),
         Route("/{path:path}", http_endpoint, methods=methods),
         WebSocketRoute("/{path:path}", ws_endpoint),
     ]

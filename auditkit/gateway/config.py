@@ -12,6 +12,7 @@ trusted proxies, session recording. Built from a TOML file, from command-line fl
     trusted_proxies = ["10.0.0.0/8"]  # X-Forwarded-For is honoured only from these
     record_input = false              # keystrokes are recorded only when true
     recording_cap_bytes = 8388608
+    refusal_window = 60.0             # refused credentials: one event per source IP per this many seconds
 
     [racks."acme/production"]
     url = "https://api.acme.example"  # the rack's API
@@ -73,6 +74,7 @@ class GatewayConfig:
     record_input: bool = False
     recording_cap_bytes: int = 8 * 1024 * 1024
     upstream_timeout: float = 300.0
+    refusal_window: float = 60.0
 
     @property
     def host_port(self) -> tuple[str, int]:

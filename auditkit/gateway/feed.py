@@ -52,7 +52,7 @@ def routes(gateway: "Gateway") -> list[Route]:
         credentials = keys.parse_basic(request.headers.get("authorization"))
         principal = keys.authenticate(gateway.journal._reader(), credentials[1]) if credentials else None
         if principal is None:
-            return JSONResponse({"error": "invalid authentication"}, status_code=401)
+            return gateway.refuse_credentials(request, None, JSONResponse({"error": "invalid authentication"}, 401))
         if not principal.may_read_feed:
             return JSONResponse({"error": f"{principal.name} may not read the audit feed (admin or auditor only)"},
                                 status_code=403)
