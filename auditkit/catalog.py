@@ -282,7 +282,7 @@ ROUTES: tuple[Route, ...] = (
     _r("DELETE", "/certificates/{id}", "CertificateDelete", "v3 v2 classic", "Security", "deleted",
        "Deleted certificate {id}", target="{id}"),
     _r("POST", "/certificates/{id}/renew", "CertificateRenew", "v3", "Security", "renewed",
-       "Renewed certificate(s) of {id}", target="{id}", note="the CLI puts the app name in {id}"),
+       "Renewed certificate(s) of {id}", target="{id}", app="id", note="the CLI puts the app name in {id}"),
     _r("PUT", "/letsencrypt/config", "LetsEncryptConfigApply", "v3", "Security", "updated",
        "Updated Let's Encrypt DNS solver config", json_body=True,
        note="JSON body, recorded by size and sha256"),

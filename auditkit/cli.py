@@ -576,16 +576,21 @@ def gateway() -> None:
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--listen", default=None, help="HOST:PORT (default 127.0.0.1:5443).")
 @click.option("--http", "plain_http", is_flag=True, default=None, help="Serve plain HTTP (loopback only).")
-@click.option("--name", default=None, help="The journal's chain name (default: gateway).")
+@click.option("--name", default=None,
+              help="The journal's chain name (default: the chain the journal holds, else gateway; another is refused).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the TLS pair and the HMAC key live (default: the journal's folder).")
 @click.option("--record-input", is_flag=True, default=None, help="Also record keystrokes of sessions.")
 def gateway_serve(config_path: Path | None, racks: tuple[str, ...], journal: Path | None, listen: str | None,
-                  plain_http: bool | None, name: str | None, record_input: bool | None) -> None:
-    """Run the gateway in front of the configured racks."""
+                  plain_http: bool | None, name: str | None, data_dir: Path | None,
+                  record_input: bool | None) -> None:
+    """Run the gateway in front of the configured racks. Its state (self-signed TLS pair, HMAC key, named after the
+    journal's chain) lives beside the journal unless --data-dir or the config say otherwise."""
     from .gateway import config as config_mod
     from .gateway import server
 
     config = config_mod.load(config_path, racks=[config_mod.parse_rack_flag(r) for r in racks], journal=journal,
-                             listen=listen, http=plain_http, name=name, record_input=record_input)
+                             listen=listen, http=plain_http, name=name, data_dir=data_dir, record_input=record_input)
     server.serve(config)
 
 
@@ -703,18 +708,19 @@ def keys_revoke(name: str, journal: Path | None, config_path: Path | None) -> No
 
 @gateway.command("hmac")
 @click.argument("value")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@journal_option
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the gateway keeps its HMAC key, if not beside the journal.")
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The gateway's HMAC key file (default: the config's, else data/<name>-hmac.key).")
-def gateway_hmac(value: str, config_path: Path | None, key_file: Path | None) -> None:
-    """Print the HMAC an env change would record for VALUE, to compare with an event's details."""
+              help="The HMAC key file itself (default: the config's, else <chain>-hmac.key beside the journal).")
+def gateway_hmac(value: str, journal: Path | None, config_path: Path | None, data_dir: Path | None,
+                 key_file: Path | None) -> None:
+    """Print the HMAC the gateway on this journal records for VALUE (env values, hashed parameters), to compare with
+    an event's details. Uses the key the gateway uses: its chain's, found as `gateway serve` finds it."""
     from .events import value_hmac
 
-    config = _gateway_config(config_path, hmac_key_file=key_file)
-    path = config.hmac_key_file or config.data_dir / f"{config.name}-hmac.key"
-    if not path.exists():
-        raise AuditkitError(f"no HMAC key at {path}: this gateway has not recorded an env change yet")
-    click.echo(value_hmac(config.hmac_key(), value))
+    config = _gateway_config(config_path, journal=journal, data_dir=data_dir, hmac_key_file=key_file)
+    click.echo(value_hmac(config.hmac_key(create=False), value))
 
 
 if __name__ == "__main__":  # pragma: no cover

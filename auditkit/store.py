@@ -606,17 +606,25 @@ def complete_intents(conn: sqlite3.Connection, outcomes: Sequence[tuple[str | No
     return sealed
 
 
-def recover_intents(conn: sqlite3.Connection, source: str) -> list[Event]:
+RECOVERED_AFTER_STOP = "the gateway stopped before the rack's answer was recorded"
+
+
+def recover_intents(conn: sqlite3.Connection, source: str, ids: Sequence[str] | None = None, *,
+                    reason: str = RECOVERED_AFTER_STOP) -> list[Event]:
     """Turn every intent left without an outcome (a crash between forwarding and recording) into an event with
-    outcome `unknown`. Called when a gateway starts."""
+    outcome `unknown`, `details.recovered` saying why. Called when a gateway starts; a running gateway passes the
+    `ids` of the intents whose outcome it knows it will never have (see gateway/journal.py)."""
     with transaction(conn):
         rows = conn.execute("SELECT id, event FROM intents ORDER BY created_at, id").fetchall()
+        if ids is not None:
+            wanted = set(ids)
+            rows = [row for row in rows if row["id"] in wanted]
         drafts = []
         for row in rows:
             data = json.loads(row["event"])
             data.update(outcome="unknown", status=None, source=None, source_seq=None, prev_hash=None, hash=None)
             details = dict(data.get("details") or {})
-            details["recovered"] = "the gateway stopped before the rack's answer was recorded"
+            details["recovered"] = reason
             data["details"] = details
             drafts.append(from_dict(data))
         sealed = complete_intents(conn, [(row["id"], d) for row, d in zip(rows, drafts)], source) if rows else []

@@ -149,9 +149,10 @@ def test_app_create_get_lock_delete(client):
     assert r.status_code == 200
     app_json = r.json()
     assert list(app_json) == ["generation", "locked", "name", "release", "router", "status", "parameters"]
+    # A v3 rack: generation 3 whatever the CLI's default `generation=2` says.
     assert (app_json["name"], app_json["generation"], app_json["locked"], app_json["status"]) == \
-        ("shop", "2", False, "running")
-    assert r.text.startswith('{\n  "generation": "2",')  # MarshalIndent, two spaces
+        ("shop", "3", False, "running")
+    assert r.text.startswith('{\n  "generation": "3",')  # MarshalIndent, two spaces
     r = client.post("/apps", data={"name": "shop"}, headers={"Accept": "application/json"})
     assert (r.status_code, r.json()) == (409, {"error": "app already exists: shop"})
     assert client.get("/apps/shop").json()["name"] == "shop"

@@ -1197,8 +1197,9 @@ def test_serve_is_https_by_default_with_a_self_signed_certificate(world: World, 
             httpx.post(f"http://127.0.0.1:{port}/apps/search/cancel", auth=(RACK, key), timeout=5)
     finally:
         _stop(proc)
-    cert, tls_key = tmp_path / "data" / f"{SOURCE}-tls.crt", tmp_path / "data" / f"{SOURCE}-tls.key"
-    assert cert.exists() and (tls_key.stat().st_mode & 0o777) == 0o600
+    # Beside the journal, named after its chain (not in ./data of the working directory).
+    cert, tls_key = tmp_path / f"{SOURCE}-tls.crt", tmp_path / f"{SOURCE}-tls.key"
+    assert cert.exists() and (tls_key.stat().st_mode & 0o777) == 0o600 and not (tmp_path / "data").exists()
     output = log.read_text()
     assert f"on https://127.0.0.1:{port}" in output and "SHA-256" in output
     assert [e["description"] for e in JournalReader(journal).all()][1:] == [

@@ -88,7 +88,11 @@ class RackClient:
 
     # Calls the CLI makes, one per command (reference §7).
     def apps_create(self, name: str) -> Any:
+        # AppCreateOptions.Generation defaults to "2" in the CLI; a v3 rack makes a generation 3 app all the same.
         return self.json("POST", "/apps", {"name": name, "generation": "2"})
+
+    def apps_info(self, name: str) -> Any:
+        return self.json("GET", f"/apps/{name}")
 
     def apps_delete(self, name: str) -> Any:
         return self.json("DELETE", f"/apps/{name}")
@@ -138,7 +142,15 @@ class RackClient:
         return self.json("POST", "/certificates", {"pub": pub, "key": key, "chain": chain})
 
     def ssl_update(self, app: str, service: str, port: int, cert_id: str) -> Any:
+        """`convox ssl update SERVICE:PORT CERT -a APP` (pkg/cli/ssl.go): AppGet first, and on a generation 2 app the
+        CLI refuses before sending anything."""
+        if str(self.apps_info(app).get("generation")) == "2":
+            raise CommandError("command not valid for generation 2 applications")
         return self.json("PUT", f"/apps/{app}/ssl/{service}/{port}", {"id": cert_id})
+
+    def certs_renew(self, app: str) -> Any:
+        """`convox certs renew -a APP`: the CLI puts the app's name where the route says {id}."""
+        return self.json("POST", f"/certificates/{app}/renew")
 
     def registries_add(self, server: str, username: str, password: str) -> Any:
         return self.json("POST", "/registries", {"server": server, "username": username, "password": password})
@@ -231,6 +243,10 @@ class RackError(Exception):
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+
+
+class CommandError(Exception):
+    """A command the CLI itself refuses, before sending the request (it prints `ERROR: <message>`)."""
 
 
 def _error_text(response: httpx.Response) -> str:

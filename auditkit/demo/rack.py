@@ -54,6 +54,7 @@ __all__ = ["create_app", "serve", "ReceivedRequest", "Rack", "RackError", "decod
 
 EXIT_MARKER = "F1E49A85-0AD7-4AEF-A618-C249C6E6568D:"
 RACK_VERSION = "3.24.9"
+BALANCER_PORT = 443  # every service with a port is behind the rack's balancer on 443
 SORTABLE_TIME = "%Y%m%d.%H%M%S.%f"  # Go's 20060102.150405.000000000 (Python has 6 fraction digits; 3 zeros appended)
 KEEP_OBJECT_BYTES = 256 * 1024  # objects up to this size are kept so ObjectFetch can answer them
 UTC = dt.timezone.utc
@@ -230,11 +231,13 @@ class ServiceRec:
     domain: str = ""
     hash: str = ""  # the pod-template hash of the current release's pods
 
-    def json(self) -> dict[str, Any]:
+    def json(self, certificate: str = "") -> dict[str, Any]:
+        """`certificate`: the id applied to the balancer port (CertificateApply), as `convox ssl` lists it."""
         out: dict[str, Any] = {
             "count": self.count, "cpu": self.cpu, "domain": self.domain, "gpu": self.gpu,
             "gpu-vendor": self.gpu_vendor, "memory": self.memory, "name": self.name, "nlb": None,
-            "ports": [{"balancer": 443, "certificate": "", "container": self.port}] if self.port else None,
+            "ports": [{"balancer": BALANCER_PORT, "certificate": certificate, "container": self.port}]
+            if self.port else None,
         }
         if self.min is not None:
             out["min"] = self.min
@@ -301,7 +304,7 @@ class ResourceRec:
 @dataclasses.dataclass
 class AppRec:
     name: str
-    generation: str = "2"
+    generation: str = "3"  # a v3 rack reports every app as generation 3, whatever AppCreate was sent
     locked: bool = False
     release: str = ""
     status: str = "running"
@@ -1069,7 +1072,7 @@ async def app_cancel(rack: Rack, c: Ctx) -> Response:
 @route("POST", "/apps")
 async def app_create(rack: Rack, c: Ctx) -> Response:
     name = c.value("name")
-    c.opt_str("generation")
+    c.opt_str("generation")  # the CLI sends 2 by default; a v3 rack reads it and makes a generation 3 app anyway
     c.opt_int("timeout")
     if not name:
         raise RackError(400, "app name is required")
@@ -1378,15 +1381,19 @@ async def capacity_get(rack: Rack, c: Ctx) -> Response:
 
 @route("PUT", "/apps/{app}/ssl/{service}/{port}")
 async def certificate_apply(rack: Rack, c: Ctx) -> Response:
+    """`convox ssl update SERVICE:PORT CERT`: the certificate on a service's balancer port (443 here), listed then
+    by GET /apps/{app}/services. A service without a port has no balancer to put it on."""
     app = rack.app(c.var("app"))
     port = c.var("port")
     if not _INT_RE.match(port):
         raise RackError(500, f'strconv.Atoi: parsing "{port}": invalid syntax')
-    rack.service(app, c.var("service"))
+    service = rack.service(app, c.var("service"))
     cid = c.value("id")
     if cid not in rack.certificates:
         raise not_found("certificate", cid)
-    app.ssl[f"{c.var('service')}:{int(port)}"] = cid
+    if service.port is None or int(port) != BALANCER_PORT:
+        raise RackError(400, f"no balancer port {int(port)} on service {service.name}")
+    app.ssl[f"{service.name}:{int(port)}"] = cid
     return render_ok()
 
 
@@ -1476,11 +1483,17 @@ async def certificate_delete(rack: Rack, c: Ctx) -> Response:
 
 @route("POST", "/certificates/{id}/renew")
 async def certificate_renew(rack: Rack, c: Ctx) -> Response:
+    """`convox certs renew -a APP` sends the app's name as {id}: the certificates on its ports are renewed (a
+    certificate id is accepted too)."""
     target = c.var("id")
     if target in rack.certificates:
-        rack.certificates[target].expiration = (rack.now() + dt.timedelta(days=90)).replace(microsecond=0)
-    elif target not in rack.apps:
+        renewed = [target]
+    elif target in rack.apps:
+        renewed = sorted({cid for cid in rack.apps[target].ssl.values() if cid in rack.certificates})
+    else:
         raise not_found("certificate", target)
+    for cid in renewed:
+        rack.certificates[cid].expiration = (rack.now() + dt.timedelta(days=90)).replace(microsecond=0)
     return render_ok()
 
 
@@ -1914,7 +1927,7 @@ async def resource_list(rack: Rack, c: Ctx) -> Response:
 @route("GET", "/apps/{app}/services")
 async def service_list(rack: Rack, c: Ctx) -> Response:
     app = rack.app(c.var("app"))
-    return render_json([app.services[n].json() for n in sorted(app.services)])
+    return render_json([app.services[n].json(app.ssl.get(f"{n}:{BALANCER_PORT}", "")) for n in sorted(app.services)])
 
 
 @route("GET", "/apps/{app}/services/{service}/metrics")

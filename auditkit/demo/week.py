@@ -2,8 +2,9 @@
 
 Both servers run on loopback in this process; the users are RackClients that speak the wire exactly as the Convox
 CLI does. A simulated clock walks the week (working hours, Monday to Friday, ending now), so the journal reads like
-a real week: deploys by a deploy key, env changes, scaling, two exec sessions and an instance shell, a certificate,
-a registry, rack parameters, an instance termination, a resource, a refused write and a failed promote.
+a real week: deploys by a deploy key, env changes, scaling, two exec sessions and an instance shell, a certificate
+(imported, put on a port, renewed), a registry, rack parameters, an instance termination, a resource, a refused
+write and a failed promote.
 """
 
 from __future__ import annotations
@@ -180,9 +181,13 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
             at(2, 16, 0, "dan@example.com", "convox instances terminate",
                lambda c: c.instances_terminate(c.json("GET", "/instances")[-1]["id"]))
             # Thursday
-            at(3, 9, 5, "alice@example.com", "convox certs import", lambda c: c.certs_import(pub, private))
+            imported: dict[str, str] = {}
+            at(3, 9, 5, "alice@example.com", "convox certs import", lambda c: imported.update(
+                c.certs_import(pub, private)))
+            # A v3 rack's apps are generation 3, so the CLI sends the update (it refuses generation 2 apps).
             at(3, 9, 20, "alice@example.com", "convox ssl update web:443", lambda c: c.ssl_update(
-                "web", "web", 443, c.json("GET", "/certificates")[-1]["id"]))
+                "web", "web", 443, imported["id"]))
+            at(3, 9, 22, "alice@example.com", "convox certs renew -a web", lambda c: c.certs_renew("web"))
             at(3, 11, 0, "carol@example.com", "convox registries add", lambda c: c.registries_add(
                 "registry.example.com", "deploy-bot", "rp_" + secrets.token_hex(10)))
             at(3, 13, 10, "erin@example.com", "convox apps delete web (auditor)", lambda c: c.apps_delete("web"))

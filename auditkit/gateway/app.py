@@ -384,7 +384,7 @@ class Gateway:
             self.runs[(draft.rack, done.link)] = (event.id, time.monotonic())
         try:
             await self.journal.outcome(intent_id, event)
-        except JournalUnavailable as e:  # the intent stays; it becomes `unknown` at the next start
+        except JournalUnavailable as e:  # held by the journal and sealed once it can be written (journal.py)
             log.error("outcome of %s %s not recorded: %s", draft.method, draft.path, e)
 
     async def _refuse(self, cls: catalog.Classification, principal: keys.Principal, rack: Rack, method: str,

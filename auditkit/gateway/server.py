@@ -1,4 +1,5 @@
-"""Running the gateway: TLS (configured or self-signed), uvicorn, and a startup line that says what it serves.
+"""Running the gateway: its state beside the journal (HMAC key, TLS pair: configured or self-signed), uvicorn, and a
+startup line that says what it serves.
 
 uvicorn's access log is off: query strings can carry parameters the rack reads as form fields, so the gateway never
 logs request lines. Refusals and journal errors are logged without values.
@@ -18,7 +19,7 @@ from ..errors import AuditkitError
 from .app import create_app
 from .config import GatewayConfig
 from .journal import Journal
-from .tls import ensure_self_signed, fingerprint
+from .tls import ensure_self_signed, fingerprint, self_signed_paths
 
 
 def _is_loopback(host: str) -> bool:
@@ -36,11 +37,18 @@ def serve(config: GatewayConfig) -> None:
     host, port = config.host_port
     if config.http and not _is_loopback(host):
         raise AuditkitError(f"plain HTTP is only allowed on loopback, not on {host}; drop --http to serve HTTPS")
+    # State beside the journal (config.state_dir), checked before anything is made: the chain's HMAC key, then the
+    # TLS pair; either refuses when an older gateway's copy waits in ./data to be moved.
+    config.hmac_key()
     tls: dict[str, str] = {}
     if not config.http:
         cert, key = config.tls_cert, config.tls_key
         if cert is None or key is None:
-            cert, key = ensure_self_signed(config.data_dir, config.name, [host])
+            cert, key = self_signed_paths(config.state_dir, config.name)
+            if not (cert.exists() and key.exists()):
+                config.refuse_legacy(cert, what="the TLS certificate", also=(key,),
+                                     why="a new certificate would change the fingerprint its clients pinned")
+            cert, key = ensure_self_signed(config.state_dir, config.name, [host])
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     journal = Journal(config.journal, config.name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

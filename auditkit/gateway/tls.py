@@ -1,4 +1,5 @@
-"""TLS for the gateway: the configured certificate, or a self-signed one made in data/ on first start.
+"""TLS for the gateway: the configured certificate, or a self-signed one made beside the journal (or in --data-dir)
+on first start, named after the journal's chain.
 
 The Convox CLI does not verify the rack's certificate (reference §3), so a self-signed certificate works for it;
 other clients can pin the printed SHA-256 fingerprint.
@@ -18,12 +19,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def ensure_self_signed(data_dir: Path, name: str, hosts: list[str]) -> tuple[Path, Path]:
-    """(cert, key) paths under data_dir, creating a self-signed pair (key mode 0600) if none exists yet."""
-    cert_path, key_path = data_dir / f"{name}-tls.crt", data_dir / f"{name}-tls.key"
+def self_signed_paths(state_dir: Path, name: str) -> tuple[Path, Path]:
+    """Where chain `name`'s self-signed (cert, key) live."""
+    return state_dir / f"{name}-tls.crt", state_dir / f"{name}-tls.key"
+
+
+def ensure_self_signed(state_dir: Path, name: str, hosts: list[str]) -> tuple[Path, Path]:
+    """(cert, key) paths under state_dir, creating a self-signed pair (key mode 0600) if none exists yet."""
+    cert_path, key_path = self_signed_paths(state_dir, name)
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
-    data_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(hosts + ["localhost", "127.0.0.1"]):
