@@ -16,9 +16,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import export, sharing, store
-from .errors import AuditkitError
-from .filters import Filter, parse
+from auditkit import store
+from auditkit.model import export
+from auditkit.share import links as sharing
+from auditkit.errors import AuditkitError
+from auditkit.model.filters import Filter, parse
 
 OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "denied": "bold magenta", "unknown": "yellow"}
 
@@ -152,7 +154,7 @@ def tui(filter_words: tuple[str, ...], db_path: Path | None, base_url: str | Non
     """Review the mirror from the keyboard: the event list (newest first), filters, detail, replay, share links.
 
     FILTER_WORDS, if given, is the filter it opens with (the filter language of `auditkit events`)."""
-    from .tui.app import run
+    from auditkit.review.tui.app import run
 
     f = parse(" ".join(filter_words))
     path = db_path or store.default_db_path()
@@ -170,8 +172,8 @@ def replay_command(target: str, db_path: Path | None) -> None:
 
     Keys: space play/pause, ←/→ 5 s, 0–9 jump, < > speed, . step, i idle skip, [ ] markers, / search, n/N, ? keys, q.
     """
-    from . import replay
-    from .tui.screens.replay import ReplayApp
+    from auditkit.review import replay
+    from auditkit.review.tui.screens.replay import ReplayApp
 
     path = Path(target)
     if path.is_file():
@@ -204,7 +206,7 @@ def replay_command(target: str, db_path: Path | None) -> None:
               help="Last day of the history, UTC (default: now).")
 def synth(count: int, db_path: Path | None, seed: int, days: int, end: Any) -> None:
     """Write a realistic, chain-valid synthetic history into the mirror."""
-    from .demo import synth as synth_mod
+    from auditkit.synth import history as synth_mod
 
     path = db_path or store.default_db_path()
     conn = store.open_db(path)
@@ -224,7 +226,10 @@ def demo(ctx: click.Context, db_path: Path | None, count: int) -> None:
     """The embedded default: a month of activity in the mirror, its newest events, and verify."""
     if ctx.invoked_subcommand is not None:
         return
-    from .demo import run as demo_run
+    from auditkit.demo import load_sim
+
+    load_sim("rack")  # a clear error without the simulated rack, before anything is made
+    from auditkit.demo import run as demo_run
 
     demo_run.main(db_path or store.default_db_path(), count)
 
@@ -236,7 +241,9 @@ def demo(ctx: click.Context, db_path: Path | None, count: int) -> None:
 @click.option("--name", "rack_name", default="acme/production", show_default=True, help="The rack's name.")
 def demo_rack(listen: str, password: str, rack_name: str) -> None:
     """Serve the simulated Convox rack alone (plain HTTP, for loopback)."""
-    from .demo import rack as rack_mod
+    from auditkit.demo import load_sim
+
+    rack_mod = load_sim("rack")
 
     rack_mod.serve(listen, password, rack_name=rack_name)
 
@@ -265,7 +272,7 @@ def sync() -> None:
 @db_option
 def sync_add(name: str, url: str, key_file: Path | None, db_path: Path | None) -> None:
     """Register a gateway feed as source NAME (the gateway's chain name)."""
-    from . import sync as sync_mod
+    from auditkit.mirror import sync as sync_mod
 
     path = db_path or store.default_db_path()
     conn = store.open_db(path)
@@ -283,7 +290,7 @@ def sync_list(db_path: Path | None) -> None:
     table = Table(box=None, header_style="bold")
     for column in ("source", "url", "cursor (seq)", "last sync", "lag"):
         table.add_column(column)
-    from .events import parse_timestamp, now_timestamp
+    from auditkit.model.events import parse_timestamp, now_timestamp
 
     now = parse_timestamp(now_timestamp())
     for head in store.chain_heads(conn):
@@ -303,7 +310,7 @@ def sync_list(db_path: Path | None) -> None:
 @click.option("--follow", is_flag=True, help="Keep mirroring new events as they are journaled.")
 def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None:
     """Mirror the named sources (default: all)."""
-    from . import sync as sync_mod
+    from auditkit.mirror import sync as sync_mod
 
     path = db_path or store.default_db_path()
     conn = _open(path)
@@ -485,7 +492,7 @@ def serve(ctx: click.Context, db_path: Path | None, host: str, port: int, base_u
     """Run Datasette on the mirror for admins, with the share pages for auditors (`serve admins add` first)."""
     if ctx.invoked_subcommand is not None:
         return
-    from . import serve as serve_mod
+    from auditkit.share import serve as serve_mod
 
     serve_mod.serve(_existing(db_path), host=host, port=port, base_url=base_url, echo=click.echo)
 
@@ -508,7 +515,7 @@ def serve_admins() -> None:
 @db_option
 def admins_add(email: str, password_stdin: bool, db_path: Path | None) -> None:
     """Add an admin (or set a new password); asks for the password twice."""
-    from . import serve as serve_mod
+    from auditkit.share import serve as serve_mod
 
     path = db_path or store.default_db_path()
     if password_stdin:
@@ -525,7 +532,7 @@ def admins_add(email: str, password_stdin: bool, db_path: Path | None) -> None:
 @db_option
 def admins_list(db_path: Path | None) -> None:
     """The admin accounts."""
-    from . import serve as serve_mod
+    from auditkit.share import serve as serve_mod
 
     for email in sorted(serve_mod.load_admins(db_path or store.default_db_path())):
         click.echo(email)
@@ -536,7 +543,7 @@ def admins_list(db_path: Path | None) -> None:
 @db_option
 def admins_remove(email: str, db_path: Path | None) -> None:
     """Remove an admin account (their login ends at the next restart of `auditkit serve`)."""
-    from . import serve as serve_mod
+    from auditkit.share import serve as serve_mod
 
     path = db_path or store.default_db_path()
     serve_mod.remove_admin(path, email)
@@ -553,13 +560,13 @@ def journal_option(func: Any) -> Any:
 
 
 def _gateway_config(config_path: Path | None, **overrides: Any) -> Any:
-    from .gateway import config as config_mod
+    from auditkit.capture import config as config_mod
 
     return config_mod.load(config_path, **overrides)
 
 
 def _journal_conn(config: Any) -> tuple[sqlite3.Connection, str]:
-    from .gateway.journal import journal_source
+    from auditkit.capture.journal import journal_source
 
     conn = store.open_db(config.journal, durable=True)
     return conn, journal_source(conn, config.name)
@@ -586,8 +593,8 @@ def gateway_serve(config_path: Path | None, racks: tuple[str, ...], journal: Pat
                   record_input: bool | None) -> None:
     """Run the gateway in front of the configured racks. Its state (self-signed TLS pair, HMAC key, named after the
     journal's chain) lives beside the journal unless --data-dir or the config say otherwise."""
-    from .gateway import config as config_mod
-    from .gateway import server
+    from auditkit.capture import config as config_mod
+    from auditkit.capture import server
 
     config = config_mod.load(config_path, racks=[config_mod.parse_rack_flag(r) for r in racks], journal=journal,
                              listen=listen, http=plain_http, name=name, data_dir=data_dir, record_input=record_input)
@@ -625,7 +632,7 @@ def _check_grants(config: Any, racks: tuple[str, ...]) -> None:
 @journal_option
 def users_add(email: str, role: str, racks: tuple[str, ...], journal: Path | None, config_path: Path | None) -> None:
     """Add a user; prints the new key alone on the last line."""
-    from .gateway import keys
+    from auditkit.capture import keys
 
     config = _gateway_config(config_path, journal=journal)
     conn, source = _journal_conn(config)
@@ -645,7 +652,7 @@ def gateway_keys() -> None:
 @journal_option
 def keys_add(name: str, racks: tuple[str, ...], journal: Path | None, config_path: Path | None) -> None:
     """Add a deploy key; prints the new key alone on the last line."""
-    from .gateway import keys
+    from auditkit.capture import keys
 
     config = _gateway_config(config_path, journal=journal)
     conn, source = _journal_conn(config)
@@ -655,7 +662,7 @@ def keys_add(name: str, racks: tuple[str, ...], journal: Path | None, config_pat
 
 
 def _list(kind: str, journal: Path | None, config_path: Path | None) -> None:
-    from .gateway import keys
+    from auditkit.capture import keys
 
     conn, _ = _journal_conn(_gateway_config(config_path, journal=journal))
     table = Table(box=None, header_style="bold")
@@ -669,7 +676,7 @@ def _list(kind: str, journal: Path | None, config_path: Path | None) -> None:
 
 
 def _revoke(name: str, journal: Path | None, config_path: Path | None) -> None:
-    from .gateway import keys
+    from auditkit.capture import keys
 
     conn, source = _journal_conn(_gateway_config(config_path, journal=journal))
     for key_id in keys.revoke(conn, name, source=source):
@@ -717,7 +724,7 @@ def gateway_hmac(value: str, journal: Path | None, config_path: Path | None, dat
                  key_file: Path | None) -> None:
     """Print the HMAC the gateway on this journal records for VALUE (env values, hashed parameters), to compare with
     an event's details. Uses the key the gateway uses: its chain's, found as `gateway serve` finds it."""
-    from .events import value_hmac
+    from auditkit.model.events import value_hmac
 
     config = _gateway_config(config_path, journal=journal, data_dir=data_dir, hmac_key_file=key_file)
     click.echo(value_hmac(config.hmac_key(create=False), value))

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from auditkit import store  # noqa: E402
-from auditkit.gateway import keys  # noqa: E402
-from auditkit.gateway.journal import journal_source  # noqa: E402
+from auditkit.capture import keys  # noqa: E402
+from auditkit.capture.journal import journal_source  # noqa: E402
 
 RACK_PASSWORD = "bench-rack-password"
 

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from auditkit import store  # noqa: E402
 try:
-    from auditkit.demo import synth  # noqa: E402
+    from auditkit.synth import history as synth  # noqa: E402
 except ImportError:  # pragma: no cover
     synth = None
-from auditkit.filters import Filter, parse  # noqa: E402
+from auditkit.model.filters import Filter, parse  # noqa: E402
 
 PAGE_TARGET_MS = 20.0
 COUNT_TARGET_MS = 100.0

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyte  # noqa: E402
 
-from auditkit import replay  # noqa: E402
+from auditkit.review import replay  # noqa: E402
 
 WORDS = ("GET POST PUT /api/v2/orders /apps/web/releases 200 201 404 500 completed started worker queue retry "
          "timeout user=alice user=bob cache miss hit db=primary rows=12 ms=41 region=eu-west-1 build promote").split()

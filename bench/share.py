@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from auditkit import sharing, store  # noqa: E402
-from auditkit.filters import Filter, parse  # noqa: E402
+from auditkit import store  # noqa: E402
+from auditkit.share import links as sharing
+from auditkit.model.filters import Filter, parse  # noqa: E402
 
 TARGET_MS = 100.0
 REPO = Path(__file__).resolve().parent.parent

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from auditkit import store  # noqa: E402
-from auditkit.events import Event, format_timestamp, new_event_id  # noqa: E402
-from auditkit.gateway import keys  # noqa: E402
-from auditkit.gateway.journal import journal_source  # noqa: E402
+from auditkit.model.events import Event, format_timestamp, new_event_id  # noqa: E402
+from auditkit.capture import keys  # noqa: E402
+from auditkit.capture.journal import journal_source  # noqa: E402
 
 
 def build_journal(path: Path, count: int) -> str:
@@ -116,7 +116,7 @@ def main() -> int:
                 time.sleep(0.05)
         mirror = work / "data" / "audit.db"
         conn = store.open_db(mirror)
-        from auditkit.sync import add_source
+        from auditkit.mirror.sync import add_source
 
         add_source(conn, "gw", f"http://127.0.0.1:{port}", key, mirror.parent)
         conn.close()

@@ -72,9 +72,9 @@ def bench_filters(db: Path) -> list[str]:
 # --- the measuring child process -----------------------------------------------------------------------------------
 
 async def child(db: Path, filters: list[str], repeats: int) -> dict:
-    from auditkit.filters import parse
-    from auditkit.tui.app import AuditApp
-    from auditkit.tui.widgets.event_list import EventList
+    from auditkit.model.filters import parse
+    from auditkit.review.tui.app import AuditApp
+    from auditkit.review.tui.widgets.event_list import EventList
 
     started = time.perf_counter()
     app = AuditApp(db, utc=True, poll_interval=None, cursor_blink=False)
@@ -176,7 +176,7 @@ def ensure_big(path: Path) -> None:
 
 def make_small(directory: Path) -> Path:
     from auditkit import store
-    from auditkit.demo import synth
+    from auditkit.synth import history as synth
 
     path = directory / "bench1k.db"
     conn = store.open_db(path)

@@ -6,7 +6,7 @@ auditkit/share_site.py (and the links themselves in auditkit/sharing.py), which 
 
 from datasette import hookimpl
 
-from auditkit import share_site
+from auditkit.share import site as share_site
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auditkit.catalog import render_markdown  # noqa: E402
+from auditkit.capture.catalog import render_markdown  # noqa: E402
 
 DOC = ROOT / "docs" / "routes.md"
 

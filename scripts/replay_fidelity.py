@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 from replay_fixtures import tmux_capture  # noqa: E402
 from test_replay_tmux import _cells_of_capture, _cells_of_snapshot  # noqa: E402
 
-from auditkit import replay  # noqa: E402
+from auditkit.review import replay  # noqa: E402
 
 WIDTH, HEIGHT = 30, 6
 

@@ -40,7 +40,8 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auditkit import asciicast, replay  # noqa: E402
+from auditkit.model import asciicast  # noqa: E402
+from auditkit.review import replay
 
 FIXTURES = ROOT / "tests" / "fixtures"
 STARTED = 1793577600  # 2026-11-02T00:00:00Z, so the headers do not change between runs

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from auditkit import events as ev
+from auditkit.model import events as ev
 from auditkit import store
 
 UTC = dt.timezone.utc

@@ -30,9 +30,11 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from auditkit import asciicast, export, share_site, sharing, store
-from auditkit.demo import synth
-from auditkit.filters import parse
+from auditkit import store
+from auditkit.model import asciicast, export
+from auditkit.share import site as share_site, links as sharing
+from auditkit.synth import history as synth
+from auditkit.model.filters import parse
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRED = os.environ.get("AUDITKIT_REQUIRE_BROWSER") == "1"

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditkit.gateway import canonical
-from auditkit.gateway.canonical import Refused
+from auditkit.capture import canonical
+from auditkit.capture.canonical import Refused
 
 
 @pytest.mark.parametrize("raw,path", [

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditkit import catalog
-from auditkit import events as ev
-from auditkit.catalog import ROUTES, Classification, classify, describe_outcome
-from auditkit.gateway import canonical
+from auditkit.capture import catalog
+from auditkit.model import events as ev
+from auditkit.capture.catalog import ROUTES, Classification, classify, describe_outcome
+from auditkit.capture import canonical
 
 HMAC_KEY = b"test-gateway-secret-0123456789ab"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "routes.md"

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from auditkit import sharing, store
+from auditkit import store
+from auditkit.share import links as sharing
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,8 +24,8 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its TestCli
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from auditkit.demo import shell as sh
-from auditkit.demo.rack import EXIT_MARKER, create_app, decode_map, encode_map
+from convox_sim import shell as sh
+from convox_sim.rack import EXIT_MARKER, create_app, decode_map, encode_map
 from conftest import CERT
 
 PASSWORD = "s3cret-rack-password"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from auditkit import events as ev
+from auditkit.model import events as ev
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "event-format.md"
 

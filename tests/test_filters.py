@@ -22,10 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditkit import events as ev
-from auditkit import filters, store
+from auditkit.model import events as ev
+from auditkit import store
+from auditkit.model import filters
 from auditkit.errors import FilterError
-from auditkit.filters import Filter, Term, parse
+from auditkit.model.filters import Filter, Term, parse
 
 from conftest import NOW, UTC, draft, raw_connect
 

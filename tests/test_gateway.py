@@ -39,15 +39,17 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from auditkit import asciicast, catalog, store
-from auditkit.demo import rack as rack_mod
-from auditkit.demo.client import SDK_VERSION, RackClient, encode_map
-from auditkit.demo.servers import ServerThread
-from auditkit.events import value_hmac
-from auditkit.gateway import config as cfg
-from auditkit.gateway import keys
-from auditkit.gateway.app import create_app
-from auditkit.gateway.journal import Journal, journal_source
+from auditkit import store
+from auditkit.model import asciicast
+from auditkit.capture import catalog
+from convox_sim import rack as rack_mod
+from convox_sim.client import SDK_VERSION, RackClient, encode_map
+from convox_sim.servers import ServerThread
+from auditkit.model.events import value_hmac
+from auditkit.capture import config as cfg
+from auditkit.capture import keys
+from auditkit.capture.proxy import create_app
+from auditkit.capture.journal import Journal, journal_source
 from conftest import CERT
 
 RACK = "acme/production"

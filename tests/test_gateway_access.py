@@ -28,14 +28,14 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from auditkit import store
-from auditkit.demo import rack as rack_mod
-from auditkit.demo.client import RackClient
-from auditkit.demo.servers import ServerThread
-from auditkit.events import Event, now_timestamp
-from auditkit.gateway import config as cfg
-from auditkit.gateway import keys, refusals
-from auditkit.gateway.app import create_app
-from auditkit.gateway.journal import journal_source
+from convox_sim import rack as rack_mod
+from convox_sim.client import RackClient
+from convox_sim.servers import ServerThread
+from auditkit.model.events import Event, now_timestamp
+from auditkit.capture import config as cfg
+from auditkit.capture import keys, refusals
+from auditkit.capture.proxy import create_app
+from auditkit.capture.journal import journal_source
 
 PROD, STAGING, SANDBOX = "acme/production", "acme/staging", "sandbox"  # sandbox: a configured name without "/"
 SOURCE = "gw"  # the chain name: sandbox is listed as organization "gw"

@@ -32,15 +32,15 @@ import httpx
 import pytest
 
 from auditkit import store
-from auditkit.demo import rack as rack_mod
-from auditkit.demo.client import CommandError, RackClient, RackError
-from auditkit.demo.servers import ServerThread
-from auditkit.events import value_hmac
-from auditkit.filters import Filter
-from auditkit.gateway import config as cfg
-from auditkit.gateway import keys
-from auditkit.gateway.app import create_app
-from auditkit.gateway.journal import ORPHAN_REASON, ChainMismatch, Journal, OutcomeHeld, journal_source
+from convox_sim import rack as rack_mod
+from convox_sim.client import CommandError, RackClient, RackError
+from convox_sim.servers import ServerThread
+from auditkit.model.events import value_hmac
+from auditkit.model.filters import Filter
+from auditkit.capture import config as cfg
+from auditkit.capture import keys
+from auditkit.capture.proxy import create_app
+from auditkit.capture.journal import ORPHAN_REASON, ChainMismatch, Journal, OutcomeHeld, journal_source
 from conftest import CERT, draft
 
 RACK = "acme/production"

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditkit import asciicast, replay
-from auditkit.demo import synth
+from auditkit.model import asciicast
+from auditkit.review import replay
+from auditkit.synth import history as synth
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditkit import replay, store
+from auditkit import store
+from auditkit.review import replay
 from auditkit.cli import main
-from auditkit.tui.screens import replay as screen_mod
+from auditkit.review.tui.screens import replay as screen_mod
 
 from conftest import draft, raw_connect
 

@@ -15,11 +15,11 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import HelpPanel, Static
 
-from auditkit import replay
-from auditkit.tui.screens import replay as screen_mod
-from auditkit.tui.screens.replay import ReplayApp, ReplayScreen
-from auditkit.tui.widgets.replay_terminal import TerminalView
-from auditkit.tui.widgets.replay_timeline import TimelineBar
+from auditkit.review import replay
+from auditkit.review.tui.screens import replay as screen_mod
+from auditkit.review.tui.screens.replay import ReplayApp, ReplayScreen
+from auditkit.review.tui.widgets.replay_terminal import TerminalView
+from auditkit.review.tui.widgets.replay_timeline import TimelineBar
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VIM = (FIXTURES / "replay_vim.cast").read_bytes()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pyte.graphics import FG_BG_256
 
-from auditkit import replay
+from auditkit.review import replay
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CAPTURES = json.loads((FIXTURES / "replay_tmux.json").read_text())

@@ -29,8 +29,9 @@ import httpx
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from auditkit import serve, share_site, sharing, store
-from auditkit.filters import parse
+from auditkit import store
+from auditkit.share import serve, site as share_site, links as sharing
+from auditkit.model.filters import parse
 
 from conftest import draft, ts
 

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 from itsdangerous import URLSafeSerializer
 
-from auditkit import sharing, store
+from auditkit import store
+from auditkit.share import links as sharing
 from auditkit.cli import main
 from auditkit.errors import (
     FilterError,
@@ -22,8 +23,8 @@ from auditkit.errors import (
     ShareLinkUnknown,
     ShareTokenError,
 )
-from auditkit.events import format_timestamp
-from auditkit.filters import Filter, parse
+from auditkit.model.events import format_timestamp
+from auditkit.model.filters import Filter, parse
 
 from conftest import NOW, draft, ts
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditkit import events as ev
+from auditkit.model import events as ev
 from auditkit import store
 from auditkit.cli import main
 from auditkit.errors import ChainError, StoreError
-from auditkit.filters import parse
+from auditkit.model.filters import parse
 
 from conftest import NOW, draft, raw_connect
 

@@ -10,15 +10,15 @@ from click.testing import CliRunner
 
 from auditkit import store
 from auditkit.cli import main
-from auditkit.demo import rack as rack_mod
-from auditkit.demo.client import RackClient
-from auditkit.demo.servers import ServerThread
-from auditkit.filters import parse
-from auditkit.gateway import keys
-from auditkit.gateway.app import create_app
-from auditkit.gateway.config import GatewayConfig, Rack
-from auditkit.gateway.journal import journal_source
-from auditkit.sync import Feed, SyncError, sync_once
+from convox_sim import rack as rack_mod
+from convox_sim.client import RackClient
+from convox_sim.servers import ServerThread
+from auditkit.model.filters import parse
+from auditkit.capture import keys
+from auditkit.capture.proxy import create_app
+from auditkit.capture.config import GatewayConfig, Rack
+from auditkit.capture.journal import journal_source
+from auditkit.mirror.sync import Feed, SyncError, sync_once
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_cli_add_list_and_run(gateway, tmp_path):
 
 def _journal_with(path: Path, source: str, count: int, start_minute: int = 0) -> str:
     """A gateway journal holding `count` events on chain `source`; returns an auditor key."""
-    from auditkit.events import Event, new_event_id
+    from auditkit.model.events import Event, new_event_id
 
     conn = store.open_db(path)
     journal_source(conn, source)
@@ -204,7 +204,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
     db = tmp_path / "data" / "audit.db"
     try:
         store.open_db(db).close()
-        from auditkit.sync import add_source
+        from auditkit.mirror.sync import add_source
 
         conn = store.open_db(db)
         add_source(conn, "gw", server.url, key, db.parent)

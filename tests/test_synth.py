@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from auditkit import events as ev
+from auditkit.model import events as ev
 from auditkit import store
 from auditkit.cli import main as cli_main
-from auditkit.demo import synth
-from auditkit.filters import parse
+from auditkit.synth import history as synth
+from auditkit.model.filters import parse
 
 UTC = dt.timezone.utc
 END = dt.datetime(2026, 11, 20, 18, 0, tzinfo=UTC)

@@ -23,15 +23,15 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from auditkit import events as ev
+from auditkit.model import events as ev
 from auditkit import store
 from auditkit.cli import main
 from auditkit.errors import StoreError
-from auditkit.filters import Filter, parse
-from auditkit.tui import mirror as mirror_mod
-from auditkit.tui.app import AuditApp
-from auditkit.tui.mirror import Cancelled, Mirror
-from auditkit.tui.widgets.event_list import EventList
+from auditkit.model.filters import Filter, parse
+from auditkit.review.tui import mirror as mirror_mod
+from auditkit.review.tui.app import AuditApp
+from auditkit.review.tui.mirror import Cancelled, Mirror
+from auditkit.review.tui.widgets.event_list import EventList
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
@@ -409,7 +409,7 @@ def test_r_replays_the_recording_or_says_replay_is_missing(fixture_db):
         await pilot.press("r")
         await settle(pilot)
         try:
-            from auditkit.tui.screens.replay import ReplayScreen  # noqa: F401
+            from auditkit.review.tui.screens.replay import ReplayScreen  # noqa: F401
         except ImportError:
             assert any(n.message == "replay not available" for n in pilot.app._notifications)
         else:
@@ -422,7 +422,8 @@ def test_r_replays_the_recording_or_says_replay_is_missing(fixture_db):
 
 WRITER = textwrap.dedent("""
     import sys
-    from auditkit import events as ev, store
+    from auditkit import store
+    from auditkit.model import events as ev
     conn = store.open_db(sys.argv[1])
     store.append(conn, [ev.Event(id=sys.argv[2], timestamp=sys.argv[3], actor="dave@example.com",
                                  actor_type="user", rack="acme/production", category="Releases", action="promoted",
@@ -493,7 +494,7 @@ def test_follow_mode_keeps_the_newest_selected(live_db):
 
 @pytest.fixture(scope="module")
 def synth_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from auditkit.demo import synth
+    from auditkit.synth import history as synth
 
     path = tmp_path_factory.mktemp("tui-synth") / "audit.db"
     conn = store.open_db(path)
@@ -542,8 +543,8 @@ def test_far_jumps_show_exactly_the_stores_rows(synth_db):
 
 def test_help_lists_every_key_and_the_palette_finds_every_action(fixture_db):
     path, _ = fixture_db
-    from auditkit.tui.screens.events import EventsScreen
-    from auditkit.tui.screens.help import keys_text, sections
+    from auditkit.review.tui.screens.events import EventsScreen
+    from auditkit.review.tui.screens.help import keys_text, sections
 
     async def scenario(pilot: Any) -> None:
         await pilot.press("question_mark")
@@ -686,7 +687,7 @@ def test_the_share_dialog_refuses_a_bad_expiry_and_creates_nothing(live_db):
 
 
 def test_the_share_dialog_says_when_share_links_are_missing(live_db, monkeypatch):
-    from auditkit.tui.screens import share
+    from auditkit.review.tui.screens import share
 
     monkeypatch.setattr(share, "sharing", None)
     path, _ = live_db

@@ -13,9 +13,9 @@ import sqlite3
 
 import pytest
 
-from auditkit import events as ev
+from auditkit.model import events as ev
 from auditkit import store
-from auditkit.filters import parse
+from auditkit.model.filters import parse
 
 from conftest import NOW, draft, raw_connect
 

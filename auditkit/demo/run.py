@@ -29,8 +29,9 @@ import contextlib
 
 import httpx
 
-from .. import sharing, store
-from ..filters import Filter
+from auditkit import store
+from auditkit.share import links as sharing
+from auditkit.model.filters import Filter
 
 
 def _verify_line(console: Console, label: str, conn) -> bool:  # type: ignore[no-untyped-def]
@@ -44,8 +45,9 @@ def _verify_line(console: Console, label: str, conn) -> bool:  # type: ignore[no
 
 
 def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) -> None:
-    from ..cli import _print_table
-    from . import synth, week
+    from auditkit.cli import _print_table
+    from auditkit.synth import history as synth
+    from auditkit.demo import week
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     journal_path = journal_path or db_path.with_name("gateway.db")
@@ -155,6 +157,6 @@ def _explore(console: Console, db_path: Path, journal_path: Path, base: str, sha
         return
     click.echo("\nExplore with:\n" + how)
     click.echo(f"\nOpening the TUI on {db_path} (q quits; Datasette stops with it). Datasette: {base}/")
-    from ..tui.app import run as run_tui
+    from auditkit.review.tui.app import run as run_tui
 
     run_tui(db_path, base_url=base)

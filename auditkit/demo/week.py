@@ -18,15 +18,15 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from .. import store
-from ..events import format_timestamp
-from ..gateway import keys
-from ..gateway.app import create_app
-from ..gateway.config import GatewayConfig, Rack
-from ..gateway.journal import Journal, journal_source
-from . import rack as rack_mod
-from .client import RackClient, RackError
-from .servers import ServerThread
+from auditkit import store
+from auditkit.model.events import format_timestamp
+from auditkit.capture import keys
+from auditkit.capture.proxy import create_app
+from auditkit.capture.config import GatewayConfig, Rack
+from auditkit.capture.journal import Journal, journal_source
+from convox_sim import rack as rack_mod
+from convox_sim.client import RackClient, RackError
+from convox_sim.servers import ServerThread
 
 RACK_NAME = "acme/production"
 USERS = {
@@ -212,7 +212,7 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
             summary_url = gateway.url
             synced = 0
             if mirror_path is not None:
-                from ..sync import Feed, sync_once
+                from auditkit.mirror.sync import Feed, sync_once
 
                 mirror = store.open_db(mirror_path)
                 feed = Feed(source, gateway.url, user_keys["erin@example.com"])

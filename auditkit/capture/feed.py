@@ -1,0 +1,102 @@
+"""The feed: the gateway's journal served to sync agents (docs/feed.md).
+
+    GET /audit/v1/events?after=SEQ&limit=N&wait=S   → {"source", "events": [...], "next_after", "head", "more"}
+    GET /audit/v1/sessions/ID.cast                  → the recording's asciicast v2 bytes
+
+Only keys with the admin or auditor role may read it. Pages are gzip-compressed when the client accepts gzip; with
+`wait`, a request that finds nothing new waits up to S seconds (at most 60) for the next event.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from auditkit import store
+from auditkit.capture import keys
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditkit.capture.proxy import Gateway
+
+MAX_LIMIT = 5000
+MAX_WAIT = 60.0
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _compressed(request: Request, body: bytes, media_type: str) -> Response:
+    if "gzip" in request.headers.get("accept-encoding", "").lower() and len(body) > 512:
+        return Response(gzip.compress(body, compresslevel=5), media_type=media_type,
+                        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return Response(body, media_type=media_type, headers={"Vary": "Accept-Encoding"})
+
+
+def routes(gateway: "Gateway") -> list[Route]:
+    def allowed(request: Request) -> Response | None:
+        credentials = keys.parse_basic(request.headers.get("authorization"))
+        principal = keys.authenticate(gateway.journal._reader(), credentials[1]) if credentials else None
+        if principal is None:
+            return gateway.refuse_credentials(request, None, JSONResponse({"error": "invalid authentication"}, 401))
+        if not principal.may_read_feed:
+            return JSONResponse({"error": f"{principal.name} may not read the audit feed (admin or auditor only)"},
+                                status_code=403)
+        return None
+
+    async def events(request: Request) -> Response:
+        refusal = allowed(request)
+        if refusal:
+            return refusal
+        try:
+            after = _int_param(request, "after", 0, 0, 2**62)
+            limit = _int_param(request, "limit", 1000, 1, MAX_LIMIT)
+            wait = float(request.query_params.get("wait", "0"))
+        except ValueError as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+        wait = max(0.0, min(wait, MAX_WAIT))
+        journal = gateway.journal
+        rows = store.events_after(journal._reader(), journal.source, after, limit + 1)
+        if not rows and wait:
+            await journal.wait_for_new(after, wait)
+            rows = store.events_after(journal._reader(), journal.source, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        head = store.chain_head(journal._reader(), journal.source)
+        body: dict[str, Any] = {
+            "source": journal.source,
+            "events": rows,
+            "next_after": rows[-1]["source_seq"] if rows else after,
+            "head": {"seq": head.last_seq, "hash": head.last_hash},
+            "more": more,
+        }
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return _compressed(request, data, "application/json")
+
+    async def session(request: Request) -> Response:
+        refusal = allowed(request)
+        if refusal:
+            return refusal
+        cast = store.recording(gateway.journal._reader(), request.path_params["id"])
+        if cast is None:
+            return JSONResponse({"error": "no such recording"}, status_code=404)
+        return _compressed(request, cast, "application/x-asciicast")
+
+    return [
+        Route("/audit/v1/events", events, methods=["GET"]),
+        Route("/audit/v1/sessions/{id}.cast", session, methods=["GET"]),
+    ]

@@ -1,0 +1,1 @@
+"""The mirror: sync agents that copy gateway feeds into the local SQLite file, checked."""

@@ -1,0 +1,1 @@
+"""The event model: events, the filter language, recordings (asciicast) and export formats."""

@@ -1,0 +1,1 @@
+"""Review: the replay engine and the Textual TUI."""

@@ -1,0 +1,170 @@
+"""The share dialog: a signed, expiring link (auditkit.sharing) to the events of the current filter and time range,
+with an expiry (1 day, 7 days, 30 days, a date, never) and a note; shows the URL once made."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+
+from auditkit import store
+from auditkit.errors import AuditkitError
+from auditkit.model.events import format_timestamp
+from auditkit.model.filters import TIME_KEYS, Filter, time_range
+from auditkit.review.tui.widgets.text_input import TextInput
+
+try:
+    from auditkit.share import links as sharing
+except ImportError:  # sharing.py arrives with the share-links branch
+    sharing = None  # type: ignore[assignment]
+
+EXPIRIES: list[tuple[str, str]] = [("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("date", "a date"),
+                                   ("never", "never")]
+DEFAULT_EXPIRY = "7d"
+
+
+def creator_name() -> str:
+    """Who the link is recorded as made by: $USER, else the login name, else "tui"."""
+    name = os.environ.get("USER")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = None
+    return name or "tui"
+
+
+def range_text(f: Filter, now: dt.datetime) -> str:
+    since, until = time_range(f, now)
+    if since is None and until is None:
+        return "all time"
+    low = format_timestamp(since) if since else "the first event"
+    high = format_timestamp(until) if until else "now (and later events)"
+    return f"{low} → {high}"
+
+
+class ShareScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q", "close", "Close"),
+        Binding("ctrl+s", "create", "Create link"),
+        Binding("ctrl+y", "copy", "Copy URL"),
+    ]
+    KEY_HELP = {
+        "close": "Close the dialog",
+        "create": "Create the link",
+        "copy": "Copy the link's URL to the clipboard",
+    }
+
+    def __init__(self, f: Filter) -> None:
+        super().__init__()
+        self.filter = f
+        self.url: str | None = None
+
+    def compose(self) -> ComposeResult:
+        now = self.app.clock()  # type: ignore[attr-defined]
+        scope = self.filter.without(*TIME_KEYS).to_text() or "all events"
+        with Vertical(id="dialog", classes="share"):
+            yield Label("Share a link to these events", id="share-title")
+            yield Static(Text.assemble(("Filter  ", "bold"), scope), id="share-filter")
+            yield Static(Text.assemble(("Range   ", "bold"), range_text(self.filter, now)), id="share-range")
+            yield Label("Expires", classes="share-label")
+            with RadioSet(id="share-expiry"):
+                for value, label in EXPIRIES:
+                    yield RadioButton(label, value=value == DEFAULT_EXPIRY, id=f"expiry-{value}")
+            yield TextInput(placeholder="YYYY-MM-DD (the link works through that UTC day)", id="share-date",
+                            disabled=True, compact=True)
+            yield Label("Note", classes="share-label")
+            yield TextInput(placeholder="optional: who it is for, why", id="share-note", compact=True)
+            with Horizontal(id="share-buttons"):
+                yield Button("Create link", id="share-create", variant="primary", compact=True)
+                yield Button("Close", id="share-close", compact=True)
+            yield Static("", id="share-result")
+
+    def on_mount(self) -> None:
+        self.query_one("#share-expiry", RadioSet).focus()
+
+    def expiry(self) -> str:
+        pressed = self.query_one("#share-expiry", RadioSet).pressed_button
+        value = (pressed.id or "").removeprefix("expiry-") if pressed else DEFAULT_EXPIRY
+        if value == "date":
+            return self.query_one("#share-date", Input).value.strip()
+        return value
+
+    @on(RadioSet.Changed, "#share-expiry")
+    def _expiry_changed(self, event: RadioSet.Changed) -> None:
+        date = self.query_one("#share-date", Input)
+        date.disabled = event.pressed.id != "expiry-date"
+        if not date.disabled:
+            date.focus()
+
+    @on(Button.Pressed, "#share-create")
+    def _create_pressed(self) -> None:
+        self.action_create()
+
+    @on(Button.Pressed, "#share-close")
+    def _close_pressed(self) -> None:
+        self.action_close()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_create()
+
+    def action_create(self) -> None:
+        result = self.query_one("#share-result", Static)
+        if sharing is None:
+            result.update(Text("share links are not available in this build (auditkit.sharing is missing)",
+                               style="red"))
+            return
+        expires = self.expiry()
+        if not expires:
+            result.update(Text("give the date the link expires (YYYY-MM-DD)", style="red"))
+            return
+        note = self.query_one("#share-note", Input).value
+        result.update(Text("creating…", style="dim"))
+        self._create(expires, note)
+
+    @work(thread=True, exclusive=True, group="share", exit_on_error=False)
+    def _create(self, expires: str, note: str) -> None:
+        app = self.app
+        try:
+            conn = store.open_db(app.db_path)  # type: ignore[attr-defined]
+            try:
+                _, url = sharing.create(
+                    conn, self.filter, secret=sharing.secret_for(app.db_path),  # type: ignore[attr-defined]
+                    expires=expires, since=None, until=None, note=note or None, created_by=creator_name(),
+                    base_url=app.base_url, now=app.clock())  # type: ignore[attr-defined]
+            finally:
+                conn.close()
+        except AuditkitError as e:
+            app.call_from_thread(self._failed, str(e))
+            return
+        app.call_from_thread(self._created, url)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#share-result", Static).update(Text(message, style="red"))
+
+    def _created(self, url: str) -> None:
+        self.url = url
+        text = Text()
+        text.append("Link created", style="bold green")
+        text.append(" (ctrl+y copies it):\n")
+        text.append(url, style="bold")
+        self.query_one("#share-result", Static).update(text)
+
+    def action_copy(self) -> None:
+        if self.url is None:
+            self.notify("Create the link first.", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.url)
+        self.notify("Copied the link's URL.")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

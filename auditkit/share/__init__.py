@@ -1,0 +1,1 @@
+"""Sharing: signed share links, admin accounts, `auditkit serve` and the share site."""

@@ -1,0 +1,204 @@
+"""`auditkit serve`: a locked-down Datasette on the mirror, and the admin accounts that may log in to it.
+
+- The instance runs Datasette 0.65 in-process (uvicorn) with the repository's metadata.yml, plugins/ (the share-link
+  plugin, its templates and static files) and settings that turn off SQL for everyone but admins, database
+  downloads and CSV streaming. Its signing secret is the share-link secret (sharing.secret_for).
+- Admin accounts live in `<db dir>/admins.json` (mode 0600): email → pbkdf2-sha256 hash made with
+  datasette-auth-passwords' own hash function, which serves the /-/login page. The hashes reach Datasette through
+  environment variables named in the metadata, so /-/metadata never shows them.
+- Everyone else (anonymous visitors and share-link holders) reaches only the share pages, the login page and
+  static files: see auditkit/share_site.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from auditkit.share import links as sharing
+from auditkit.errors import AuditkitError
+
+REPO = Path(__file__).resolve().parent.parent.parent
+PLUGINS_DIR = REPO / "plugins"
+METADATA_FILE = REPO / "metadata.yml"
+TEMPLATES_DIR = PLUGINS_DIR / "templates"
+STATIC_DIR = PLUGINS_DIR / "static"
+# Where plugins/static is served (the player: <this>/asciinema-player/asciinema-player.min.js).
+STATIC_MOUNT = "-/static-plugins/auditkit"
+ADMINS_FILE = "admins.json"
+ROOT_ACTOR = "root"  # the one-time login URL (Datasette's /-/auth-token) logs in as this admin
+MIN_PASSWORD = 12
+_HASH_ENV = "AUDITKIT_ADMIN_HASH_{}"
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# Settings per docs/sharing.md: nothing but admins may run SQL; no database file downloads; no unbounded CSV
+# streams; no facet suggestions (they scan the whole table at every page load).
+SETTINGS: dict[str, Any] = {
+    "default_allow_sql": False,
+    "allow_download": False,
+    "allow_csv_stream": False,
+    "suggest_facets": False,
+    "default_page_size": 100,
+    "facet_time_limit_ms": 1000,
+    "sql_time_limit_ms": 3000,
+}
+
+
+# --- admin accounts -------------------------------------------------------------------------------------------------
+
+def admins_path(db_path: str | os.PathLike[str]) -> Path:
+    return Path(db_path).parent / ADMINS_FILE
+
+
+def load_admins(db_path: str | os.PathLike[str]) -> dict[str, str]:
+    """email → password hash (empty when no account was made)."""
+    path = admins_path(db_path)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        accounts = data["accounts"]
+        if not isinstance(accounts, dict) or not all(isinstance(v, str) for v in accounts.values()):
+            raise ValueError("accounts must map emails to hashes")
+    except (ValueError, KeyError, TypeError) as e:
+        raise AuditkitError(f"{path} is not an auditkit admins file ({e})") from None
+    return dict(accounts)
+
+
+def _write_admins(db_path: str | os.PathLike[str], accounts: dict[str, str]) -> None:
+    path = admins_path(db_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"accounts": dict(sorted(accounts.items()))}, f, indent=2)
+        f.write("\n")
+    os.replace(fresh, path)
+
+
+def add_admin(db_path: str | os.PathLike[str], email: str, password: str) -> bool:
+    """Add an admin account (or set a new password for an existing one); True when it is new."""
+    from datasette_auth_passwords.utils import hash_password
+
+    email = email.strip().lower()
+    if not _EMAIL_RE.match(email):
+        raise AuditkitError(f"'{email}' is not an email address")
+    if len(password) < MIN_PASSWORD:
+        raise AuditkitError(f"the password must be at least {MIN_PASSWORD} characters long")
+    accounts = load_admins(db_path)
+    new = email not in accounts
+    accounts[email] = hash_password(password)
+    _write_admins(db_path, accounts)
+    return new
+
+
+def remove_admin(db_path: str | os.PathLike[str], email: str) -> None:
+    accounts = load_admins(db_path)
+    email = email.strip().lower()
+    if email not in accounts:
+        raise AuditkitError(f"no admin account '{email}'")
+    del accounts[email]
+    _write_admins(db_path, accounts)
+
+
+# --- building the instance ------------------------------------------------------------------------------------------
+
+def _read_metadata() -> dict[str, Any]:
+    from datasette.utils import parse_metadata
+
+    if not METADATA_FILE.exists() or not PLUGINS_DIR.is_dir():
+        raise AuditkitError(f"auditkit serve needs {METADATA_FILE.name} and plugins/ beside the auditkit package "
+                            f"(looked in {REPO}); run it from a checkout installed with `pip install -e .`")
+    return parse_metadata(METADATA_FILE.read_text())
+
+
+def split_base_url(base_url: str) -> tuple[str, str]:
+    """(public origin + prefix without trailing slash, Datasette's base_url path setting ending in /)."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise AuditkitError(f"--base-url wants http(s)://host[:port][/prefix], not '{base_url}'")
+    prefix = "/" + parts.path.strip("/") if parts.path.strip("/") else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}", prefix + "/"
+
+
+def build_metadata(db_name: str, admins: dict[str, str], public_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """metadata.yml with its lock-down filled in for these admins; returns (metadata, environment it refers to)."""
+    metadata = _read_metadata()
+    admin_ids = sorted(admins) + [ROOT_ACTOR]
+    metadata["allow"] = {"id": admin_ids}
+    metadata["allow_sql"] = {"id": admin_ids}
+    databases = metadata.get("databases") or {}
+    if "audit" in databases and db_name != "audit":
+        databases[db_name] = databases.pop("audit")
+    metadata["databases"] = databases
+    plugins = metadata.setdefault("plugins", {})
+    env: dict[str, str] = {}
+    passwords: dict[str, Any] = {}
+    for i, (email, password_hash) in enumerate(sorted(admins.items())):
+        env[_HASH_ENV.format(i)] = password_hash
+        passwords[f"{email}_password_hash"] = {"$env": _HASH_ENV.format(i)}
+    plugins["datasette-auth-passwords"] = passwords
+    plugins["auditkit"] = dict(plugins.get("auditkit") or {}, database=db_name, admins=admin_ids,
+                               base_url=public_url)
+    return metadata, env
+
+
+def make_datasette(db_path: str | os.PathLike[str], *, base_url: str = sharing.DEFAULT_BASE_URL,
+                   settings: dict[str, Any] | None = None) -> Any:
+    """The Datasette instance `auditkit serve` runs (tests build theirs with this too)."""
+    from datasette.app import Datasette
+
+    path = Path(db_path)
+    if not path.exists():
+        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
+    from auditkit import store
+
+    store.open_db(path).close()  # migrate before Datasette reads the schema
+    public_url, prefix = split_base_url(base_url)
+    db_name = path.stem
+    metadata, env = build_metadata(db_name, load_admins(path), public_url)
+    os.environ.update(env)
+    chosen = dict(SETTINGS, base_url=prefix, force_https_urls=public_url.startswith("https:"))
+    chosen.update(settings or {})
+    return Datasette(
+        [str(path)],
+        metadata=metadata,
+        plugins_dir=str(PLUGINS_DIR),
+        template_dir=str(TEMPLATES_DIR),
+        static_mounts=[(STATIC_MOUNT, str(STATIC_DIR))],
+        settings=chosen,
+        secret=sharing.secret_for(path),
+    )
+
+
+def login_url(ds: Any, public_url: str) -> str:
+    """A one-time URL that logs its first visitor in as the admin 'root' (Datasette's --root token)."""
+    ds._root_token = secrets.token_hex(32)
+    return f"{public_url}/-/auth-token?token={ds._root_token}"
+
+
+def serve(db_path: str | os.PathLike[str], *, host: str, port: int, base_url: str | None,
+          echo: Any = print) -> None:
+    """Run the instance until interrupted, printing where it listens and the one-time admin login URL."""
+    import asyncio
+
+    import uvicorn
+
+    base_url = base_url or f"http://{host}:{port}"
+    ds = make_datasette(db_path, base_url=base_url)
+    public_url, _ = split_base_url(base_url)
+    asyncio.run(ds.invoke_startup())
+    admins = load_admins(db_path)
+    echo(f"auditkit serve: {db_path} at {public_url}/ (listening on {host}:{port})")
+    echo(f"admins: {', '.join(sorted(admins)) or 'none yet (`auditkit serve admins add EMAIL`)'}; "
+         f"log in at {public_url}/-/login")
+    echo(f"one-time admin login: {login_url(ds, public_url)}")
+    config = uvicorn.Config(ds.app(), host=host, port=port, log_level="warning", access_log=False,
+                            proxy_headers=True, server_header=False)
+    uvicorn.Server(config).run()

@@ -1,0 +1,1 @@
+"""The synthetic history: a realistic, seeded audit log of any size."""

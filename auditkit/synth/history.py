@@ -1,0 +1,1885 @@
+"""Synthetic history: a realistic, deterministic stretch of Convox rack activity written into a store.
+
+`auditkit synth`, `auditkit demo` and bench/query.py call write_history(). From the seed it builds a small company —
+40 people at one or two company domains (engineers, platform admins, a few read-only support and audit people, each
+in a time zone), 5 deploy keys, 3–12 racks named `org/rack` in two or three regions with their apps, services and
+resources — then plans activities over `days` days in each actor's working rhythm (weekday business hours dominate,
+some nights and weekends, scheduled jobs at fixed hours) and expands every activity into the events the capture
+gateway records for the Convox Rack API routes (reference/convox-rack-api.md §5): a deploy is a burst of object
+upload → build created → build logs → release created → release promoted within minutes, an env change records
+which keys were added, changed or removed and an HMAC of each new value (never the value), a few exec / SSH /
+resource-console sessions carry real-looking asciicast v2 recordings, and some requests fail, are denied or never
+got an answer.
+
+Each region's gateway is one chain source (`gw-us`, `gw-eu`, `gw-ap`); share-link events are on the mirror's own
+`local` chain. Events are written with store.append() in time windows of about BATCH_EVENTS events (each window's
+events of every source, so the store's time-ordered keys mostly grow), recordings with store.add_session() before
+the batch that holds their event, and an empty store is filled inside store.bulk_load(). Same seed and end →
+byte-identical events (and chains, when the store starts empty). Runs of PARALLEL_MIN events or more plan, expand
+and build each gateway's events in its own process, which also makes each event's canonical JSON
+(events.seal_halves); this one chains the hashes, writes, and fills the full-text index while it waits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+import hashlib
+import heapq
+import multiprocessing
+import operator
+import queue as queue_mod
+import random
+import sqlite3
+import threading
+import traceback
+from typing import Any, Callable, Iterator
+
+from auditkit import store
+from auditkit.model import asciicast
+from auditkit.model.events import FIELDS, Event, dumps, new_event_id, seal_halves, timestamp_ms, value_hmac
+from auditkit.share.links import LOCAL_RACK
+
+__all__ = ["Summary", "write_history", "build_world", "hmac_key", "PARALLEL_MIN"]
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+BATCH_EVENTS = 20_000  # about this many events per time window (one store.append call per source and window)
+PARALLEL_MIN = 100_000  # from this many events, each gateway's chain is generated in its own process
+LOCAL_SHARE = 0.012  # share of events on the mirror's own chain (share links created, viewed, revoked)
+P_UNKNOWN = 0.0012  # a write whose answer the gateway never saw (it restarted): outcome unknown
+P_RACK_ERROR = 0.012  # a write the rack answered with a server error
+CLI_VERSION = "3.24.9"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    events: int
+    sessions: int
+
+
+# --- the world: people, keys, racks, apps ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    name: str
+    type: str  # user | deploy_key | system
+    role: str  # admin | write | read (the gateway key's role)
+    region: str  # us | eu | ap, or "" when it does not matter
+    tz_minutes: int  # UTC offset of the actor's working day (fixed: no DST, so the history is machine-independent)
+    weight: float  # how busy: a multiplier on every kind of activity the actor does
+    ips: tuple[str, ...]  # the first is the usual one (the office, the CI runners)
+    agent: str
+
+
+@dataclasses.dataclass(frozen=True)
+class App:
+    name: str
+    stack: str  # rails | node | python | go
+    services: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rack:
+    name: str
+    region: str
+    source: str
+    stage: str  # production | staging | other
+    weight: float
+    apps: tuple[App, ...]
+    app_weights: tuple[float, ...]
+    resources: tuple[tuple[str, str], ...]  # (name, kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    seed: int
+    org: str
+    domains: tuple[str, ...]
+    actors: tuple[Actor, ...]
+    racks: tuple[Rack, ...]
+    sources: tuple[str, ...]  # gateway sources, largest first
+
+
+_FIRST = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj",
+          "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "wendy", "amir", "beatriz", "chen",
+          "dmitri", "emeka", "fatima", "gustavo", "hana", "ines", "jonas", "kenji", "leila", "marek", "noor",
+          "oskar", "priya", "quentin", "rosa", "sanjay", "tomasz", "uma", "valentina", "yusuf", "zofia", "lars",
+          "mei", "nadia", "pablo", "ravi", "sofia")
+_LAST = ("smith", "garcia", "nguyen", "mueller", "kowalski", "rossi", "tanaka", "okafor", "silva", "dubois",
+         "jensen", "novak", "haddad", "kim", "patel", "schmidt", "moreau", "lindqvist", "costa", "ivanova", "berg",
+         "khan", "park", "weber", "ferreira", "martin", "sato", "adeyemi", "horvat", "larsen")
+
+# (UTC offset in minutes, region, weight of people there)
+_ZONES = ((-480, "us", 3), (-300, "us", 5), (0, "eu", 2), (60, "eu", 4), (120, "eu", 1), (330, "ap", 1))
+
+# (name, region, stage, weight, app set)
+_RACKS = (
+    ("production", "us", "production", 1.0, "full"),
+    ("staging", "us", "staging", 1.2, "full"),
+    ("eu-west", "eu", "production", 0.7, "full"),
+    ("eu-staging", "eu", "staging", 0.5, "full"),
+    ("us-west", "us", "production", 0.4, "core"),
+    ("sandbox", "us", "other", 0.25, "sandbox"),
+    ("ap-southeast", "ap", "production", 0.35, "core"),
+    ("data", "us", "other", 0.3, "data"),
+    ("eu-central", "eu", "production", 0.3, "core"),
+    ("internal", "eu", "other", 0.2, "internal"),
+    ("perf", "us", "staging", 0.15, "core"),
+    ("dr-us-east-2", "us", "production", 0.1, "core"),
+)
+_APPS = {
+    "web": App("web", "rails", ("web", "worker")),
+    "api": App("api", "rails", ("api", "worker", "scheduler")),
+    "worker": App("worker", "python", ("worker", "cron")),
+    "billing": App("billing", "rails", ("web", "worker")),
+    "admin": App("admin", "node", ("web",)),
+    "search": App("search", "go", ("api", "indexer")),
+    "notifications": App("notifications", "node", ("worker", "smtp-relay")),
+    "reports": App("reports", "python", ("web", "worker")),
+    "playground": App("playground", "node", ("web",)),
+    "etl": App("etl", "python", ("worker", "scheduler")),
+    "airflow": App("airflow", "python", ("web", "scheduler", "worker")),
+    "metabase": App("metabase", "go", ("web",)),
+    "grafana": App("grafana", "go", ("web",)),
+    "vault-ui": App("vault-ui", "node", ("web",)),
+    "locust": App("locust", "python", ("master", "worker")),
+}
+_APP_SETS = {
+    "full": ("web", "api", "worker", "billing", "admin", "search", "notifications", "reports"),
+    "core": ("web", "api", "worker", "billing", "search"),
+    "sandbox": ("playground", "web", "api"),
+    "data": ("etl", "airflow", "metabase", "reports"),
+    "internal": ("grafana", "vault-ui", "admin"),
+}
+_RESOURCES = {
+    "full": (("pg-main", "postgres"), ("redis-cache", "redis"), ("pg-reports", "postgres"), ("memcache", "memcached")),
+    "core": (("pg-main", "postgres"), ("redis-cache", "redis")),
+    "sandbox": (("pg-sandbox", "postgres"),),
+    "data": (("pg-warehouse", "postgres"), ("mysql-legacy", "mysql"), ("redis-queue", "redis")),
+    "internal": (("pg-internal", "postgres"),),
+}
+_DEPLOY_KEYS = (
+    # name, role, profile style, weight, ips
+    ("ci-github-actions", "write", "ci", 9.0, ("192.0.2.41", "192.0.2.42", "192.0.2.43", "192.0.2.57")),
+    ("release-bot", "write", "train", 1.5, ("192.0.2.10",)),
+    ("review-apps", "write", "ci", 1.2, ("192.0.2.41", "192.0.2.42")),
+    ("terraform-cloud", "admin", "ci", 1.0, ("192.0.2.88", "192.0.2.89")),
+    ("nightly-scaler", "write", "scaler", 1.0, ("192.0.2.200",)),
+)
+_AGENTS = ("convox.go/3.24.9",) * 6 + ("convox.go/3.24.7",) * 3 + ("convox.go/3.23.4", "convox.go/3.21.1")
+_BROWSERS = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+)
+_OFFICE_IP = {"us": "198.51.100.23", "eu": "203.0.113.77", "ap": "203.0.113.140"}
+
+
+def build_world(seed: int) -> World:
+    """The company the history is about, from the seed alone."""
+    rng = random.Random(f"auditkit-synth:{seed}:world")
+    org = "acme"
+    domains = ("example.com", "example.net") if rng.random() < 0.6 else ("example.com",)
+    n_racks = rng.randint(3, 12)
+    chosen = list(_RACKS[:3]) + sorted(rng.sample(_RACKS[3:], n_racks - 3), key=_RACKS.index)
+    region_source = {"us": "gw-us", "eu": "gw-eu", "ap": "gw-ap"}
+    racks = []
+    for name, region, stage, weight, app_set in chosen:
+        apps = tuple(_APPS[a] for a in _APP_SETS[app_set])
+        app_weights = tuple(1.0 / (1 + 0.45 * i) for i in range(len(apps)))
+        racks.append(Rack(f"{org}/{name}", region, region_source[region], stage, weight, apps, app_weights,
+                          _RESOURCES[app_set]))
+
+    zone_table = [z for z in _ZONES for _ in range(z[2])]
+    pairs = rng.sample([(f, l) for f in _FIRST for l in _LAST], 400)
+    seen_first: set[str] = set()
+    people: list[tuple[str, str]] = []
+    for first, last in pairs:
+        if len(people) == 40:
+            break
+        if first in seen_first:
+            continue
+        seen_first.add(first)
+        people.append((first, last))
+    if not any(first == "alice" for first, _ in people):
+        people[0] = ("alice", people[0][1])  # the README's examples use alice@example.com
+        people.sort(key=lambda p: p[0] != "alice")
+    roles = ["admin"] * 6 + ["read"] * 5 + ["write"] * 29
+    rng.shuffle(roles)
+    actors: list[Actor] = []
+    for i, (first, last) in enumerate(people):
+        role = "admin" if first == "alice" else roles[i]
+        if len(domains) > 1 and i % 4 == 3:
+            email = f"{first}.{last}@{domains[1]}"
+        else:
+            email = f"{first}@{domains[0]}"
+        tz, region, _ = zone_table[rng.randrange(len(zone_table))]
+        weight = rng.lognormvariate(0.0, 0.7) * (0.5 if role == "read" else 1.0)
+        if rng.random() < 0.8:
+            home = f"198.51.100.{rng.randrange(30, 250)}"
+        else:
+            home = f"2001:db8:{rng.randrange(16**4):x}::{rng.randrange(1, 255):x}"
+        actors.append(Actor(email, "user", role, region, tz, weight, (_OFFICE_IP[region], home),
+                            _AGENTS[rng.randrange(len(_AGENTS))]))
+    for name, role, style, weight, ips in _DEPLOY_KEYS:
+        # Scheduled keys keep US-East hours; CI follows merges on both sides of the Atlantic (its profile says so).
+        actors.append(Actor(name, "deploy_key", role, "", -300 if style != "ci" else 0, weight, ips,
+                            f"convox.go/{CLI_VERSION}"))
+    actors.append(Actor("system", "system", "admin", "", 0, 1.0, (), ""))
+    sources_present = sorted({r.source for r in racks}, key=lambda s: -sum(r.weight for r in racks if r.source == s))
+    return World(seed, org, domains, tuple(actors), tuple(racks), tuple(sources_present))
+
+
+# --- time: working rhythm per time zone ----------------------------------------------------------------------------
+
+_WEEKDAY_HOURS = (0.15, 0.12, 0.1, 0.1, 0.1, 0.15, 0.4, 1.5, 4.0, 9.0, 10.0, 10.0, 6.0, 9.0, 10.0, 10.0, 9.0, 7.0,
+                  4.0, 2.0, 1.5, 1.0, 0.6, 0.3)
+_WEEKEND_HOURS = (0.15, 0.1, 0.08, 0.08, 0.08, 0.08, 0.15, 0.3, 0.6, 1.0, 1.2, 1.2, 1.0, 1.0, 1.2, 1.2, 1.0, 0.9,
+                  0.8, 0.8, 0.8, 0.6, 0.45, 0.3)
+
+
+class Clock:
+    """Samples activity start times in [start_ms, end_ms) from per-profile weights over the window's hours."""
+
+    def __init__(self, start_ms: int, end_ms: int):
+        self.start_ms, self.end_ms = start_ms, end_ms
+        self.hours = max(1, -(-(end_ms - start_ms) // HOUR_MS))
+        self._cum: list[list[float]] = []
+        self._offset: list[tuple[int, int]] = []  # (base ms into the hour, jitter ms)
+        self._keys: dict[tuple, int] = {}
+
+    def profile(self, style: str, tz_minutes: int) -> int:
+        key = (style, tz_minutes)
+        if key in self._keys:
+            return self._keys[key]
+        weights = []
+        for i in range(self.hours):
+            mid = self.start_ms + i * HOUR_MS + HOUR_MS // 2 + tz_minutes * MINUTE_MS
+            hour = (mid // HOUR_MS) % 24
+            weekday = (mid // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+            weights.append(_style_weight(style, hour, weekday))
+        if not any(weights):
+            weights = [1.0] * self.hours
+        cum, total = [], 0.0
+        for w in weights:
+            total += w
+            cum.append(total)
+        # Scheduled jobs start a few minutes past their hour (the scaler at :30); people anywhere in the hour.
+        offset = {"scaler": (30 * MINUTE_MS, 2 * MINUTE_MS), "train": (0, 4 * MINUTE_MS),
+                  "nightly": (5 * MINUTE_MS, 20 * MINUTE_MS)}.get(style, (0, HOUR_MS))
+        self._cum.append(cum)
+        self._offset.append(offset)
+        self._keys[key] = len(self._cum) - 1
+        return self._keys[key]
+
+    def sample(self, profile: int, rng: random.Random, span_ms: int) -> int:
+        cum = self._cum[profile]
+        i = bisect.bisect_right(cum, rng.random() * cum[-1])
+        if i >= len(cum):
+            i = len(cum) - 1
+        base, jitter = self._offset[profile]
+        ms = self.start_ms + i * HOUR_MS + base + int(rng.random() * jitter)
+        latest = self.end_ms - 1 - span_ms
+        if ms > latest:
+            ms = max(self.start_ms, latest)
+        return ms
+
+
+def _style_weight(style: str, hour: int, weekday: int) -> float:
+    weekend = weekday >= 5
+    if style == "office":
+        return (_WEEKEND_HOURS if weekend else _WEEKDAY_HOURS)[hour]
+    if style == "ci":  # merges follow the engineers' day on both sides of the Atlantic, plus scheduled builds
+        us = (_WEEKEND_HOURS if weekend else _WEEKDAY_HOURS)[(hour - 5) % 24]
+        eu = (_WEEKEND_HOURS if weekend else _WEEKDAY_HOURS)[(hour + 1) % 24]
+        return us + eu + 0.3
+    if style == "scaler":  # staging scaled up at 07:30 and down at 19:30 on weekdays
+        return 1.0 if not weekend and hour in (7, 19) else 0.0
+    if style == "train":  # the release train leaves at 10:00 and 15:00 on weekdays
+        return 1.0 if not weekend and hour in (10, 15) else 0.0
+    if style == "nightly":  # rack housekeeping
+        return 1.0 if hour in (2, 3) else 0.05
+    return 1.0
+
+
+def _format_ms(ms: int, cache: dict[int, str]) -> str:
+    day, rem = divmod(ms, DAY_MS)
+    prefix = cache.get(day)
+    if prefix is None:
+        prefix = (_EPOCH + dt.timedelta(days=day)).strftime("%Y-%m-%dT")
+        cache[day] = prefix
+    h, rem = divmod(rem, HOUR_MS)
+    m, rem = divmod(rem, MINUTE_MS)
+    s, milli = divmod(rem, 1000)
+    return f"{prefix}{h:02d}:{m:02d}:{s:02d}.{milli:03d}Z"
+
+
+def _end_ms(end: dt.datetime | dt.date | None) -> int:
+    """The history's exclusive end. A naive datetime is UTC; a bare date (or naive midnight, which is how the CLI's
+    --end DATE arrives) names the history's last day, so the history runs to the end of that day."""
+    if end is None:
+        end = dt.datetime.now(dt.timezone.utc)
+    elif not isinstance(end, dt.datetime):
+        end = dt.datetime(end.year, end.month, end.day) + dt.timedelta(days=1)
+        end = end.replace(tzinfo=dt.timezone.utc)
+    elif end.tzinfo is None:
+        if end.time() == dt.time(0):
+            end = end + dt.timedelta(days=1)
+        end = end.replace(tzinfo=dt.timezone.utc)
+    return (end - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
+# --- secrets (generated, hashed, never stored) ---------------------------------------------------------------------
+
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY_BASE", "SENTRY_DSN", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SENDGRID_API_KEY", "JWT_SECRET", "GITHUB_TOKEN",
+             "SLACK_WEBHOOK_URL", "DATADOG_API_KEY", "ENCRYPTION_KEY", "SESSION_SECRET", "OAUTH_CLIENT_SECRET",
+             "ELASTICSEARCH_URL", "TWILIO_AUTH_TOKEN", "ALGOLIA_API_KEY", "SEGMENT_WRITE_KEY", "MAPBOX_TOKEN",
+             "PUSHER_SECRET", "RECAPTCHA_SECRET", "OPENAI_API_KEY")
+
+
+def hmac_key(seed: int, source: str) -> bytes:
+    """The key the synthetic gateway `source` hashes new values with (a real gateway keeps its own secret)."""
+    return hashlib.sha256(f"auditkit-synth:{seed}:{source}:hmac".encode()).digest()
+
+
+def _secret(rng: random.Random, key: str) -> str:
+    """A new secret value for `key`. It only ever reaches value_hmac(); tests wrap this to collect the values."""
+    token = "".join(rng.choices(_ALNUM, k=32))
+    if key == "DATABASE_URL":
+        return f"postgres://app:{token}@pg-main.internal.example.com:5432/app"
+    if key == "REDIS_URL":
+        return f"rediss://:{token}@redis-cache.internal.example.com:6379/0"
+    if key == "ELASTICSEARCH_URL":
+        return f"https://elastic:{token}@search.internal.example.com:9243"
+    if key == "SLACK_WEBHOOK_URL":
+        return f"https://hooks.example.com/services/T024BE7LD/B08F3Q2RS/{token}"
+    if key == "STRIPE_SECRET_KEY":
+        return "sk_live_" + token
+    if key == "STRIPE_WEBHOOK_SECRET":
+        return "whsec_" + token
+    return token
+
+
+# --- planning ------------------------------------------------------------------------------------------------------
+
+# kind: (base weight, span of its burst in ms) — the span keeps a burst inside the window.
+_KINDS: dict[str, tuple[float, int]] = {
+    "deploy": (17.0, 20 * MINUTE_MS),
+    "env": (12.0, MINUTE_MS),
+    "config": (0.8, 0),
+    "rollback": (1.0, MINUTE_MS),
+    "scale": (6.0, 2 * MINUTE_MS),
+    "restart": (3.0, MINUTE_MS),
+    "exec": (9.0, 30 * MINUTE_MS),
+    "run": (5.0, 30 * MINUTE_MS),
+    "ps_stop": (1.5, 0),
+    "files": (1.2, 0),
+    "triggers": (0.5, 0),
+    "app_admin": (2.2, 0),
+    "review_app": (1.2, 15 * MINUTE_MS),
+    "infra": (1.5, 30 * MINUTE_MS),
+    "security": (0.6, 0),
+    "registry": (0.35, 10 * MINUTE_MS),
+    "resources": (1.6, 30 * MINUTE_MS),
+    "keys": (0.25, 0),
+    "other": (0.5, 0),
+    "system": (0.6, 0),
+    "denied": (1.0, 0),
+    "logs": (1.8, 0),
+}
+_KIND_NAMES = tuple(_KINDS)
+
+# Who does what: a multiplier on the actor's weight per kind, by role (users) or by name (deploy keys).
+_ROLE_KINDS: dict[str, dict[str, float]] = {
+    "write": {"deploy": 0.5, "env": 1, "config": 1, "rollback": 0.6, "scale": 0.8, "restart": 1, "exec": 1, "run": 1,
+              "ps_stop": 1, "files": 1, "triggers": 0.3, "app_admin": 0.8, "resources": 0.3, "other": 0.3,
+              "logs": 0.8, "infra": 0.08, "security": 0.03},
+    "admin": {"deploy": 0.4, "env": 1, "config": 1, "rollback": 1, "scale": 1.5, "restart": 1.2, "exec": 1, "run": 1,
+              "ps_stop": 1, "files": 0.6, "triggers": 1, "app_admin": 1.2, "infra": 6, "security": 6, "registry": 6,
+              "resources": 4, "keys": 6, "other": 0.5, "logs": 0.5},
+    "read": {"denied": 3, "logs": 2, "files": 0.3},
+}
+_KEY_KINDS: dict[str, dict[str, float]] = {
+    "ci-github-actions": {"deploy": 5, "run": 0.3, "other": 1, "registry": 0.5},
+    "release-bot": {"deploy": 4, "rollback": 1},
+    "review-apps": {"review_app": 8},
+    "terraform-cloud": {"env": 2, "app_admin": 2, "resources": 2, "config": 1, "registry": 1},
+    "nightly-scaler": {"scale": 6},
+}
+
+
+@dataclasses.dataclass
+class AppState:
+    release: str
+    build: str
+    releases: list[str]
+    builds: list[str]
+    env: list[str]
+    counts: dict[str, int]
+    pods: dict[str, str]  # service → the pod-template hash of the current release
+
+
+class Generator:
+    """One chain source: plans its activities and expands them into event drafts, in time order."""
+
+    def __init__(self, world: World, source: str, start_ms: int, end_ms: int, count: int, sessions: int):
+        self.world, self.source, self.count = world, source, count
+        self.start_ms, self.end_ms = start_ms, end_ms
+        self.sessions_wanted = sessions
+        tag = f"auditkit-synth:{world.seed}:{source}"
+        self.rng = random.Random(tag + ":expand")
+        self.plan_rng = random.Random(tag + ":plan")
+        self.id_rng = random.Random(tag + ":ids")
+        self.hmac_key = hmac_key(world.seed, source)
+        self.clock = Clock(start_ms, end_ms)
+        self.racks = [i for i, r in enumerate(world.racks) if r.source == source] if source != "local" \
+            else list(range(len(world.racks)))
+        self.region = world.racks[self.racks[0]].region if source != "local" else ""
+        self.state: dict[tuple[int, int], AppState] = {}
+        self.ts_cache: dict[int, str] = {}
+        self.recorded: set[int] = set()
+        self.review_seq = 1000 + self.rng.randrange(400)
+        self.profiles = [self._profile(a) for a in world.actors]
+        self.app_cum = [_cumulative(list(r.app_weights), list(range(len(r.apps))))[0] for r in world.racks]
+
+    # --- planning --------------------------------------------------------------------------------------------------
+    def _profile(self, actor: Actor) -> int:
+        if actor.type == "user":
+            return self.clock.profile("office", actor.tz_minutes)
+        if actor.type == "system":
+            return self.clock.profile("nightly", 0)
+        style = {"release-bot": "train", "nightly-scaler": "scaler"}.get(actor.name, "ci")
+        return self.clock.profile(style, actor.tz_minutes)
+
+    def _kind_tables(self) -> tuple[list[float], list[str], dict[str, tuple[list[float], list[int]]],
+                                    dict[tuple[str, int], tuple[list[float], list[int]]]]:
+        world = self.world
+        actor_tables: dict[str, tuple[list[float], list[int]]] = {}
+        rack_tables: dict[tuple[str, int], tuple[list[float], list[int]]] = {}
+        kinds, kind_cum, total = [], [], 0.0
+        for kind in _KIND_NAMES:
+            weights = []
+            for i, actor in enumerate(world.actors):
+                if actor.type == "user":
+                    w = actor.weight * _ROLE_KINDS[actor.role].get(kind, 0.0)
+                    if self.region and actor.region == self.region:
+                        w *= 3.0
+                elif actor.type == "deploy_key":
+                    w = actor.weight * _KEY_KINDS.get(actor.name, {}).get(kind, 0.0)
+                else:
+                    w = 1.0 if kind == "system" else 0.0
+                weights.append(w)
+            if not any(weights):
+                continue
+            ok_any = False
+            for a in range(len(world.actors)):
+                if not weights[a]:
+                    continue
+                rw = [self._rack_weight(kind, world.actors[a], world.racks[r]) for r in self.racks]
+                if any(rw):
+                    rack_tables[(kind, a)] = _cumulative(rw, self.racks)
+                    ok_any = True
+                else:
+                    weights[a] = 0.0
+            if not ok_any:
+                continue
+            actor_tables[kind] = _cumulative(weights, list(range(len(world.actors))))
+            total += _KINDS[kind][0]
+            kinds.append(kind)
+            kind_cum.append(total)
+        return kind_cum, kinds, actor_tables, rack_tables
+
+    @staticmethod
+    def _rack_weight(kind: str, actor: Actor, rack: Rack) -> float:
+        w = rack.weight
+        if actor.type == "user" and actor.region and actor.region != rack.region:
+            w *= 0.4
+        if kind == "review_app":
+            return w if rack.stage == "staging" else 0.0
+        if actor.name == "nightly-scaler":
+            return w if rack.stage != "production" else 0.0
+        if actor.name == "release-bot":
+            return w if rack.stage == "production" else 0.0
+        if kind in ("exec", "run", "scale", "denied") and rack.stage == "production":
+            w *= 1.6
+        return w
+
+    def plan(self) -> list[tuple[int, int, str, int, int, int, int, int]]:
+        """(start_ms, order, kind, actor, rack, app, r, size) for exactly `count` events, sorted by time."""
+        rng = self.plan_rng
+        acts: list[tuple[int, int, str, int, int, int, int, int]] = []
+        total = 0
+        if self.source == "local":
+            admins = [i for i, a in enumerate(self.world.actors) if a.type == "user" and a.role != "read"]
+            admin_w = [self.world.actors[i].weight * (4 if self.world.actors[i].role == "admin" else 0.3)
+                       for i in admins]
+            admin_cum, _ = _cumulative(admin_w, admins)
+            while total < self.count:
+                actor = admins[_pick(admin_cum, rng)]
+                rack = self.racks[rng.randrange(len(self.racks))]
+                r = rng.getrandbits(30)
+                size = min(_shape("share_link", r), self.count - total)
+                start = self.clock.sample(self.profiles[actor], rng, 0)
+                acts.append((start, len(acts), "share_link", actor, rack, 0, r, size))
+                total += size
+            acts.sort()
+            return acts
+        kind_cum, kinds, actor_tables, rack_tables = self._kind_tables()
+        while total < self.count:
+            kind = kinds[_pick(kind_cum, rng)]
+            a_cum, a_idx = actor_tables[kind]
+            actor = a_idx[_pick(a_cum, rng)]
+            r_cum, r_idx = rack_tables[(kind, actor)]
+            rack = r_idx[_pick(r_cum, rng)]
+            app = _pick(self.app_cum[rack], rng)
+            r = rng.getrandbits(30)
+            size = min(_shape(kind, r), self.count - total)
+            start = self.clock.sample(self.profiles[actor], rng, _KINDS[kind][1])
+            acts.append((start, len(acts), kind, actor, rack, app, r, size))
+            total += size
+        acts.sort()
+        # A few interactive sessions carry recordings, spread over the history.
+        interactive = [i for i, act in enumerate(acts) if act[2] in _INTERACTIVE
+                       and self.world.actors[act[3]].role != "read"]
+        if interactive and self.sessions_wanted:
+            k = min(self.sessions_wanted, len(interactive))
+            self.recorded = {acts[i][1] for i in sorted(rng.sample(interactive, k))}
+        return acts
+
+    # --- expansion -------------------------------------------------------------------------------------------------
+    def batches(self, windows: list[int]) -> Iterator[tuple[int, list[dict], list[tuple[dict, bytes]]]]:
+        """(window index, event drafts as dicts, recordings) for every window (ends in `windows`), in time order.
+
+        Drafts are plain dicts of Event fields (cheap to hand between processes); the writer makes them Events and
+        store.append() seals them onto this source's chain."""
+        acts = self.plan()
+        heap: list[tuple[int, int, dict, Any]] = []
+        counter = 0
+        w = 0
+        last = self.end_ms - 1
+        batch: list[dict] = []
+        recordings: list[tuple[dict, bytes]] = []
+        for act in acts:
+            start = act[0]
+            while heap and heap[0][0] <= start:
+                ms, _, d, rec = heapq.heappop(heap)
+                ms = min(ms, last)  # a burst that ran past the end (popped in order, so order is kept)
+                while ms >= windows[w]:
+                    yield w, batch, recordings
+                    batch, recordings, w = [], [], w + 1
+                batch.append(self._draft(ms, d))
+                if rec is not None:
+                    recordings.append(rec)
+            out = getattr(self, "_x_" + act[2])(act)
+            if len(out) < act[7]:
+                raise AssertionError(f"{act[2]} expanded to {len(out)} events, planned {act[7]}")
+            for ms, d, *rest in out[:act[7]]:
+                heapq.heappush(heap, (ms, counter, d, rest[0] if rest else None))
+                counter += 1
+        while heap:
+            ms, _, d, rec = heapq.heappop(heap)
+            ms = min(ms, last)
+            while ms >= windows[w]:
+                yield w, batch, recordings
+                batch, recordings, w = [], [], w + 1
+            batch.append(self._draft(ms, d))
+            if rec is not None:
+                recordings.append(rec)
+        while w < len(windows):
+            yield w, batch, recordings
+            batch, recordings, w = [], [], w + 1
+
+    def _draft(self, ms: int, d: dict) -> dict:
+        d["id"] = new_event_id(ms, self.id_rng)
+        d["timestamp"] = _format_ms(ms, self.ts_cache)
+        return d
+
+    def _ev(self, ms: int, actor: int, rack: int, category: str, action: str, description: str, method: str | None,
+            path: str | None, status: int | None = 200, app: str | None = None, target: str | None = None,
+            details: dict | None = None, session_id: str | None = None, ip: str | None = None,
+            agent: str | None = None) -> tuple[int, dict]:
+        a = self.world.actors[actor]
+        rng = self.rng
+        details = details if details is not None else {}
+        if status is not None and status < 400 and method not in (None, "GET") and self.source != "local":
+            roll = rng.random()
+            if roll < P_UNKNOWN:
+                status = None
+                details = dict(details, error="no answer from the rack: the gateway restarted before the response")
+            elif roll < P_UNKNOWN + P_RACK_ERROR:
+                status, error = rng.choice(_RACK_ERRORS)
+                details = dict(details, error=error)
+        if status is None:
+            outcome = "unknown" if method is not None else "succeeded"  # no method: the gateway's own action
+        elif status < 400:
+            outcome = "succeeded"
+        elif status in (401, 403):
+            outcome = "denied"
+        else:
+            outcome = "failed"
+        if ip is None and a.ips:
+            ip = a.ips[0] if (len(a.ips) == 1 or rng.random() < 0.7) else a.ips[1 + rng.randrange(len(a.ips) - 1)]
+        bits = rng.getrandbits(128)
+        h = f"{bits:032x}"
+        return ms, {
+            "actor": a.name, "actor_type": a.type, "rack": self.world.racks[rack].name, "category": category,
+            "action": action, "description": description, "app": app, "target": target, "outcome": outcome,
+            "status": status, "method": method, "path": path, "source_ip": ip,
+            "user_agent": agent if agent is not None else (a.agent or None),
+            "request_id": f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[bits & 3]}{h[17:20]}-{h[20:]}",
+            "details": details, "session_id": session_id,
+        }
+
+    def _app(self, rack: int, app: int) -> tuple[App, AppState]:
+        a = self.world.racks[rack].apps[app]
+        st = self.state.get((rack, app))
+        if st is None:
+            rng = self.rng
+            rel, bld = _rid(rng, "R"), _rid(rng, "B")
+            env = sorted(rng.sample(_ENV_KEYS, rng.randint(5, 9)), key=_ENV_KEYS.index)
+            counts = {s: rng.choice((2, 3, 4, 6) if s in ("web", "api") else (1, 2, 3)) for s in a.services}
+            st = AppState(rel, bld, [rel], [bld], env, counts, {s: _hex(rng, 10) for s in a.services})
+            self.state[(rack, app)] = st
+        return a, st
+
+    def _pid(self, st: AppState, service: str) -> str:
+        return f"{service}-{st.pods[service]}-{''.join(self.rng.choices('bcdfghjklmnpqrstvwxz2456789', k=5))}"
+
+    def _roll_pods(self, st: AppState, app: App) -> None:
+        """A promoted release replaces every pod: new pod-template hashes, so new process ids."""
+        st.pods = {s: _hex(self.rng, 10) for s in app.services}
+
+    # deploy: upload → build → (logs) → release → (migration) → promote (a failed promote is retried)
+    def _x_deploy(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        logs, build_fails, promote_fails, migrate = _deploy_shape(r)
+        a = self.world.actors[actor]
+        out = []
+        sha = _hex(rng, 64)
+        key = f"tmp/{sha}.tgz"
+        out.append(self._ev(t, actor, rack, "Builds", "uploaded", f"Uploaded source object {key} for app {app.name}",
+                            "POST", f"/apps/{app.name}/objects/{key}", app=app.name, target=key,
+                            details={"size": rng.randrange(180_000, 48_000_000)}))
+        build = _rid(rng, "B")
+        git = _hex(rng, 40)
+        if a.type == "deploy_key":
+            desc = f"{rng.choice(('main', 'main', 'main', 'release', 'hotfix'))}@{git[:7]}"
+        else:
+            desc = rng.choice(("deploy", f"manual deploy {git[:7]}", f"{a.name.split('@')[0].split('.')[0]}/"
+                               f"{rng.choice(('fix', 'feat', 'chore'))}-{rng.randrange(100, 999)}@{git[:7]}"))
+        t += rng.randrange(2_000, 9_000)
+        out.append(self._ev(t, actor, rack, "Builds", "created", f"Created build {build} of app {app.name} ({desc})",
+                            "POST", f"/apps/{app.name}/builds", app=app.name, target=build,
+                            details={"description": desc, "git_sha": git, "manifest": "convox.yml",
+                                     "no_cache": rng.random() < 0.05, "url": f"object://{app.name}/{key}"}))
+        if logs:
+            t += rng.randrange(500, 3_000)
+            out.append(self._ev(t, actor, rack, "Builds", "accessed",
+                                f"Accessed logs of build {build} of app {app.name}",
+                                "GET", f"/apps/{app.name}/builds/{build}/logs", 101, app=app.name, target=build))
+        if build_fails:
+            return out
+        st.builds.append(build)
+        del st.builds[:-8]
+        t += rng.randrange(60_000, 540_000)  # the build
+        release = _rid(rng, "R")
+        out.append(self._ev(t, actor, rack, "Releases", "created",
+                            f"Created release {release} of app {app.name} from build {build}",
+                            "POST", f"/apps/{app.name}/releases", app=app.name, target=release,
+                            details={"build": build}))
+        st.releases.append(release)
+        del st.releases[:-8]
+        if migrate:
+            t += rng.randrange(5_000, 20_000)
+            service = app.services[0]
+            pid = f"{service}-run-{''.join(rng.choices('bcdfghjklmnpqrstvwxz2456789', k=5))}"
+            cmd = _MIGRATE[app.stack]
+            out.append(self._ev(t, actor, rack, "Processes", "started",
+                                f"Started one-off process of {service} in app {app.name}: `{cmd}`", "POST",
+                                f"/apps/{app.name}/services/{service}/processes", app=app.name, target=pid,
+                                details={"command": cmd, "release": release}))
+            t += rng.randrange(20_000, 120_000)
+        t += rng.randrange(1_000, 25_000)
+        path = f"/apps/{app.name}/releases/{release}/promote"
+        if promote_fails:
+            status, error = rng.choice(_PROMOTE_ERRORS)
+            out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {app.name}",
+                                "POST", path, status, app=app.name, target=release, details={"error": error}))
+            t += rng.randrange(60_000, 480_000)
+        out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {app.name}",
+                            "POST", path, app=app.name, target=release,
+                            details={"force": False} if rng.random() < 0.9 else {"force": True}))
+        st.release, st.build = release, build
+        self._roll_pods(st, app)
+        return out
+
+    def _x_review_app(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        base = self.world.racks[rack].apps[app_i % 2].name  # web or api
+        self.review_seq += rng.randrange(1, 6)
+        name = f"{base}-pr-{self.review_seq}"
+        out = [self._ev(t, actor, rack, "Applications", "created", f"Created app {name}", "POST", "/apps",
+                        app=name, target=name, details={"generation": "3"})]
+        sha = _hex(rng, 64)
+        key = f"tmp/{sha}.tgz"
+        t += rng.randrange(3_000, 20_000)
+        out.append(self._ev(t, actor, rack, "Builds", "uploaded", f"Uploaded source object {key} for app {name}",
+                            "POST", f"/apps/{name}/objects/{key}", app=name, target=key,
+                            details={"size": rng.randrange(180_000, 48_000_000)}))
+        build, release, git = _rid(rng, "B"), _rid(rng, "R"), _hex(rng, 40)
+        desc = f"pr-{self.review_seq}@{git[:7]}"
+        t += rng.randrange(2_000, 9_000)
+        out.append(self._ev(t, actor, rack, "Builds", "created", f"Created build {build} of app {name} ({desc})",
+                            "POST", f"/apps/{name}/builds", app=name, target=build,
+                            details={"description": desc, "git_sha": git, "manifest": "convox.yml", "no_cache": False,
+                                     "url": f"object://{name}/{key}"}))
+        t += rng.randrange(60_000, 400_000)
+        out.append(self._ev(t, actor, rack, "Releases", "created",
+                            f"Created release {release} of app {name} from build {build}", "POST",
+                            f"/apps/{name}/releases", app=name, target=release, details={"build": build}))
+        t += rng.randrange(2_000, 20_000)
+        out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {name}",
+                            "POST", f"/apps/{name}/releases/{release}/promote", app=name, target=release,
+                            details={"force": False}))
+        # The pull request is merged or closed a few hours to days later (always inside the window).
+        room = self.end_ms - 1 - t - 1_000
+        lo = max(1, min(2 * HOUR_MS, room // 2))
+        life = rng.randrange(lo, max(lo + 1, min(4 * DAY_MS, room)))
+        out.append(self._ev(t + 1_000 + life, actor, rack, "Applications", "deleted", f"Deleted app {name}",
+                            "DELETE", f"/apps/{name}", app=name, target=name))
+        return out
+
+    def _x_env(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        added, changed, removed = [], [], []
+        roll = rng.random()
+        if roll < 0.55 or len(st.env) < 3:
+            changed = rng.sample(st.env, min(len(st.env), rng.choice((1, 1, 1, 2, 3))))
+        elif roll < 0.85:
+            missing = [k for k in _ENV_KEYS if k not in st.env]
+            added = rng.sample(missing, min(len(missing), rng.choice((1, 1, 2)))) if missing else []
+            if not added:
+                changed = [rng.choice(st.env)]
+        else:
+            removed = [rng.choice(st.env)]
+            if rng.random() < 0.3:
+                changed = [k for k in rng.sample(st.env, 1) if k not in removed]
+        keys = sorted(added + changed + removed)
+        release = _rid(rng, "R")
+        hmacs = {k: value_hmac(self.hmac_key, _secret(rng, k)) for k in sorted(added + changed)}
+        failed = rng.random() < 0.015
+        details = {"added": sorted(added), "changed": sorted(changed), "removed": sorted(removed), "hmac": hmacs}
+        if failed:
+            details["error"] = rng.choice(("invalid environment line: must be KEY=VALUE",
+                                           "parent release is not the current release of this app"))
+            out = [self._ev(t, actor, rack, "Environment", "updated",
+                            f"Updated environment of app {app.name} ({', '.join(keys)})", "POST",
+                            f"/apps/{app.name}/releases", 422, app=app.name, details=details)]
+        else:
+            out = [self._ev(t, actor, rack, "Environment", "updated",
+                            f"Updated environment of app {app.name} ({', '.join(keys)}) as release {release}", "POST",
+                            f"/apps/{app.name}/releases", app=app.name, target=release, details=details)]
+            st.env = sorted((set(st.env) | set(added)) - set(removed), key=_ENV_KEYS.index)
+            st.releases.append(release)
+            del st.releases[:-8]
+        if r & 1:  # env set --promote
+            t += rng.randrange(1_500, 9_000)
+            if failed:
+                release = st.release
+            out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {app.name}",
+                                "POST", f"/apps/{app.name}/releases/{release}/promote", app=app.name, target=release,
+                                details={"force": False}))
+            st.release = release
+            self._roll_pods(st, app)
+        return out
+
+    def _x_config(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        app, _ = self._app(rack, app_i)
+        name = ("cli-env-mask", "feature-flags", "nginx-conf", "cli-env-mask")[r % 4]
+        return [self._ev(t, actor, rack, "Environment", "updated", f"Updated config {name} of app {app.name}", "PUT",
+                         f"/apps/{app.name}/configs/{name}", app=app.name, target=name,
+                         details={"value": "[redacted]"})]
+
+    def _x_rollback(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        old = st.builds[-2] if len(st.builds) > 1 else st.build
+        previous = st.releases[-2] if len(st.releases) > 1 else st.release
+        release = _rid(rng, "R")
+        out = [self._ev(t, actor, rack, "Releases", "created",
+                        f"Created release {release} of app {app.name} from build {old}",
+                        "POST", f"/apps/{app.name}/releases", app=app.name, target=release,
+                        details={"build": old, "rollback_to": previous})]
+        t += rng.randrange(1_000, 6_000)
+        out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {app.name}",
+                            "POST", f"/apps/{app.name}/releases/{release}/promote", app=app.name, target=release,
+                            details={"force": rng.random() < 0.3, "rollback": True}))
+        st.releases.append(release)
+        st.release, st.build = release, old
+        self._roll_pods(st, app)
+        return out
+
+    def _x_scale(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, size = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        a = self.world.actors[actor]
+        out = []
+        for i in range(size):
+            service = app.services[(r + i) % len(app.services)]
+            params: dict[str, int] = {}
+            if a.name == "nightly-scaler":
+                local_hour = ((t + a.tz_minutes * MINUTE_MS) // HOUR_MS) % 24
+                params["count"] = 0 if local_hour >= 12 else max(1, st.counts[service])
+            else:
+                cur = st.counts[service]
+                new = min(12, max(1, cur + rng.choice((-2, -1, 1, 1, 2, 3, 4))))
+                if rng.random() < 0.9:
+                    params["count"] = new
+                if rng.random() < 0.3 or not params:
+                    params["cpu"] = rng.choice((128, 256, 512, 1024, 2048))
+                if rng.random() < 0.35 or "cpu" in params:
+                    params["memory"] = rng.choice((256, 512, 1024, 2048, 4096))
+                if rng.random() < 0.08:
+                    params["min"], params["max"] = 1, max(params.get("count", cur), rng.choice((6, 8, 12, 20)))
+            status, error = 200, None
+            if rng.random() < 0.03:
+                status, error = rng.choice(_SCALE_ERRORS)
+            text = " ".join(f"{k}={v}" for k, v in params.items())
+            details: dict[str, Any] = dict(params)
+            if error:
+                details["error"] = error
+            elif "count" in params:
+                st.counts[service] = params["count"] or st.counts[service]
+            out.append(self._ev(t, actor, rack, "Processes", "scaled",
+                                f"Scaled service {service} of app {app.name} ({text})",
+                                "PUT", f"/apps/{app.name}/services/{service}", status, app=app.name, target=service,
+                                details=details))
+            t += rng.randrange(3_000, 40_000)
+        return out
+
+    def _x_restart(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, size = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        out = []
+        for service in (list(app.services) * 2)[r % len(app.services):][:size]:
+            out.append(self._ev(t, actor, rack, "Processes", "restarted",
+                                f"Restarted service {service} of app {app.name}",
+                                "POST", f"/apps/{app.name}/services/{service}/restart", app=app.name, target=service))
+            t += rng.randrange(1_000, 5_000)
+        st.pods.update({s: _hex(rng, 10) for s in app.services})
+        return out
+
+    def _x_exec(self, act: tuple) -> list:
+        t, order, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        service = app.services[r % len(app.services)]
+        pid = self._pid(st, service)
+        path = f"/apps/{app.name}/processes/{pid}/exec"
+        if order in self.recorded:
+            scenario = _SCENARIOS[app.stack][(r >> 4) % len(_SCENARIOS[app.stack])]
+            return [self._session(
+                t, actor, rack, app, "Processes", "executed", path, pid, scenario,
+                lambda code, cmd: f"Executed `{cmd}` in process {pid} of app {app.name} (exit {code})")]
+        cmd = rng.choice(_EXEC_COMMANDS[app.stack])
+        if rng.random() < 0.02:
+            return [self._ev(t, actor, rack, "Processes", "executed",
+                             f"Executed `{cmd}` in process {pid} of app {app.name}",
+                             "GET", path, 404, app=app.name, target=pid,
+                             details={"command": cmd, "error": f"no such process: {pid}"})]
+        code = rng.choices((0, 1, 2, 127, 130, 137), (84, 8, 1, 1, 5, 1))[0]
+        duration = min(int(rng.expovariate(1 / 90_000)) + 800, 4 * HOUR_MS)
+        return [self._ev(t, actor, rack, "Processes", "executed",
+                         f"Executed `{cmd}` in process {pid} of app {app.name} (exit {code})", "GET", path, 101,
+                         app=app.name, target=pid,
+                         details={"command": cmd, "exit_code": code, "duration_ms": duration, "tty": cmd in _TTY})]
+
+    def _session(self, t: int, actor: int, rack: int, app: App | None, category: str, action: str, path: str,
+                 target: str, scenario: Callable, describe: Callable[[int, str], str],
+                 extra: dict | None = None) -> tuple:
+        rng = self.rng
+        a = self.world.actors[actor]
+        command, cast, duration, code, width, height = scenario(rng, t, target, a)
+        digest = store.recording_sha256(cast)
+        session_id = "ses_" + new_event_id(t, rng)
+        meta = {"id": session_id, "source": self.source, "rack": self.world.racks[rack].name,
+                "app": app.name if app else None, "actor": a.name, "command": command,
+                "started_at": _format_ms(t, self.ts_cache), "ended_at": _format_ms(t + duration, self.ts_cache),
+                "duration_ms": duration, "exit_code": code, "width": width, "height": height}
+        details = {"command": command, "exit_code": code, "duration_ms": duration, "tty": True,
+                   "recording_sha256": digest, **(extra or {})}
+        ms, d = self._ev(t, actor, rack, category, action, describe(code, command), "GET", path, 101,
+                         app=app.name if app else None, target=target, details=details, session_id=session_id)
+        d["status"], d["outcome"] = 101, "succeeded"  # a recorded session always got its answer
+        d["details"].pop("error", None)
+        return ms, d, (meta, cast)
+
+    def _x_run(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        service = app.services[(r >> 2) % len(app.services)]
+        pid = f"{service}-run-{''.join(rng.choices('bcdfghjklmnpqrstvwxz2456789', k=5))}"
+        attached = r & 1
+        cmd = rng.choice(_RUN_COMMANDS[app.stack])
+        first = "sleep 3600" if attached else cmd  # an attached run starts a sleeper, then execs the command in it
+        out = [self._ev(t, actor, rack, "Processes", "started",
+                        f"Started one-off process of {service} in app {app.name}: `{first}`",
+                        "POST", f"/apps/{app.name}/services/{service}/processes", app=app.name, target=pid,
+                        details={"command": first, "release": st.release})]
+        if attached:
+            t += rng.randrange(4_000, 25_000)
+            code = rng.choices((0, 1, 130), (88, 9, 3))[0]
+            duration = min(int(rng.expovariate(1 / 120_000)) + 2_000, 20 * MINUTE_MS)
+            out.append(self._ev(t, actor, rack, "Processes", "executed",
+                                f"Executed `{cmd}` in process {pid} of app {app.name} (exit {code})", "GET",
+                                f"/apps/{app.name}/processes/{pid}/exec", 101, app=app.name, target=pid,
+                                details={"command": cmd, "exit_code": code, "duration_ms": duration, "tty": True,
+                                         "entrypoint": True}))
+            t += duration + rng.randrange(200, 2_000)
+            out.append(self._ev(t, actor, rack, "Processes", "stopped", f"Stopped process {pid} of app {app.name}",
+                                "DELETE", f"/apps/{app.name}/processes/{pid}", app=app.name, target=pid))
+        return out
+
+    def _x_ps_stop(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        app, st = self._app(rack, app_i)
+        pid = self._pid(st, app.services[r % len(app.services)])
+        status, details = 200, {}
+        if self.rng.random() < 0.04:
+            status, details = 404, {"error": f"no such process: {pid}"}
+        return [self._ev(t, actor, rack, "Processes", "stopped", f"Stopped process {pid} of app {app.name}", "DELETE",
+                         f"/apps/{app.name}/processes/{pid}", status, app=app.name, target=pid, details=details)]
+
+    def _x_files(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        pid = self._pid(st, app.services[r % len(app.services)])
+        path = f"/apps/{app.name}/processes/{pid}/files"
+        if self.world.actors[actor].role == "read" or r & 2:
+            files = [rng.choice(("/app/log/production.log", "/tmp/export.csv", "/app/tmp/heapdump.hprof",
+                                 "/var/log/nginx/error.log", "/app/storage/report-2026.pdf"))]
+            return [self._ev(t, actor, rack, "Processes", "downloaded",
+                             f"Downloaded {files[0]} from process {pid} of app {app.name}",
+                             "GET", path, app=app.name, target=pid, details={"files": files})]
+        files = [rng.choice(("./fix_orders.rb", "./seed.sql", "./debug.py", "./patch.tar", "./backfill.js"))]
+        return [self._ev(t, actor, rack, "Processes", "uploaded", f"Copied files into process {pid} of app {app.name}",
+                         "POST", path, app=app.name, target=pid, details={"files": files})]
+
+    def _x_triggers(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        app, _ = self._app(rack, app_i)
+        service = app.services[0]
+        base = f"/apps/{app.name}/services/{service}/triggers"
+        variant = r % 3
+        if variant == 0:
+            return [self._ev(t, actor, rack, "Processes", "enabled",
+                             f"Enabled autoscale triggers on service {service} of app {app.name}",
+                             "POST", base + "/enable", app=app.name, target=service)]
+        if variant == 1:
+            return [self._ev(t, actor, rack, "Processes", "disabled",
+                             f"Disabled autoscale triggers on service {service} of app {app.name}",
+                             "POST", base + "/disable", app=app.name, target=service)]
+        cpu = self.rng.choice((50, 60, 70, 80))
+        return [self._ev(t, actor, rack, "Processes", "updated",
+                         f"Set autoscale threshold of service {service} of app {app.name} (cpu={cpu}%)",
+                         "POST", base + "/threshold", app=app.name, target=service, details={"cpu": cpu})]
+
+    def _x_app_admin(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, _ = self._app(rack, app_i)
+        name = app.name
+        v = r % 20
+        if v < 7:
+            keys = sorted(rng.sample(("Internal", "Timeout", "Rolling", "Sticky", "Cpu", "Memory", "Fargate"),
+                                     rng.choice((1, 1, 2))))
+            return [self._ev(t, actor, rack, "Applications", "updated",
+                             f"Updated parameters {', '.join(keys)} of app {name}",
+                             "PUT", f"/apps/{name}", app=name, target=name, details={"parameters": keys})]
+        if v < 10:
+            return [self._ev(t, actor, rack, "Applications", "locked", f"Locked app {name}", "PUT", f"/apps/{name}",
+                             app=name, target=name, details={"lock": True})]
+        if v < 13:
+            return [self._ev(t, actor, rack, "Applications", "unlocked", f"Unlocked app {name}", "PUT", f"/apps/{name}",
+                             app=name, target=name, details={"lock": False})]
+        if v < 15:
+            status = 200 if rng.random() < 0.85 else 400
+            return [self._ev(t, actor, rack, "Applications", "cancelled", f"Cancelled deployment of app {name}", "POST",
+                             f"/apps/{name}/cancel", status, app=name, target=name,
+                             details={} if status == 200 else {"error": "app is not updating"})]
+        if v < 17:
+            cap = rng.choice((200, 500, 1000, 2500))
+            return [self._ev(t, actor, rack, "Applications", "updated",
+                             f"Set budget of app {name} (cap ${cap})", "POST",
+                             f"/apps/{name}/budget", app=name, target=name,
+                             details={"monthly-cap-usd": cap, "alert-threshold-percent": 80,
+                                      "at-cap-action": "alert-only"})]
+        verb, path, text = [("reset", "reset", f"Reset budget breaker of app {name}"),
+                            ("dismissed", "dismiss-recovery", f"Dismissed budget recovery banner of app {name}"),
+                            ("simulated", "simulate-shutdown", f"Simulated budget shutdown of app {name}")][v - 17]
+        return [self._ev(t, actor, rack, "Applications", verb, text, "POST", f"/apps/{name}/budget/{path}", app=name,
+                         target=name)]
+
+    def _x_infra(self, act: tuple) -> list:
+        t, order, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        v = r % 20
+        instance = _instance(rng)
+        if order in self.recorded:
+            return [self._session(t, actor, rack, None, "Infrastructure", "accessed", f"/instances/{instance}/shell",
+                                  instance, _scenario_ssh,
+                                  lambda code, cmd: f"Opened SSH session on instance {instance} (interactive)")]
+        # The gateway lets only admins change the rack itself; others are refused before the rack sees it.
+        admin = self.world.actors[actor].role == "admin"
+        refused = {"error": "forbidden: changing the rack needs the admin role on this gateway"}
+        if v < 6:
+            status, details = (200, {}) if admin else (403, refused)
+            if admin and rng.random() < 0.05:
+                status, details = 404, {"error": f"instance not found: {instance}"}
+            return [self._ev(t, actor, rack, "Infrastructure", "terminated",
+                             f"Terminated instance {instance}", "DELETE",
+                             f"/instances/{instance}", status, target=instance, details=details)]
+        if v < 10:
+            cmd = rng.choice(("interactive", "interactive", "uptime", "df -h", "sudo journalctl -u kubelet -n 50"))
+            return [self._ev(t, actor, rack, "Infrastructure", "accessed",
+                             f"Opened SSH session on instance {instance} ({cmd})",
+                             "GET", f"/instances/{instance}/shell", 101, target=instance,
+                             details={"command": None if cmd == "interactive" else cmd,
+                                      "exit_code": 0, "duration_ms": rng.randrange(5_000, 900_000)})]
+        if v < 13:
+            host, port = rng.choice((("pg-main.acme.internal", 5432), ("redis-cache.acme.internal", 6379),
+                                     ("10.0.14.22", 9200), ("pg-reports.acme.internal", 5432)))
+            return [self._ev(t, actor, rack, "Infrastructure", "accessed", f"Opened tunnel to {host}:{port}", "GET",
+                             f"/proxy/{host}/{port}", 101, target=f"{host}:{port}",
+                             details={"duration_ms": rng.randrange(20_000, 3_600_000)})]
+        if v < 16:
+            keys = sorted(rng.sample(_RACK_PARAMS, rng.choice((1, 1, 2))))
+            return [self._ev(t, actor, rack, "Infrastructure", "updated",
+                             f"Updated rack parameters {', '.join(keys)}", "PUT", "/system", 200 if admin else 403,
+                             target=self.world.racks[rack].name,
+                             details={"parameters": keys, **({} if admin else refused)})]
+        if v < 18:
+            version = rng.choice(("3.24.7", "3.24.8", "3.24.9"))
+            status, details = 200, {"version": version, "force": False}
+            if not admin:
+                status, details = 403, {**details, **refused}
+            elif rng.random() < 0.1:
+                status, details["error"] = 409, "rack is currently updating"
+            return [self._ev(t, actor, rack, "Infrastructure", "updated", f"Updated rack to version {version}", "PUT",
+                             "/system", status, target=self.world.racks[rack].name, details=details)]
+        if v < 19:
+            count, kind = rng.choice((3, 4, 6, 8)), rng.choice(("t3.large", "t3.xlarge", "m6i.large", "c6i.xlarge"))
+            return [self._ev(t, actor, rack, "Infrastructure", "scaled",
+                             f"Scaled rack to {count}×{kind}", "PUT", "/system", 200 if admin else 403,
+                             target=self.world.racks[rack].name,
+                             details={"count": count, "type": kind, **({} if admin else refused)})]
+        return [self._ev(t, actor, rack, "Infrastructure", "cleaned", "Cleaned up orphaned Karpenter nodes", "POST",
+                         "/system/karpenter/cleanup", target=self.world.racks[rack].name)]
+
+    def _x_security(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        a = self.world.actors[actor]
+        app, _ = self._app(rack, app_i)
+        domain = rng.choice(_CERT_DOMAINS)
+        cert = "cert-" + _hex(rng, 10)
+        v = r % 18
+        if v < 4:
+            return [self._ev(t, actor, rack, "Security", "created",
+                             f"Imported SSL certificate {cert} ({domain})", "POST",
+                             "/certificates", target=cert, details={"domain": domain, "chain": True})]
+        if v < 6:
+            domains = sorted({domain, rng.choice(_CERT_DOMAINS)})
+            return [self._ev(t, actor, rack, "Security", "created",
+                             f"Generated certificate {cert} for {','.join(domains)}",
+                             "POST", "/certificates/generate", target=cert, details={"domains": domains})]
+        if v < 8:
+            return [self._ev(t, actor, rack, "Security", "deleted", f"Deleted certificate {cert}", "DELETE",
+                             f"/certificates/{cert}", target=cert)]
+        if v < 10:
+            return [self._ev(t, actor, rack, "Security", "renewed", f"Renewed certificate(s) of {app.name}", "POST",
+                             f"/certificates/{app.name}/renew", app=app.name, target=app.name)]
+        if v < 12:
+            service = app.services[0]
+            return [self._ev(t, actor, rack, "Security", "updated",
+                             f"Applied certificate {cert} to {service}:443 of app {app.name}",
+                             "PUT", f"/apps/{app.name}/ssl/{service}/443", app=app.name, target=cert,
+                             details={"certificate": cert, "service": service, "port": 443})]
+        if v < 13:
+            return [self._ev(t, actor, rack, "Security", "updated", "Updated Let's Encrypt DNS solver config", "PUT",
+                             "/letsencrypt/config", details={"solvers": ["route53"]})]
+        if v < 14:
+            return [self._ev(t, actor, rack, "Security", "rotated",
+                             "Rotated instance SSH key", "POST", "/instances/keyroll",
+                             target=self.world.racks[rack].name)]
+        if v < 16:
+            status = 200 if a.role == "admin" else 403
+            details = {} if status == 200 else {"error": "forbidden: rotating the signing key needs the admin role"}
+            return [self._ev(t, actor, rack, "Security", "rotated", "Rotated rack API signing key", "PUT",
+                             "/system/jwt/rotate", status, target=self.world.racks[rack].name, details=details)]
+        role, hours = rng.choice((("read", 8), ("read", 24), ("write", 1), ("write", 4), ("admin", 1)))
+        return [self._ev(t, actor, rack, "Security", "issued",
+                         f"Issued {role} rack access token valid {hours}h", "POST",
+                         "/system/jwt/token", target=self.world.racks[rack].name,
+                         details={"role": role, "duration_hours": hours})]
+
+    def _x_registry(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, size = act
+        rng = self.rng
+        v = r % 10
+        server = rng.choice(_REGISTRIES)
+        if v < 3:
+            user = rng.choice(("AWS", "ci-pull", "acme-bot", "_json_key"))
+            _secret(rng, "REGISTRY_PASSWORD")  # sent to the rack, never recorded
+            return [self._ev(t, actor, rack, "Registries", "added", f"Added registry {server} (user {user})", "POST",
+                             "/registries", target=server, details={"server": server, "username": user})]
+        if v < 4:
+            return [self._ev(t, actor, rack, "Registries", "removed", f"Removed registry {server}", "DELETE",
+                             f"/registries/{server}", target=server)]
+        app, _ = self._app(rack, app_i)
+        out = []
+        for i in range(size):
+            if i == size - 1:
+                ref = f"{app.name}/manifests/{rng.choice(('latest', 'main', 'v' + str(rng.randrange(100, 400))))}"
+            else:
+                ref = f"{app.name}/blobs/uploads/{_hex(rng, 8)}-{_hex(rng, 4)}"
+            out.append(self._ev(t, actor, rack, "Registries", "pushed",
+                                f"Pushed image data to rack registry {ref}", "PUT",
+                                f"/v2/{ref}", 201, app=app.name, target=ref))
+            t += rng.randrange(1_000, 30_000)
+        return out
+
+    def _x_resources(self, act: tuple) -> list:
+        t, order, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, _ = self._app(rack, app_i)
+        resources = self.world.racks[rack].resources
+        name, kind = resources[(r >> 5) % len(resources)]
+        if order in self.recorded and kind in ("postgres", "redis"):
+            scenario = _scenario_psql if kind == "postgres" else _scenario_redis
+            return [self._session(t, actor, rack, app, "Resources", "accessed",
+                                  f"/apps/{app.name}/resources/{name}/console", name, scenario,
+                                  lambda code, cmd: f"Opened console on resource {name} of app {app.name}")]
+        v = r % 20
+        if v < 2:
+            prefix = {"postgres": "pg", "memcached": "memcache"}.get(kind, kind)
+            new = f"{prefix}-{rng.choice(('audit', 'events', 'sessions', 'queue', 'cache2'))}"
+            return [self._ev(t, actor, rack, "Resources", "created",
+                             f"Created resource {new} ({kind})", "POST", "/resources",
+                             target=new, details={"kind": kind, "parameters": ["class", "storage", "version"]})]
+        if v < 5:
+            return [self._ev(t, actor, rack, "Resources", "updated",
+                             f"Updated resource {name}", "PUT", f"/resources/{name}",
+                             target=name,
+                             details={"parameters": [rng.choice(("class", "storage", "version", "durable"))]})]
+        if v < 6:
+            return [self._ev(t, actor, rack, "Resources", "deleted", f"Deleted resource {name}", "DELETE",
+                             f"/resources/{name}", 200 if rng.random() < 0.7 else 409, target=name)]
+        if v < 9:
+            return [self._ev(t, actor, rack, "Resources", "linked", f"Linked resource {name} to app {app.name}", "POST",
+                             f"/resources/{name}/links", app=app.name, target=name)]
+        if v < 11:
+            return [self._ev(t, actor, rack, "Resources", "unlinked", f"Unlinked resource {name} from app {app.name}",
+                             "DELETE", f"/resources/{name}/links/{app.name}", app=app.name, target=name)]
+        if v < 12:
+            return [self._ev(t, actor, rack, "Resources", "imported",
+                             f"Imported data into resource {name} of app {app.name}",
+                             "PUT", f"/apps/{app.name}/resources/{name}/data", app=app.name, target=name,
+                             details={"size": rng.randrange(1_000_000, 900_000_000)})]
+        if v < 17:
+            return [self._ev(t, actor, rack, "Resources", "accessed",
+                             f"Opened console on resource {name} of app {app.name}",
+                             "GET", f"/apps/{app.name}/resources/{name}/console", 101, app=app.name, target=name,
+                             details={"duration_ms": rng.randrange(10_000, 1_800_000)})]
+        return [self._ev(t, actor, rack, "Resources", "exported", f"Exported data of resource {name} of app {app.name}",
+                         "GET", f"/apps/{app.name}/resources/{name}/data", app=app.name, target=name,
+                         details={"size": rng.randrange(1_000_000, 2_000_000_000)})]
+
+    def _x_keys(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        people = [a for a in self.world.actors if a.type == "user"]
+        keys = [a for a in self.world.actors if a.type == "deploy_key"]
+        v = r % 5
+        if v < 2:
+            who = rng.choice(people)
+            return [self._ev(t, actor, rack, "Access", "created",
+                             f"Created gateway key for {who.name} (role {who.role})",
+                             None, None, None, target=who.name, details={"role": who.role}, agent="auditkit/0.1.0")]
+        if v < 3:
+            who = rng.choice(people)
+            return [self._ev(t, actor, rack, "Access", "revoked",
+                             f"Revoked gateway key of {who.name}", None, None, None,
+                             target=who.name, agent="auditkit/0.1.0")]
+        key = rng.choice(keys)
+        if v < 4:
+            return [self._ev(t, actor, rack, "Access", "rotated", f"Rotated deploy key {key.name}", None, None, None,
+                             target=key.name, details={"role": key.role}, agent="auditkit/0.1.0")]
+        return [self._ev(t, actor, rack, "Access", "created", f"Created deploy key {key.name} (role {key.role})", None,
+                         None, None, target=key.name, details={"role": key.role}, agent="auditkit/0.1.0")]
+
+    def _x_other(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, _ = self._app(rack, app_i)
+        if r % 3:
+            key = f"tmp/{_hex(rng, 64)}.tgz"
+            return [self._ev(t, actor, rack, "Builds", "deleted", f"Deleted object {key} of app {app.name}", "DELETE",
+                             f"/apps/{app.name}/objects/{key}", app=app.name, target=key)]
+        method, suffix = rng.choice((("PATCH", ""), ("POST", "/diagnose/run"), ("PUT", "/balancers/web")))
+        path = f"/apps/{app.name}{suffix}"
+        # As the gateway records a write its catalog does not know (catalog._unknown).
+        return [self._ev(t, actor, rack, "Other", "updated", f"Unknown write {method} {path}",
+                         method, path, rng.choice((200, 404, 404)), app=app.name,
+                         details={"method": method, "path": path})]
+
+    def _x_system(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        app, _ = self._app(rack, app_i)
+        v = r % 3
+        if v == 0:
+            return [self._ev(t, actor, rack, "Infrastructure", "cleaned", "Cleaned up orphaned Karpenter nodes", "POST",
+                             "/system/karpenter/cleanup", target=self.world.racks[rack].name,
+                             details={"nodes": self.rng.randrange(0, 4), "scheduled": True})]
+        if v == 1:
+            return [self._ev(t, actor, rack, "Security", "renewed", f"Renewed certificate(s) of {app.name}", "POST",
+                             f"/certificates/{app.name}/renew", app=app.name, target=app.name,
+                             details={"issuer": "letsencrypt", "scheduled": True})]
+        event = self.rng.choice(("release:promote", "build:create", "app:create", "resource:create"))
+        return [self._ev(t, actor, rack, "Other", "created", f"Recorded rack event {event} of app {app.name}", "POST",
+                         "/events", app=app.name, details={"action": event, "status": "success"})]
+
+    def _x_denied(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        rng = self.rng
+        app, st = self._app(rack, app_i)
+        a = self.world.actors[actor]
+        error = {"error": f"forbidden: gateway key of {a.name} has role {a.role} and may not write"}
+        v = r % 5
+        if v == 0:
+            pid = self._pid(st, app.services[0])
+            cmd = rng.choice(_EXEC_COMMANDS[app.stack])
+            return [self._ev(t, actor, rack, "Processes", "executed",
+                             f"Executed `{cmd}` in process {pid} of app {app.name}",
+                             "GET", f"/apps/{app.name}/processes/{pid}/exec", 403, app=app.name, target=pid,
+                             details={"command": cmd, **error})]
+        if v == 1:
+            key = rng.choice(st.env)
+            return [self._ev(t, actor, rack, "Environment", "updated", f"Updated environment of app {app.name} ({key})",
+                             "POST", f"/apps/{app.name}/releases", 403, app=app.name,
+                             details={"added": [], "changed": [key], "removed": [],
+                                      "hmac": {key: value_hmac(self.hmac_key, _secret(rng, key))}, **error})]
+        if v == 2:
+            service = app.services[0]
+            count = rng.choice((0, 1, 5, 10))
+            return [self._ev(t, actor, rack, "Processes", "scaled",
+                             f"Scaled service {service} of app {app.name} (count={count})",
+                             "PUT", f"/apps/{app.name}/services/{service}", 403, app=app.name, target=service,
+                             details={"count": count, **error})]
+        if v == 3:
+            service = app.services[0]
+            return [self._ev(t, actor, rack, "Processes", "restarted", f"Restarted service {service} of app {app.name}",
+                             "POST", f"/apps/{app.name}/services/{service}/restart", 403, app=app.name, target=service,
+                             details=error)]
+        return [self._ev(t, actor, rack, "Releases", "promoted",
+                         f"Promoted release {st.release} of app {app.name}", "POST",
+                         f"/apps/{app.name}/releases/{st.release}/promote", 403, app=app.name, target=st.release,
+                         details=error)]
+
+    def _x_logs(self, act: tuple) -> list:
+        t, _, _, actor, rack, app_i, r, _ = act
+        app, st = self._app(rack, app_i)
+        build = st.builds[-1 - (r % len(st.builds))]
+        return [self._ev(t, actor, rack, "Builds", "accessed",
+                         f"Accessed logs of build {build} of app {app.name}", "GET",
+                         f"/apps/{app.name}/builds/{build}/logs", 101, app=app.name, target=build)]
+
+    def _x_share_link(self, act: tuple) -> list:
+        """A share link's life as auditkit.sharing records it on the mirror's local chain: created by an admin,
+        viewed by an auditor (pages, a download), sometimes revoked."""
+        t, _, _, actor, rack, _, r, size = act
+        rng = self.rng
+        views, revoked = _share_shape(r)
+        rack_name = self.world.racks[rack].name
+        link = "sl_" + _hex(rng, 16)
+        since = _format_ms(max(self.start_ms, t - rng.choice((7, 30, 90)) * DAY_MS), self.ts_cache)[:10]
+        flt = rng.choice((f"rack:{rack_name}", f"rack:{rack_name} category:Environment",
+                          f"rack:{rack_name} action:promoted", f"rack:{rack_name} outcome:denied"))
+        expires = rng.choice((None, 7, 30))
+        expires_at = _format_ms(t + expires * DAY_MS, self.ts_cache) if expires else None
+        note = rng.choice(("SOC 2 evidence", "quarterly access review", "incident review", "ISO 27001 audit",
+                           "customer security questionnaire"))
+        out = [self._local(t, actor, rack, "created",
+                           f"Created share link {link}: {flt}, from {since}, "
+                           + (f"expires {expires_at[:16].replace('T', ' ')} UTC" if expires_at else "never expires"),
+                           link, None, None,
+                           {"filter": flt, "since": since, "until": None, "expires_at": expires_at, "note": note})]
+        span = max(1, self.end_ms - 1 - t)
+        horizon = min(span, (expires or 60) * DAY_MS)
+        times = sorted(self._view_time(t, horizon) for _ in range(views))
+        ip = f"198.51.100.{rng.randrange(2, 20)}"
+        agent = rng.choice(_BROWSERS)
+        for i, vt in enumerate(times):
+            what = ("download of every event as CSV" if i and rng.random() < 0.2
+                    else f"page of events {100 * i + 1}–{100 * i + 100}")
+            out.append(self._local(vt, None, rack, "viewed", f"Viewed share link {link}: {what}", link, ip, agent,
+                                   {"what": what}))
+        if revoked:
+            after = times[-1] if times else t
+            rt = after + 1 + int(rng.random() * max(1, min(DAY_MS, self.end_ms - 2 - after)))
+            out.append(self._local(rt, actor, rack, "revoked", f"Revoked share link {link} (audit complete)", link,
+                                   None, None, {"reason": "audit complete"}))
+        return out
+
+    def _local(self, ms: int, actor: int | None, rack: int, action: str, text: str, link: str, ip: str | None,
+               agent: str | None, details: dict) -> tuple[int, dict]:
+        """An Access event as auditkit.sharing writes it: rack 'local', the link as target, viewers as share:ID."""
+        ms, d = self._ev(ms, actor if actor is not None else 0, rack, "Access", action, text, None, None, None,
+                         target=link, ip=ip, agent=agent, details=details)
+        d["rack"] = LOCAL_RACK
+        if actor is None:
+            d["actor"], d["actor_type"] = f"share:{link}", "user"
+        return ms, d
+
+    def _view_time(self, t: int, horizon: int) -> int:
+        """When an auditor opens the link: in office hours (theirs, UTC+0) within `horizon` after it was made."""
+        if horizon <= 2_000:
+            return t + 1
+        profile = self.clock.profile("office", 0)
+        for _ in range(30):
+            ms = self.clock.sample(profile, self.rng, 0)
+            if t < ms < t + horizon:
+                return ms
+        return t + 1_000 + int(self.rng.random() * (horizon - 1_000))
+
+
+def _cumulative(weights: list[float], items: list[int]) -> tuple[list[float], list[int]]:
+    cum, total, kept = [], 0.0, []
+    for w, item in zip(weights, items):
+        if w > 0:
+            total += w
+            cum.append(total)
+            kept.append(item)
+    return cum, kept
+
+
+def _pick(cum: list[float], rng: random.Random) -> int:
+    i = bisect.bisect_right(cum, rng.random() * cum[-1])
+    return i if i < len(cum) else len(cum) - 1
+
+
+def _rid(rng: random.Random, prefix: str) -> str:
+    return prefix + "".join(rng.choices(_UPPER, k=9))
+
+
+def _hex(rng: random.Random, n: int) -> str:
+    return f"{rng.getrandbits(4 * n):0{n}x}"
+
+
+def _instance(rng: random.Random) -> str:
+    return "i-0" + _hex(rng, 16)
+
+
+def _deploy_shape(r: int) -> tuple[bool, bool, bool, bool]:
+    logs = (r & 3) != 0
+    build_fails = (r >> 2) % 100 < 6
+    promote_fails = (r >> 9) % 100 < 5
+    migrate = (r >> 16) % 100 < 15
+    return logs, build_fails, promote_fails, migrate
+
+
+def _share_shape(r: int) -> tuple[int, bool]:
+    return 1 + (r >> 1) % 9, bool(r & 1) and (r >> 8) % 3 == 0
+
+
+def _shape(kind: str, r: int) -> int:
+    """How many events an activity of `kind` with variant bits `r` expands to (its expander agrees)."""
+    if kind == "deploy":
+        logs, build_fails, promote_fails, migrate = _deploy_shape(r)
+        return 2 + logs + (0 if build_fails else 2 + migrate + promote_fails)
+    if kind == "env":
+        return 1 + (r & 1)
+    if kind == "rollback":
+        return 2
+    if kind == "scale":
+        return 1 + (r % 4 == 0)
+    if kind == "restart":
+        return 1 + (r % 3 == 0)
+    if kind == "run":
+        return 1 + 2 * (r & 1)
+    if kind == "review_app":
+        return 6
+    if kind == "registry":
+        return (r >> 4) % 3 + 2 if r % 10 >= 4 else 1
+    if kind == "share_link":
+        views, revoked = _share_shape(r)
+        return 1 + views + revoked
+    return 1
+
+
+# Activities that can carry a recording: exec into a process, SSH to an instance, a resource console.
+_INTERACTIVE = frozenset({"exec", "infra", "resources"})
+
+
+# A recording: (command, asciicast bytes, duration ms, exit code, width, height).
+Recording = tuple[str, bytes, int, int, int, int]
+
+_MIGRATE = {"rails": "bin/rails db:migrate", "node": "npm run migrate", "python": "python manage.py migrate",
+            "go": "./bin/migrate up"}
+_PROMOTE_ERRORS = ((409, "app is currently updating"), (500, "timeout waiting for rollout of service web"),
+                   (422, "release is still building"), (500, "deployment failed: health check timeout"))
+_RACK_ERRORS = ((500, "internal server error"), (502, "bad gateway: the rack API did not answer"),
+                (503, "rack is updating, try again in a few minutes"), (504, "gateway timeout after 60s"),
+                (500, "context deadline exceeded"))
+_SCALE_ERRORS = ((400, "memory must be at least 64"), (400, "invalid cpu: must be greater than 0"),
+                 (409, "app is currently updating"), (500, "timeout waiting for scale"))
+_EXEC_COMMANDS = {
+    "rails": ("bin/rails console", "bash", "bin/rails console", "bin/rake db:migrate:status",
+              "bin/rails runner 'Order.stuck.count'", "tail -n 200 log/production.log", "bundle exec rake cache:clear",
+              "sh"),
+    "node": ("sh", "node", "npm run repl", "cat /app/package.json", "node scripts/reindex.js"),
+    "python": ("bash", "python manage.py shell", "python", "celery -A app inspect active", "pip list"),
+    "go": ("sh", "/app/bin/healthcheck", "cat /etc/resolv.conf", "ls -la /app"),
+}
+_TTY = {"bin/rails console", "bash", "sh", "node", "npm run repl", "python manage.py shell", "python"}
+_RUN_COMMANDS = {
+    "rails": ("bin/rails db:migrate", "bin/rake orders:reconcile", "bin/rails runner scripts/backfill_invoices.rb",
+              "bin/rake search:reindex"),
+    "node": ("npm run migrate", "node scripts/send_digest.js", "npm run seed"),
+    "python": ("python manage.py migrate", "python manage.py backfill_events", "python -m jobs.rebuild_reports"),
+    "go": ("./bin/migrate up", "./bin/reindex --all", "./bin/compact"),
+}
+_RACK_PARAMS = ("node_type", "high_availability", "build_node_type", "node_disk", "max_on_demand_count", "idle_timeout",
+                "internal_router", "syslog")
+_CERT_DOMAINS = ("api.example.com", "www.example.com", "admin.example.com", "billing.example.com", "*.example.com",
+                 "status.example.com", "eu.api.example.com")
+_REGISTRIES = ("ghcr.io", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "registry.gitlab.com", "quay.io",
+               "index.docker.io")
+
+
+# --- recordings: asciicast v2 ----------------------------------------------------------------------------------------
+
+class _Cast:
+    """A scripted terminal session written with asciicast.Recorder: output events only (the terminal echoes what is
+    typed), at times this script chooses, so the bytes depend on the seed alone."""
+
+    def __init__(self, rng: random.Random, width: int, height: int, start_ms: int, command: str, title: str):
+        self.rng, self.t = rng, 0.0
+        self.recorder = asciicast.Recorder(width=width, height=height, command=command, title=title,
+                                           started=start_ms / 1000,
+                                           env={"SHELL": "/bin/bash", "TERM": "xterm-256color"})
+
+    def out(self, data: str, delay: float = 0.0) -> None:
+        self.t += delay
+        self.recorder.output(data, at=self.t)
+
+    def type(self, prompt: str, text: str) -> None:
+        """A prompt, a pause to think, then `text` typed a key at a time and Enter."""
+        self.out(prompt, self.rng.uniform(0.05, 0.4))
+        self.t += self.rng.uniform(0.8, 5.0)
+        for ch in text:
+            self.out(ch, self.rng.uniform(0.04, 0.22))
+        self.out("\r\n", self.rng.uniform(0.05, 0.3))
+
+    def result(self, text: str) -> None:
+        """Program output, a few chunks, lines ending in CRLF as a terminal shows them."""
+        lines = text.split("\n")
+        chunk: list[str] = []
+        for i, line in enumerate(lines):
+            chunk.append(line)
+            if len(chunk) >= 4 or i == len(lines) - 1:
+                self.out("\r\n".join(chunk) + "\r\n", self.rng.uniform(0.01, 0.35))
+                chunk = []
+
+    def finish(self) -> bytes:
+        return self.recorder.getvalue()
+
+    @property
+    def duration_ms(self) -> int:
+        return int(self.t * 1000)
+
+
+_LS_COLORS = {"dir": "\x1b[01;34m", "exe": "\x1b[01;32m", "link": "\x1b[01;36m", "file": "", "arc": "\x1b[01;31m"}
+
+
+def _ls_color(entries: list[tuple[str, str]], width: int = 120) -> str:
+    """What `ls --color` prints on a terminal `width` columns wide: sorted, in columns filled top to bottom."""
+    entries = sorted(entries, key=lambda e: e[0].lower())
+    n = len(entries)
+    for rows in range(1, n + 1):
+        cols = -(-n // rows)
+        widths = [max(len(name) for name, _ in entries[c * rows:(c + 1) * rows]) + 2 for c in range(cols)
+                  if entries[c * rows:(c + 1) * rows]]
+        if sum(widths) - 2 <= width:
+            break
+    lines = []
+    for r in range(rows):
+        cells = []
+        for c, w in enumerate(widths):
+            i = c * rows + r
+            if i >= n:
+                continue
+            name, kind = entries[i]
+            text = f"{_LS_COLORS[kind]}{name}\x1b[0m" if _LS_COLORS[kind] else name
+            last = c == len(widths) - 1 or (c + 1) * rows + r >= n
+            cells.append(text if last else text + " " * (w - len(name)))
+        lines.append("".join(cells))
+    return "\n".join(lines)
+
+
+_RAILS_LS = [("app", "dir"), ("bin", "dir"), ("config", "dir"), ("config.ru", "file"), ("db", "dir"),
+             ("Gemfile", "file"), ("Gemfile.lock", "file"), ("lib", "dir"), ("log", "dir"), ("public", "dir"),
+             ("Rakefile", "file"), ("entrypoint.sh", "exe"), ("current", "link"), ("tmp", "dir"),
+             ("vendor", "dir"), ("assets.tar.gz", "arc")]
+_NODE_LS = [("dist", "dir"), ("node_modules", "dir"), ("package.json", "file"), ("package-lock.json", "file"),
+            ("scripts", "dir"), ("server.js", "exe"), ("src", "dir"), ("static", "link"), ("README.md", "file")]
+_PY_LS = [("app", "dir"), ("jobs", "dir"), ("manage.py", "exe"), ("requirements.txt", "file"), ("static", "dir"),
+          ("templates", "dir"), ("wsgi.py", "file"), ("media", "link"), ("backup.tar.gz", "arc")]
+_GO_LS = [("bin", "dir"), ("config.yaml", "file"), ("healthcheck", "exe"), ("migrations", "dir"), ("server", "exe"),
+          ("web", "link")]
+
+
+def _shell_prompt(user: str, host: str, cwd: str, root: bool = True) -> str:
+    return f"\x1b[01;32m{user}@{host}\x1b[00m:\x1b[01;34m{cwd}\x1b[00m{'#' if root else '$'} "
+
+
+def _scenario_shell(listing: list, extra: list[tuple[str, str]], cwd: str = "/app") -> Callable:
+    def run(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
+        width, height = rng.choice(((120, 32), (160, 45), (100, 30), (212, 55)))
+        cast = _Cast(rng, width, height, t, "bash", pid)
+        prompt = _shell_prompt("root", pid, cwd)
+        cast.type(prompt, "ls --color")
+        cast.result(_ls_color(listing, width))
+        for command, output in rng.sample(extra, min(len(extra), rng.randint(2, 3))):
+            cast.type(prompt, command)
+            cast.result(output)
+        cast.type(prompt, "exit")
+        cast.out("exit\r\n", 0.05)
+        return "bash", cast.finish(), cast.duration_ms, 0, width, height
+    return run
+
+
+_RAILS_EXTRA = [
+    ("bin/rails runner 'puts User.count'", "48213"),
+    ("tail -n 3 log/production.log",
+     "I, [2026-11-19T14:02:11.411 #7]  INFO -- : [c3f1e2] Completed 200 OK in 41ms "
+     "(Views: 12.0ms | ActiveRecord: 9.8ms)\n"
+     "I, [2026-11-19T14:02:11.950 #7]  INFO -- : [a81d04] Started GET \"/api/v2/orders?page=3\" for 10.0.3.17\n"
+     "W, [2026-11-19T14:02:12.022 #9]  WARN -- : [a81d04] \x1b[33mSlow query (612ms)\x1b[0m "
+     "SELECT \"orders\".* FROM \"orders\""),
+    ("bin/rake db:migrate:status | tail -n 4",
+     "   up     20261102101500  Add index to orders state\n   up     20261110083000  Create refunds\n"
+     "   up     20261117121500  Add currency to invoices\n"
+     "  \x1b[31mdown\x1b[0m    20261118094500  Backfill refund reasons"),
+    ("df -h /tmp", "Filesystem      Size  Used Avail Use% Mounted on\noverlay          80G   31G   50G  39% /"),
+    ("ps aux | head -n 4",
+     "USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND\n"
+     "app            1  0.0  0.1   2384  1536 ?        Ss   09:12   0:00 /bin/sh -c bin/web\n"
+     "app            7 12.4  9.8 1273112 401208 ?      Sl   09:12  41:07 puma 6.4.2 (tcp://0.0.0.0:3000) [app]\n"
+     "root         214  0.0  0.0   4608  3840 pts/0    Ss   14:01   0:00 bash"),
+]
+_NODE_EXTRA = [
+    ("node -e 'console.log(process.version)'", "v20.11.1"),
+    ("cat package.json | head -n 5",
+     "{\n  \"name\": \"admin\",\n  \"version\": \"4.18.2\",\n  \"private\": true,\n  \"scripts\": {"),
+    ("du -sh node_modules", "412M\tnode_modules"),
+    ("free -m", "               total        used        free      shared  buff/cache   available\n"
+                "Mem:            7812        3120         811           2        3880        4402"),
+]
+_PY_EXTRA = [
+    ("python -c 'import django; print(django.get_version())'", "5.0.9"),
+    ("celery -A app inspect ping",
+     "->  celery@worker-5c9d7b8f4d-q2kzl: \x1b[32mOK\x1b[0m\n        pong\n\n1 node online."),
+    ("pip list 2>/dev/null | grep -i -E 'django|celery|redis'",
+     "celery            5.4.0\nDjango            5.0.9\nredis             5.0.8"),
+    ("df -h /tmp", "Filesystem      Size  Used Avail Use% Mounted on\noverlay          80G   27G   54G  34% /"),
+]
+_GO_EXTRA = [
+    ("./healthcheck", "\x1b[32m✔\x1b[0m database   ok (3ms)\n\x1b[32m✔\x1b[0m cache      ok (1ms)\n"
+                      "\x1b[33m!\x1b[0m search     degraded (412ms)"),
+    ("cat config.yaml | head -n 3", "listen: :8080\nlog_level: info\nshutdown_grace: 25s"),
+    ("uptime", " 14:03:07 up 3 days,  2:11,  0 users,  load average: 0.42, 0.51, 0.47"),
+]
+
+
+def _scenario_rails_console(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
+    width, height = rng.choice(((120, 32), (160, 45), (140, 40)))
+    command = "bin/rails console"
+    cast = _Cast(rng, width, height, t, command, pid)
+    cast.out("Loading production environment (Rails 7.1.3.4)\r\n", 2.4)
+    n = 1
+    exchanges = [
+        ("User.where(created_at: 1.day.ago..).count", "=> \x1b[34m\x1b[1m412\x1b[0m"),
+        ("Order.where(state: \"pending\").where(\"created_at < ?\", 2.hours.ago).count", "=> \x1b[34m\x1b[1m3\x1b[0m"),
+        ("Order.find(88123).state", "=> \x1b[31m\"refunded\"\x1b[0m"),
+        ("Invoice.last.total_cents", "=> \x1b[34m\x1b[1m129900\x1b[0m"),
+        ("Feature.enabled?(:new_checkout)", "=> \x1b[36m\x1b[1mtrue\x1b[0m"),
+    ]
+    for code, result in rng.sample(exchanges, rng.randint(2, 4)):
+        cast.type(f"irb(main):{n:03d}> ", code)
+        cast.result(result)
+        n += 1
+    cast.type(f"irb(main):{n:03d}> ", "exit")
+    return command, cast.finish(), cast.duration_ms, 0, width, height
+
+
+def _scenario_python_shell(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
+    """`python manage.py shell` with IPython installed: coloured In/Out prompts."""
+    width, height = rng.choice(((120, 32), (160, 45)))
+    command = "python manage.py shell"
+    cast = _Cast(rng, width, height, t, command, pid)
+    cast.out("Python 3.12.7 (main, Oct  1 2026, 08:10:12) [GCC 12.2.0]\r\n"
+             "Type 'copyright', 'credits' or 'license' for more information\r\n"
+             "IPython 8.29.0 -- An enhanced Interactive Python. Type '?' for help.\r\n\r\n", 1.8)
+    n = 1
+    for code, result in rng.sample([("from reports.models import Report", ""),
+                                     ("Report.objects.filter(status='failed').count()", "7"),
+                                     ("Report.objects.latest('created_at').id", "99412"),
+                                     ("from django.conf import settings; settings.DEBUG", "False")], 3):
+        cast.type(f"\x1b[32mIn [\x1b[1;32m{n}\x1b[0;32m]: \x1b[0m", code)
+        if result:
+            cast.result(f"\x1b[31mOut[\x1b[1;31m{n}\x1b[0;31m]: \x1b[0m{result}\n")
+        n += 1
+    cast.type(f"\x1b[32mIn [\x1b[1;32m{n}\x1b[0;32m]: \x1b[0m", "exit")
+    return command, cast.finish(), cast.duration_ms, 0, width, height
+
+
+_VAR_LOG = [("amazon", "dir"), ("audit", "dir"), ("boot.log", "file"), ("containers", "dir"), ("journal", "dir"),
+            ("kubelet.log", "file"), ("pods", "dir"), ("messages", "file"), ("aws-routed-eni", "dir"),
+            ("cloud-init.log", "file"), ("dmesg.old", "arc")]
+
+
+def _scenario_ssh(rng: random.Random, t: int, instance: str, actor: Actor) -> Recording:
+    width, height = rng.choice(((120, 32), (160, 45), (100, 30)))
+    host = f"ip-10-0-{rng.randrange(1, 60)}-{rng.randrange(2, 250)}"
+    cast = _Cast(rng, width, height, t, "interactive", instance)
+    cast.out(f"Last login: Tue Nov 18 09:12:44 2026 from 10.0.3.17\r\n\r\n"
+             "   ,     #_\r\n   ~\\_  ####_        Amazon Linux 2023\r\n  ~~  \\_#####\\\r\n  ~~     \\###|\r\n"
+             "  ~~       \\#/ ___   https://aws.amazon.com/linux/amazon-linux-2023\r\n\r\n", 0.9)
+    prompt = f"[\x1b[01;32mec2-user\x1b[0m@{host} ~]$ "
+    steps = [("uptime", f" 14:03:07 up {rng.randrange(1, 40)} days,  2:11,  1 user,  load average: 0.42, 0.51, 0.47"),
+             ("free -m", "               total        used        free      shared  buff/cache   available\n"
+                         "Mem:           15788        9120         811           2        5856       6402"),
+             ("ls --color /var/log", _ls_color(_VAR_LOG, width)),
+             ("sudo crictl ps | head -n 3",
+              "CONTAINER      IMAGE          CREATED       STATE    NAME     ATTEMPT  POD ID\n"
+              "3f1c2b7a9d10   9e2f7c1b3a44   2 hours ago   \x1b[32mRunning\x1b[0m  web      0        a1b2c3d4e5f6\n"
+              "8d7e6f5a4b3c   1c2d3e4f5a6b   2 hours ago   \x1b[32mRunning\x1b[0m  worker   0        f6e5d4c3b2a1")]
+    for command, output in steps[:2] + rng.sample(steps[2:], 2):
+        cast.type(prompt, command)
+        cast.result(output)
+    cast.type(prompt, "exit")
+    cast.out(f"logout\r\nConnection to {host} closed.\r\n", 0.1)
+    return "interactive", cast.finish(), cast.duration_ms, 0, width, height
+
+
+def _scenario_psql(rng: random.Random, t: int, name: str, actor: Actor) -> Recording:
+    width, height = rng.choice(((120, 32), (160, 45)))
+    cast = _Cast(rng, width, height, t, "psql", name)
+    cast.out("psql (16.4, server 15.8)\r\nSSL connection (protocol: TLSv1.3, cipher: TLS_AES_256_GCM_SHA384, "
+             "compression: off)\r\nType \"help\" for help.\r\n\r\n", 0.7)
+    prompt = "app=> "
+    cast.type(prompt, "\\dt")
+    cast.result("          List of relations\n Schema |     Name      | Type  | Owner\n"
+                "--------+---------------+-------+-------\n public | invoices      | table | app\n"
+                " public | orders        | table | app\n public | refunds       | table | app\n"
+                " public | users         | table | app\n(4 rows)\n")
+    cast.type(prompt, "select state, count(*) from orders group by 1 order by 2 desc;")
+    cast.result("  state   | count\n----------+--------\n complete | 981244\n pending  |    312\n"
+                " refunded |   4410\n(3 rows)\n")
+    cast.type(prompt, "exit")
+    return "psql", cast.finish(), cast.duration_ms, 0, width, height
+
+
+def _scenario_redis(rng: random.Random, t: int, name: str, actor: Actor) -> Recording:
+    width, height = 120, 32
+    cast = _Cast(rng, width, height, t, "redis-cli", name)
+    prompt = f"{name}.acme.internal:6379> "
+    cast.type(prompt, "INFO keyspace")
+    cast.result(f"# Keyspace\ndb0:keys={rng.randrange(1000, 90000)},expires=1203,avg_ttl=3600213")
+    cast.type(prompt, "DBSIZE")
+    cast.result(f"(integer) {rng.randrange(1000, 90000)}")
+    cast.type(prompt, "exit")
+    return "redis-cli", cast.finish(), cast.duration_ms, 0, width, height
+
+
+_SCENARIOS: dict[str, tuple[Callable, ...]] = {
+    "rails": (_scenario_shell(_RAILS_LS, _RAILS_EXTRA), _scenario_rails_console),
+    "node": (_scenario_shell(_NODE_LS, _NODE_EXTRA),),
+    "python": (_scenario_shell(_PY_LS, _PY_EXTRA), _scenario_python_shell),
+    "go": (_scenario_shell(_GO_LS, _GO_EXTRA, cwd="/srv"),),
+}
+
+
+# --- writing ---------------------------------------------------------------------------------------------------------
+
+def _plan_counts(world: World, events: int) -> dict[str, int]:
+    """How many events each source gets: the mirror's own chain a small share, the gateways by their racks' weight."""
+    local = round(events * LOCAL_SHARE) if events >= 200 else 0
+    rest = events - local
+    weights = {s: sum(r.weight for r in world.racks if r.source == s) for s in world.sources}
+    total = sum(weights.values())
+    counts = {s: int(rest * w / total) for s, w in weights.items()}
+    remainder = rest - sum(counts.values())
+    for s in sorted(world.sources, key=lambda s: -(rest * weights[s] / total - counts[s]))[:remainder]:
+        counts[s] += 1
+    counts["local"] = local
+    return {s: n for s, n in counts.items() if n > 0}
+
+
+def _generate(world_seed: int, source: str, start_ms: int, end_ms: int, count: int, sessions: int,
+              windows: list[int]) -> Iterator[tuple[int, list[Event], list[tuple[dict, bytes]]]]:
+    """One source's windows as validated, unsealed Events. In a worker process this is where they are built (and
+    so validated); the writer chains and inserts them (store.append_halves; in-process, store.append seals them)."""
+    for w, drafts, recordings in Generator(build_world(world_seed), source, start_ms, end_ms, count,
+                                           sessions).batches(windows):
+        yield w, [Event(**d) for d in drafts], recordings
+
+
+# Events cross from a worker to the writer as (ms, values, before, after): plain values pickle through C, and the
+# worker has already made each event's canonical JSON (events.seal_halves), the costly part of sealing, so the
+# writer only chains the hashes (store.append_halves).
+_fields_of = operator.attrgetter(*FIELDS)
+_SOURCE_AT, _SEQ_AT, _DETAILS_AT = FIELDS.index("source"), FIELDS.index("source_seq"), FIELDS.index("details")
+
+
+def _halves(batch: list[Event], source: str, seq: int) -> list[tuple[int, list, bytes, bytes]]:
+    out = []
+    for event in batch:
+        seq += 1
+        values = list(_fields_of(event))
+        values[_SOURCE_AT], values[_SEQ_AT] = source, seq
+        values[_DETAILS_AT] = dumps(event.details)
+        out.append((timestamp_ms(event.timestamp), values, *seal_halves(event, source=source, seq=seq)))
+    return out
+
+
+def _worker(out: Any, args: tuple, seq: int) -> None:
+    """A child process: generate one source's batches, cut each event's seal (no one else writes that chain, which
+    stands at `seq`), and hand them over in order; errors travel as text."""
+    try:
+        source = args[1]
+        for w, batch, recordings in _generate(*args):
+            out.put((w, _halves(batch, source, seq), recordings))
+            seq += len(batch)
+        out.put(None)
+    except BaseException:  # pragma: no cover - reported by the parent
+        out.put(("error", traceback.format_exc()))
+
+
+class _Remote:
+    """The parent's end of a worker: an iterator over its batches that notices a worker that died."""
+
+    def __init__(self, ctx: Any, args: tuple, seq: int):
+        self.queue = ctx.Queue(maxsize=8)
+        self.process = ctx.Process(target=_worker, args=(self.queue, args, seq), daemon=True)
+        self.process.start()
+
+    def __iter__(self) -> "_Remote":
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            try:
+                item = self.queue.get(timeout=2.0)
+            except queue_mod.Empty:
+                if not self.process.is_alive():
+                    raise RuntimeError(f"synth worker exited with status {self.process.exitcode}") from None
+                continue
+            if item is None:
+                raise StopIteration
+            if isinstance(item, tuple) and len(item) == 2 and item[0] == "error":
+                raise RuntimeError("synth worker failed:\n" + item[1])
+            return item
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=5)
+
+
+def _fork_context() -> Any:
+    """fork, when it is safe: it neither re-imports the caller's main module (as spawn does, which breaks scripts
+    without a __main__ guard) nor copies a process that runs other threads. Otherwise None: generate in-process."""
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return None
+    return multiprocessing.get_context("fork")
+
+
+def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days: int = 30,
+                  end: dt.datetime | None = None, progress: Callable[[int], None] | None = None,
+                  parallel: bool | None = None) -> Summary:
+    """Write `events` synthetic events (and a few recordings) spread over `days` days ending at `end` (default now).
+
+    Chains continue from whatever the store already holds. `parallel` forces (True) or forbids (False) generating
+    the gateway chains in worker processes; by default runs of PARALLEL_MIN events or more use them.
+    """
+    if events < 1:
+        raise ValueError("events must be at least 1")
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    end_ms = _end_ms(end)
+    start_ms = end_ms - days * DAY_MS
+    world = build_world(seed)
+    counts = _plan_counts(world, events)
+    wanted = max(4, min(200, events // 1000)) if events >= 500 else (1 if events >= 50 else 0)
+    gateway_total = sum(n for s, n in counts.items() if s != "local") or 1
+    session_split = {s: (round(wanted * n / gateway_total) if s != "local" else 0) for s, n in counts.items()}
+    n_windows = max(1, -(-events // BATCH_EVENTS))
+    windows = [start_ms + (end_ms - start_ms) * (i + 1) // n_windows for i in range(n_windows)]
+    windows[-1] = end_ms
+    order = sorted(counts, key=lambda s: (-counts[s], s))
+    if parallel is None:
+        parallel = events >= PARALLEL_MIN
+    streams: dict[str, Any] = {}
+    remotes: list[_Remote] = []
+    ctx = _fork_context() if parallel else None
+    try:
+        for source in order:
+            args = (seed, source, start_ms, end_ms, counts[source], session_split[source], windows)
+            if ctx is not None and source != "local":
+                remote = _Remote(ctx, args, store.chain_head(conn, source).last_seq)
+                remotes.append(remote)
+                streams[source] = remote
+            else:
+                streams[source] = _generate(*args)
+        written = sessions = 0
+        with store.bulk_load(conn):
+            for w in range(n_windows):
+                for source in order:
+                    got_w, batch, recordings = next(streams[source])
+                    if got_w != w:  # pragma: no cover - every generator yields every window, in order
+                        raise RuntimeError(f"synth: {source} handed over window {got_w} when {w} was due")
+                    for meta, cast in recordings:
+                        store.add_session(conn, meta, cast)
+                        sessions += 1
+                    if batch and isinstance(streams[source], _Remote):
+                        written += store.append_halves(conn, source, batch)
+                    elif batch:
+                        store.append(conn, batch, source)
+                        written += len(batch)
+                if progress is not None:
+                    progress(written)
+    finally:
+        for remote in remotes:
+            remote.close()
+    return Summary(written, sessions)
