@@ -233,6 +233,8 @@ class Gateway:
                 raise Refused(413, "request body too large for an audited write")
             parsed.body = body
             if body:
+                if headers.get("content-encoding", "identity").strip().lower() != "identity":
+                    raise Refused(415, "an encoded (compressed) body is not read as a form by the rack")
                 if method not in canonical.BODY_METHODS:
                     raise Refused(400, f"a {method} request carries no body the rack reads")
                 if not content_type:
