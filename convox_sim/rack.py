@@ -2897,8 +2897,11 @@ def create_app(password: str, *, rack_name: str = "acme/production", seed: int =
                     pass
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-    app = Starlette(routes=[Route("/{path:path}", http_endpoint, methods=methods),
-                            WebSocketRoute("/{path:path}", ws_endpoint)])
+    routes = [Route("/{path:path}", http_endpoint, methods=methods), WebSocketRoute("/{path:path}", ws_endpoint)]
+    for catch_all in routes:
+        # Starlette's `path` convertor is `.*`, which stops at a newline; the Go rack routes any decoded byte.
+        catch_all.path_regex = re.compile(catch_all.path_regex.pattern, re.DOTALL)
+    app = Starlette(routes=routes)
     app.state.rack = rack
     app.state.requests = received
     app.state.rack_name = rack_name

@@ -535,6 +535,7 @@ def test_routes_match_the_decoded_uncleaned_path_as_gorilla_mux_does(app):
     # case-sensitive, no trailing-slash tolerance, `$` is the very end (not before a final newline)
     for target in (b"/Apps/web/cancel", b"/apps/web/cancel/", b"/apps/web/cancel%0A", b"/apps/web/Cancel"):
         assert routed("POST", target)[:2] == (404, None), target
+    assert routed("POST", b"/apps/w%0Aeb/cancel")[1:3] == (cancel, {"app": "w\neb"})  # any byte, newline too
     # NUL is an ordinary byte of a path var; a malformed escape is refused by Go's server before routing
     assert routed("POST", b"/apps/web%00/cancel")[1:3] == (cancel, {"app": "web\x00"})
     assert routed("POST", b"/apps/%zz/cancel")[:2] == (400, None)

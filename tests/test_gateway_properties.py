@@ -43,6 +43,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from auditkit import catalog, store
 from auditkit.demo import rack as rack_mod
@@ -62,6 +64,7 @@ APPS = ("web", "api", "worker", "billing", "search")
 # Examples per property: each runs in about 20–40 s in `make test` (the note of issue 10 has the figures).
 DIFFERENTIAL_EXAMPLES = 2000
 SECRET_EXAMPLES = 500
+WEBSOCKET_EXAMPLES = 1500
 PROPERTY_SETTINGS = dict(deadline=None, print_blob=True, database=None,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                 HealthCheck.filter_too_much])
@@ -248,6 +251,34 @@ def send(world: World, request: Request, authorization: str | None = None) -> Ex
     received = [r for r in world.received[received_mark:] if r.headers.get("user-agent") == tag]
     return Exchange(request, tag, status, answer, received, events, list(world.spy.status.get(tag, [])),
                     world.logs.lines[log_mark:])
+
+
+def send_ws(world: World, request: Request, authorization: str | None = None) -> Exchange:
+    """Open a websocket as the Convox SDK does (option headers on the handshake), send stdin EOF (an empty BINARY
+    frame) at once, read until the rack's EOF, close. The status is 101, or that of the refused handshake."""
+    tag = f"props-{next(world.tags)}-{secrets.token_hex(4)}"
+    headers = {"Authorization": authorization or basic(RACK, world.key), **request.headers, "User-Agent": tag}
+    mark, received_mark, log_mark = world.head(), len(world.received), len(world.logs.lines)
+    status, frames = 101, []
+    try:
+        with ws_connect(f"ws://127.0.0.1:{world.gateway_port}{request.target}", additional_headers=headers,
+                        user_agent_header=None, open_timeout=10, close_timeout=5, max_size=None,
+                        compression=None, proxy=None) as ws:
+            try:
+                ws.send(b"")
+                while True:
+                    frame = ws.recv(timeout=10)
+                    frames.append(frame.encode() if isinstance(frame, str) else frame)
+                    if frame == b"":
+                        break
+            except (ConnectionClosed, TimeoutError):
+                pass
+    except InvalidStatus as e:
+        status = e.response.status_code
+        frames = [e.response.body or b""]
+    events = [e for e in world.events_since(mark) if e["user_agent"] == tag]
+    received = [r for r in world.received[received_mark:] if r.headers.get("user-agent") == tag]
+    return Exchange(request, tag, status, b"".join(frames), received, events, [], world.logs.lines[log_mark:])
 
 
 # --- what the catalog and the rack call a route --------------------------------------------------------------------
@@ -570,6 +601,16 @@ def test_the_comparison_accepts_each_recording_form_and_names_every_disagreement
     assert any(p.startswith("files") for p in problems(details={**details, "files": {}}))
 
 
+def test_the_comparison_of_a_websocket_and_of_a_path_the_rack_decoded():
+    received = rack_record("SOCKET", "/apps/{app}/processes/{pid}/exec", {"app": "we?b", "pid": "p 1"},
+                           [("x", "1")])
+    event = journal_event("GET", "/apps/we%3Fb/processes/p%201/exec", "we?b", "p 1",
+                          {"command": "bash", "params_hmac": {"x": h("1")}, "duration_ms": 3, "exit_code": 0})
+    assert journal_agrees_with_rack(event, received, KEY) == []
+    # a path recorded decoded, `?` and all, no longer reads as the route the rack took
+    assert journal_agrees_with_rack({**event, "path": "/apps/we?b/processes/p 1/exec"}, received, KEY)
+
+
 def test_the_comparison_reads_env_and_inline_parameters_as_the_rack_does():
     env = "DATABASE_URL=postgres://x\r\nTOKEN=t=1\nnot a line\n =skipped"
     received = rack_record("POST", "/apps/{app}/releases", {"app": "web"}, [("env", env)])
@@ -863,6 +904,34 @@ def test_the_journal_says_what_the_rack_did(world: World, request: Request):
     check_exchange(send(world, request), world.hmac_key)
 
 
+SOCKET_ROUTES = tuple(r for r in catalog.ROUTES if r.method == "SOCKET")
+
+
+@st.composite
+def websocket_requests(draw: st.DrawFn) -> Request:
+    """A websocket upgrade to a SOCKET route of the catalog: the path drawn as for HTTP, params in the query, some
+    of the route's option headers."""
+    route = draw(st.sampled_from(SOCKET_ROUTES))
+    path = draw(paths(route))
+    names = st.sampled_from(EXTRA_NAMES + ("follow", "since", "filter"))
+    query = draw(st.lists(names.flatmap(lambda n: st.tuples(st.just(n), values)), max_size=3))
+    if query and draw(st.integers(0, 4)) == 4:
+        query.append((query[0][0], draw(values)))
+    headers = {}
+    for header in draw(st.lists(st.sampled_from(route.headers), unique=True)) if route.headers else []:
+        headers[header] = draw(st.sampled_from(["echo hi", "bash", "80", "24", "true", "false"]))
+    query_text = "&".join(form_pair(draw, n, v) for n, v in query)
+    return Request("GET", path + ("?" + query_text if query_text else ""), headers, None, route)
+
+
+
+
+@settings(max_examples=WEBSOCKET_EXAMPLES, **PROPERTY_SETTINGS)
+@given(request=websocket_requests())
+def test_the_journal_says_what_the_rack_did_over_websockets(world: World, request: Request):
+    check_exchange(send_ws(world, request), world.hmac_key)
+
+
 # --- b) secrets --------------------------------------------------------------------------------------------------
 
 SECRET_ALPHABET = st.characters(codec="utf-8", exclude_categories=("Cs",)) | \
@@ -893,8 +962,11 @@ class Secret:
         return {k: v for k, v in out.items() if len(v) >= 8}
 
 
-def secret_text(marker: str) -> st.SearchStrategy[str]:
-    return st.tuples(st.text(SECRET_ALPHABET, max_size=10), st.text(SECRET_ALPHABET, max_size=10)).map(
+def secret_text(marker: str, *, one_line: bool = False) -> st.SearchStrategy[str]:
+    """A secret: text and binary-ish characters around the marker. In `KEY=VALUE` text a line break would end the
+    value (and could make a public key of the rest): `one_line` secrets have none."""
+    alphabet = SECRET_ALPHABET.filter(lambda c: c not in "\r\n") if one_line else SECRET_ALPHABET
+    return st.tuples(st.text(alphabet, max_size=10), st.text(alphabet, max_size=10)).map(
         lambda t: t[0] + marker + t[1])
 
 
@@ -949,16 +1021,19 @@ PLACEMENTS: dict[str, tuple[str, str, Placement]] = {
     "Private-Key header (raw)": ("*", "*", lambda draw, s: (
         [], {"Private-Key": urllib.parse.quote(s, safe="")}, [])),
     "Authorization header (a wrong key)": ("*", "*", lambda draw, s: ([], {"Authorization": basic(RACK, s)}, [])),
+    "Private-Key header of an instance shell": ("/instances/{id}/shell", "SOCKET", lambda draw, s: (
+        [], {"Private-Key": base64.b64encode(s.encode("utf-8", "surrogatepass")).decode(), "Command": "whoami"},
+        [])),
     "Proxy-Authorization header": ("*", "*", lambda draw, s: (
         [], {"Proxy-Authorization": "Bearer " + urllib.parse.quote(s, safe="")}, [])),
 }
+ONE_LINE = frozenset({"env value", "env value with a build", "build args"})
 WRITE_ROUTES = tuple(r for r in HTTP_ROUTES if r.method != "GET" and not r.raw_body and "v3" in r.versions)
 MAP_ROUTES = tuple(r for r in WRITE_ROUTES if "parameters" in r.maps)
 
 
 @st.composite
-def secret_requests(draw: st.DrawFn, secret: str) -> tuple[str, Request]:
-    where = draw(st.sampled_from(sorted(PLACEMENTS)))
+def secret_requests(draw: st.DrawFn, where: str, secret: str) -> Request:
     path_pattern, method, place = PLACEMENTS[where]
     if path_pattern == "*":
         route = draw(st.sampled_from(WRITE_ROUTES))
@@ -973,6 +1048,8 @@ def secret_requests(draw: st.DrawFn, secret: str) -> tuple[str, Request]:
     if draw(st.integers(0, 5)) == 5 and params:
         params = params + [(params[-1][0], "other")]
     kind = draw(st.sampled_from(["urlencoded", "urlencoded", "multipart", "query"])) if not files else "multipart"
+    if route.method == "SOCKET":
+        kind = "query"
     query = params if kind == "query" else []
     body_pairs = [] if kind == "query" else params
     body: bytes | None = None
@@ -988,19 +1065,22 @@ def secret_requests(draw: st.DrawFn, secret: str) -> tuple[str, Request]:
         body = b"".join(parts) + f"--{b}--\r\n".encode()
         headers = {"Content-Type": f"multipart/form-data; boundary={b}", **headers}
     target = path + ("?" + urllib.parse.urlencode(query) if query else "")
-    return where, Request(route.method if route.method != "ANY" else "POST", target, headers, body, route)
+    return Request(route.method if route.method not in ("ANY", "SOCKET") else "POST" if route.method == "ANY"
+                   else "GET", target, headers, body, route)
 
 
 @settings(max_examples=SECRET_EXAMPLES, **PROPERTY_SETTINGS)
 @given(data=st.data())
 def test_no_secret_reaches_the_journal_or_the_log(world: World, data: st.DataObject):
     marker = "Zk" + secrets.token_hex(6) + "qX"
-    secret = Secret(data.draw(secret_text(marker), label="secret"), marker)
-    where, request = data.draw(secret_requests(secret.text), label="request")
+    where = data.draw(st.sampled_from(sorted(PLACEMENTS)), label="placed as")
+    secret = Secret(data.draw(secret_text(marker, one_line=where in ONE_LINE), label="secret"), marker)
+    request = data.draw(secret_requests(where, secret.text), label="request")
     note(f"secret placed as: {where}\nsent {request.describe()}")
     headers = dict(request.headers)
     authorization = headers.pop("Authorization", None)  # this placement replaces the member's key
-    x = send(world, dataclasses.replace(request, headers=headers), authorization)
+    exchange = send_ws if request.route is not None and request.route.method == "SOCKET" else send
+    x = exchange(world, dataclasses.replace(request, headers=headers), authorization)
     note(f"gateway answered {x.status}; journal {[(e['outcome'], e['description'], e['details']) for e in x.events]}")
     assert x.status != 500 or x.rack_status == [500], "the gateway answered 500 of its own"
     stored = raw_bytes(world.journal_path)
