@@ -62,9 +62,9 @@ ALICE = "alice@example.com"
 APPS = ("web", "api", "worker", "billing", "search")
 
 # Examples per property: each runs in about 20–40 s in `make test` (the note of issue 10 has the figures).
-DIFFERENTIAL_EXAMPLES = 2000
-SECRET_EXAMPLES = 500
-WEBSOCKET_EXAMPLES = 1500
+DIFFERENTIAL_EXAMPLES = 2500
+SECRET_EXAMPLES = 600
+WEBSOCKET_EXAMPLES = 2500
 PROPERTY_SETTINGS = dict(deadline=None, print_blob=True, database=None,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                 HealthCheck.filter_too_much])
