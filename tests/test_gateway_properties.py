@@ -1,7 +1,7 @@
 """Property tests for the capture gateway (issue 10, point 3): the journal says exactly what the rack does, and no
 secret ever reaches the journal or the gateway's log.
 
-Everything is real: the gateway's ASGI app and the simulated rack (auditkit/demo/rack.py, which routes and reads
+Everything is real: the gateway's ASGI app and the simulated rack (convox_sim/rack.py, which routes and reads
 r.Form as the Go rack does: decoded uncleaned path, first registered route, url.ParseQuery, ParseMultipartForm) each
 behind uvicorn on loopback, requests written byte for byte with http.client (httpx would resolve dot segments before
 sending, which is what a hostile client does not do), the gateway's SQLite journal read from its own connection and
@@ -47,14 +47,15 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from auditkit import catalog, store
-from auditkit.demo import rack as rack_mod
-from auditkit.demo.servers import ServerThread
-from auditkit.events import value_hmac
-from auditkit.gateway import config as cfg
-from auditkit.gateway import keys
-from auditkit.gateway.app import create_app
-from auditkit.gateway.journal import journal_source
+from auditkit import store
+from auditkit.capture import catalog
+from auditkit.capture import config as cfg
+from auditkit.capture import keys
+from auditkit.capture.journal import journal_source
+from auditkit.capture.proxy import create_app
+from auditkit.model.events import value_hmac
+from convox_sim import rack as rack_mod
+from convox_sim.servers import ServerThread
 
 RACK = "acme/production"
 RACK_PW = "rackPW-" + secrets.token_hex(12)
@@ -114,7 +115,7 @@ class LogCapture(logging.Handler):
         self.formatter = logging.Formatter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.threadName in ("MainThread", "props-rack") or record.name.startswith("auditkit.demo"):
+        if record.threadName in ("MainThread", "props-rack") or record.name.startswith("convox_sim"):
             return
         text = f"{record.name} {record.levelname} {record.getMessage()}"
         if record.exc_info:
