@@ -46,7 +46,7 @@ from auditkit.model.events import ACTIONS, CATEGORIES, value_hmac
 __all__ = [
     "Route", "ROUTES", "Classification", "REDACTED",
     "match", "classify", "describe_outcome", "redact", "secret_values", "is_secret_name",
-    "clear_params", "mask_userinfo", "clean_text", "parse_map", "parse_env", "env_changes", "render_markdown",
+    "clear_params", "mask_userinfo", "plain_name", "clean_text", "parse_map", "parse_env", "env_changes", "render_markdown",
 ]
 
 REDACTED = "[redacted]"
@@ -94,7 +94,7 @@ _ENV_PARAM = "env"
 _CLIP = 500  # longest param value kept in details
 _CLIP_TEXT = 120  # longest value shown in a description
 _KEYS_SHOWN = 10  # keys listed in a description before "+N more"
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,80}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-\[\]]{1,80}")  # a param name that can be recorded as it is
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 _OPTIONAL_RE = re.compile(r"\[([^\[\]]*)\]")
 
@@ -501,6 +501,12 @@ def env_changes(old: Mapping[str, str] | None, new: Mapping[str, str], hmac_key:
 
 # --- redaction --------------------------------------------------------------------------------------------------
 
+def plain_name(name: str) -> bool:
+    """A param name the record can hold as it is: 1–80 of letters, digits, `_ . - [ ]`. The gateway refuses
+    requests with any other name (canonical parse), so every param it forwards is recorded by name."""
+    return _NAME_RE.fullmatch(name) is not None
+
+
 def is_secret_name(name: str) -> bool:
     """True for a param or header name that looks like it carries a secret (password, src-creds-pass, api_key,
     Private-Key, X-Auth-Token, dbPassword, secret, credentials, …)."""
@@ -562,7 +568,9 @@ def _clear_of(route: Route) -> frozenset[str]:
     return found
 
 
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#@\s]*)@")
+# Userinfo runs from `://` to the last `@` before the host's `/`, `?` or `#`, whatever it holds (a password with
+# a space or a CR is still a password): over-masking free text is the safe side.
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#]*)@")
 
 
 def mask_userinfo(text: str) -> str:
@@ -602,7 +610,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
     map_names = {m.lower() for m in route.maps}
     for name, value in params.items():
         lowered = name.lower()
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             unnamed += 1
         elif route.special == "env" and name == _ENV_PARAM:
             safe["env"] = env_changes(previous_env, parse_env(value), hmac_key)
@@ -623,7 +631,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
     if unnamed:
         safe["unnamed_params"] = unnamed
     if files:
-        safe["files"] = {name: _file_record(part) for name, part in sorted(files.items()) if _NAME_RE.match(name)}
+        safe["files"] = {name: _file_record(part) for name, part in sorted(files.items()) if _NAME_RE.fullmatch(name)}
     if route.special == "env_body":
         safe["env"] = (env_changes(previous_env, parse_env(body), hmac_key) if body is not None
                        else {"previous": "unknown", "set": [], "note": "body not read"})
@@ -664,7 +672,7 @@ def secret_values(route: Route | None, params: Mapping[str, str],
             found.update(parse_env(value).values())
         elif name.lower() in map_names:
             found.update(parse_map(value).values())
-        elif name not in clear or not _NAME_RE.match(name):
+        elif name not in clear or not _NAME_RE.fullmatch(name):
             found.add(value)
     if route is not None and route.special == "env_body" and body is not None:
         found.update(parse_env(body).values())
@@ -762,7 +770,7 @@ class Classification:
 
 def _unknown(method: str, path: str, params: Mapping[str, str], websocket: bool, hmac_key: bytes | None = None,
              files: Mapping[str, Any] | None = None) -> Classification:
-    names = sorted(n for n in params if _NAME_RE.match(n))
+    names = sorted(n for n in params if _NAME_RE.fullmatch(n))
     details: dict[str, Any] = {"method": method, "path": _clean(path)}
     if names:
         details["params"] = names
@@ -770,7 +778,7 @@ def _unknown(method: str, path: str, params: Mapping[str, str], websocket: bool,
     if len(names) != len(params):
         details["unnamed_params"] = len(params) - len(names)
     if files:
-        details["files"] = {n: _file_record(p) for n, p in sorted(files.items()) if _NAME_RE.match(n)}
+        details["files"] = {n: _file_record(p) for n, p in sorted(files.items()) if _NAME_RE.fullmatch(n)}
     segments = path.split("/")
     app = segments[2] if len(segments) > 2 and segments[1] == "apps" and segments[2] else None
     if websocket:

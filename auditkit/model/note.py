@@ -49,7 +49,7 @@ def key_id(name: str, public: bytes) -> bytes:
 
 
 def _check_name(name: str) -> None:
-    if not name or not _NAME_RE.match(name) or not name.isprintable():
+    if not name or not _NAME_RE.fullmatch(name) or not name.isprintable():
         raise NoteError(f"key name {name!r} must be non-empty, printable, without spaces or '+'")
 
 
