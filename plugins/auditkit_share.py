@@ -1,22 +1,22 @@
 """auditkit's Datasette plugin: signed share links and the lock-down around them.
 
 Loaded by `auditkit serve` with --plugins-dir plugins. It only registers hooks; what they do lives in
-auditkit/share_site.py (and the links themselves in auditkit/sharing.py), which tests import directly.
+auditkit.share.site (and the links themselves in auditkit.share.links), which tests import directly.
 """
 
 from datasette import hookimpl
 
-from auditkit.share import site as share_site
+from auditkit.share.site import admin, gate, instance, routes
 
 
 @hookimpl
 def startup(datasette):
-    share_site.startup(datasette)
+    instance.startup(datasette)
 
 
 @hookimpl
 def register_routes():
-    return share_site.ROUTES
+    return routes.ROUTES
 
 
 # Anyone but an admin is refused every permission, whatever any other plugin answers: a hook wrapper sees the
@@ -26,20 +26,20 @@ def register_routes():
 @hookimpl(hookwrapper=True)
 def permission_allowed(datasette, actor, action, resource):
     outcome = yield
-    if share_site.denies(datasette, actor):
+    if gate.denies(datasette, actor):
         outcome.force_result([False])
 
 
 @hookimpl
 def asgi_wrapper(datasette):
-    return share_site.asgi_wrapper(datasette)
+    return gate.asgi_wrapper(datasette)
 
 
 @hookimpl
 def render_cell(value, column, table, database, datasette):
-    return share_site.render_cell(datasette, database, table, column, value)
+    return admin.render_cell(datasette, database, table, column, value)
 
 
 @hookimpl
 def menu_links(datasette, actor):
-    return share_site.menu_links(datasette, actor)
+    return admin.menu_links(datasette, actor)

@@ -30,7 +30,8 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from auditkit import store
-from auditkit.share import serve, site as share_site, links as sharing
+from auditkit.share import serve, links as sharing
+from auditkit.share.site import gate, instance
 from auditkit.model.filters import parse
 
 from conftest import draft, ts
@@ -179,7 +180,7 @@ class RawResponse:
 def close_datasette(ds: Any) -> None:
     """Stop every thread an instance started: no thread may outlive these tests (later tests fork worker
     processes only when no other thread runs)."""
-    site = share_site.site_for(ds)
+    site = instance.site_for(ds)
     if site is not None:
         site.close()
     ds.executor.shutdown(wait=True)
@@ -605,7 +606,7 @@ def test_an_admin_logs_in_with_a_password_and_gets_an_expiring_httponly_session(
                                                                 "csrftoken": token})
     assert done.status_code == 302
     cookie = next(c for c in done.headers.get_list("set-cookie") if c.startswith("ds_actor="))
-    assert "HttpOnly" in cookie and f"Max-Age={share_site.ADMIN_SESSION_S}" in cookie
+    assert "HttpOnly" in cookie and f"Max-Age={gate.ADMIN_SESSION_S}" in cookie
     value = cookie.split(";")[0].split("=", 1)[1]
     assert "e" in site.ds.unsign(value, "actor")
     assert site.get("/audit/events.json", cookies={"ds_actor": value}).status_code == 200
@@ -795,7 +796,7 @@ def test_behind_a_proxy_under_a_path_prefix_with_https(site):
 
 
 def test_a_total_too_costly_to_count_is_left_out_and_paging_goes_on(site, monkeypatch):
-    monkeypatch.setattr(share_site, "COUNT_BUDGET_S", 0.0)
+    monkeypatch.setattr(instance, "COUNT_BUDGET_S", 0.0)
     link, url = sharing.create(site.conn, parse(SHARE_FILTER), secret=site.secret, expires="1h", since="2026-10-01",
                                until="2026-10-31", created_by=ADMIN, base_url="http://localhost")
     cookies = {"ds_share": url.rsplit("/", 1)[1]}
