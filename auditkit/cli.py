@@ -515,16 +515,16 @@ def serve_admins() -> None:
 @db_option
 def admins_add(email: str, password_stdin: bool, db_path: Path | None) -> None:
     """Add an admin (or set a new password); asks for the password twice."""
-    from auditkit.share import serve as serve_mod
+    from auditkit.share import admins
 
     path = db_path or store.default_db_path()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    new = serve_mod.add_admin(path, email, password)
+    new = admins.add_admin(path, email, password)
     what = "added" if new else "password changed"
-    click.echo(f"admin {email.strip().lower()} {what} in {serve_mod.admins_path(path)} "
+    click.echo(f"admin {email.strip().lower()} {what} in {admins.admins_path(path)} "
                "(restart `auditkit serve` to apply)")
 
 
@@ -532,9 +532,9 @@ def admins_add(email: str, password_stdin: bool, db_path: Path | None) -> None:
 @db_option
 def admins_list(db_path: Path | None) -> None:
     """The admin accounts."""
-    from auditkit.share import serve as serve_mod
+    from auditkit.share import admins
 
-    for email in sorted(serve_mod.load_admins(db_path or store.default_db_path())):
+    for email in sorted(admins.load_admins(db_path or store.default_db_path())):
         click.echo(email)
 
 
@@ -543,10 +543,10 @@ def admins_list(db_path: Path | None) -> None:
 @db_option
 def admins_remove(email: str, db_path: Path | None) -> None:
     """Remove an admin account (their login ends at the next restart of `auditkit serve`)."""
-    from auditkit.share import serve as serve_mod
+    from auditkit.share import admins
 
     path = db_path or store.default_db_path()
-    serve_mod.remove_admin(path, email)
+    admins.remove_admin(path, email)
     click.echo(f"admin {email.strip().lower()} removed")
 
 

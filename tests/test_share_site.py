@@ -30,7 +30,7 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from auditkit import store
-from auditkit.share import serve, links as sharing
+from auditkit.share import admins, serve, links as sharing
 from auditkit.share.site import gate, instance
 from auditkit.model.filters import parse
 
@@ -58,7 +58,7 @@ class Site:
         self.path = tmp / "data" / "audit.db"
         self.conn = store.open_db(self.path)
         self._build()
-        serve.add_admin(self.path, ADMIN, ADMIN_PASSWORD)
+        admins.add_admin(self.path, ADMIN, ADMIN_PASSWORD)
         self.ds = serve.make_datasette(self.path)
         self.loop = asyncio.new_event_loop()
         self.secret = sharing.secret_for(self.path)

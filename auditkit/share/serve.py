@@ -1,26 +1,24 @@
-"""`auditkit serve`: a locked-down Datasette on the mirror, and the admin accounts that may log in to it.
+"""`auditkit serve`: a locked-down Datasette on the mirror, for its admins and for share-link holders.
 
 - The instance runs Datasette 0.65 in-process (uvicorn) with the repository's metadata.yml, plugins/ (the share-link
   plugin, its templates and static files) and settings that turn off SQL for everyone but admins, database
   downloads and CSV streaming. Its signing secret is the share-link secret (sharing.secret_for).
-- Admin accounts live in `<db dir>/admins.json` (mode 0600): email → pbkdf2-sha256 hash made with
-  datasette-auth-passwords' own hash function, which serves the /-/login page. The hashes reach Datasette through
-  environment variables named in the metadata, so /-/metadata never shows them.
+- The admins are the accounts of auditkit.share.admins (and `root`, the one-time login URL). Their hashes reach
+  Datasette through environment variables named in the metadata, so /-/metadata never shows them.
 - Everyone else (anonymous visitors and share-link holders) reaches only the share pages, the login page and
-  static files: see auditkit/share_site.py.
+  static files: see auditkit.share.site.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import secrets
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from auditkit.share import links as sharing
+from auditkit.share.admins import load_admins
 from auditkit.errors import AuditkitError
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -30,11 +28,8 @@ TEMPLATES_DIR = PLUGINS_DIR / "templates"
 STATIC_DIR = PLUGINS_DIR / "static"
 # Where plugins/static is served (the player: <this>/asciinema-player/asciinema-player.min.js).
 STATIC_MOUNT = "-/static-plugins/auditkit"
-ADMINS_FILE = "admins.json"
 ROOT_ACTOR = "root"  # the one-time login URL (Datasette's /-/auth-token) logs in as this admin
-MIN_PASSWORD = 12
 _HASH_ENV = "AUDITKIT_ADMIN_HASH_{}"
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # Settings per docs/sharing.md: nothing but admins may run SQL; no database file downloads; no unbounded CSV
 # streams; no facet suggestions (they scan the whole table at every page load).
@@ -47,64 +42,6 @@ SETTINGS: dict[str, Any] = {
     "facet_time_limit_ms": 1000,
     "sql_time_limit_ms": 3000,
 }
-
-
-# --- admin accounts -------------------------------------------------------------------------------------------------
-
-def admins_path(db_path: str | os.PathLike[str]) -> Path:
-    return Path(db_path).parent / ADMINS_FILE
-
-
-def load_admins(db_path: str | os.PathLike[str]) -> dict[str, str]:
-    """email → password hash (empty when no account was made)."""
-    path = admins_path(db_path)
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-        accounts = data["accounts"]
-        if not isinstance(accounts, dict) or not all(isinstance(v, str) for v in accounts.values()):
-            raise ValueError("accounts must map emails to hashes")
-    except (ValueError, KeyError, TypeError) as e:
-        raise AuditkitError(f"{path} is not an auditkit admins file ({e})") from None
-    return dict(accounts)
-
-
-def _write_admins(db_path: str | os.PathLike[str], accounts: dict[str, str]) -> None:
-    path = admins_path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = path.with_name(path.name + ".new")
-    fresh.unlink(missing_ok=True)
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"accounts": dict(sorted(accounts.items()))}, f, indent=2)
-        f.write("\n")
-    os.replace(fresh, path)
-
-
-def add_admin(db_path: str | os.PathLike[str], email: str, password: str) -> bool:
-    """Add an admin account (or set a new password for an existing one); True when it is new."""
-    from datasette_auth_passwords.utils import hash_password
-
-    email = email.strip().lower()
-    if not _EMAIL_RE.match(email):
-        raise AuditkitError(f"'{email}' is not an email address")
-    if len(password) < MIN_PASSWORD:
-        raise AuditkitError(f"the password must be at least {MIN_PASSWORD} characters long")
-    accounts = load_admins(db_path)
-    new = email not in accounts
-    accounts[email] = hash_password(password)
-    _write_admins(db_path, accounts)
-    return new
-
-
-def remove_admin(db_path: str | os.PathLike[str], email: str) -> None:
-    accounts = load_admins(db_path)
-    email = email.strip().lower()
-    if email not in accounts:
-        raise AuditkitError(f"no admin account '{email}'")
-    del accounts[email]
-    _write_admins(db_path, accounts)
 
 
 # --- building the instance ------------------------------------------------------------------------------------------
