@@ -5,7 +5,6 @@ store, the filter language and the demo package; errors are one clear line on st
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import sys
 import time
@@ -375,15 +374,6 @@ def _sync_progress(name: str, interactive: bool) -> Iterator[Callable[[Any], Non
 
 # --- share links ----------------------------------------------------------------------------------------------------
 
-def _who() -> str:
-    import getpass
-
-    try:
-        return os.environ.get("AUDITKIT_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "system"
-
-
 @main.group()
 def share() -> None:
     """Signed, expiring links to a filtered slice of the mirror, for auditors (served by `auditkit serve`)."""
@@ -410,7 +400,7 @@ def share_create(filter_words: tuple[str, ...], expires: str, since: str | None,
     path = db_path or store.default_db_path()
     conn = _open(path)
     link, url = sharing.create(conn, f, secret=sharing.secret_for(path), expires=expires, since=since, until=until,
-                               note=note, created_by=created_by or _who(), base_url=base_url)
+                               note=note, created_by=created_by or sharing.default_creator(), base_url=base_url)
     matching = store.count(conn, sharing.scope(link))
     click.echo(f"share link {link.id}: {matching:,} events match {sharing.describe(link)}")
     click.echo(url)
@@ -442,7 +432,7 @@ def share_list(db_path: Path | None) -> None:
 def share_revoke(link_id: str, revoked_by: str | None, db_path: Path | None) -> None:
     """Revoke a link: its next request is refused."""
     conn = _open(db_path)
-    link = sharing.revoke(conn, link_id, revoked_by or _who())
+    link = sharing.revoke(conn, link_id, revoked_by or sharing.default_creator())
     click.echo(f"revoked {link.id} ({link.views} views)")
 
 
@@ -473,7 +463,7 @@ def share_rotate(revoked_by: str | None, yes: bool, db_path: Path | None) -> Non
     conn = _open(path)
     if not yes:
         click.confirm("Every share link will stop working. Rotate the secret?", abort=True)
-    revoked = sharing.rotate_secret(conn, path, revoked_by or _who())
+    revoked = sharing.rotate_secret(conn, path, revoked_by or sharing.default_creator())
     click.echo(f"new secret in {sharing.secret_path(path)}; {len(revoked)} open link(s) revoked; "
                "restart `auditkit serve`")
 
