@@ -17,9 +17,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from auditkit import store
+from auditkit.errors import AuditkitError
 from auditkit.share import links as sharing
 from auditkit.share.admins import load_admins
-from auditkit.errors import AuditkitError
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PLUGINS_DIR = REPO / "plugins"
@@ -86,16 +87,20 @@ def build_metadata(db_name: str, admins: dict[str, str], public_url: str) -> tup
     return metadata, env
 
 
+def require_mirror(db_path: str | os.PathLike[str]) -> Path:
+    """The mirror's path; AuditkitError when there is no database there."""
+    path = Path(db_path)
+    if not path.exists():
+        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
+    return path
+
+
 def make_datasette(db_path: str | os.PathLike[str], *, base_url: str = sharing.DEFAULT_BASE_URL,
                    settings: dict[str, Any] | None = None) -> Any:
     """The Datasette instance `auditkit serve` runs (tests build theirs with this too)."""
     from datasette.app import Datasette
 
-    path = Path(db_path)
-    if not path.exists():
-        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
-    from auditkit import store
-
+    path = require_mirror(db_path)
     store.open_db(path).close()  # migrate before Datasette reads the schema
     public_url, prefix = split_base_url(base_url)
     db_name = path.stem
