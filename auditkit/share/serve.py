@@ -1,8 +1,10 @@
 """`auditkit serve`: a locked-down Datasette on the mirror, for its admins and for share-link holders.
 
-- The instance runs Datasette 0.65 in-process (uvicorn) with the repository's metadata.yml, plugins/ (the share-link
-  plugin, its templates and static files) and settings that turn off SQL for everyone but admins, database
-  downloads and CSV streaming. Its signing secret is the share-link secret (sharing.secret_for).
+- The instance runs Datasette 0.65 in-process (uvicorn) with auditkit's Datasette plugin (the datasette_auditkit
+  package: Datasette loads it by its entry point and finds its templates and static files in it), the metadata
+  (metadata.yml: the checkout's, else the copy the plugin package carries) and settings that turn off SQL for
+  everyone but admins, database downloads and CSV streaming. Its signing secret is the share-link secret
+  (sharing.secret_for).
 - The admins are the accounts of auditkit.share.admins (and `root`, the one-time login URL). Their hashes reach
   Datasette through environment variables named in the metadata, so /-/metadata never shows them.
 - Everyone else (anonymous visitors and share-link holders) reaches only the share pages, the login page and
@@ -11,9 +13,11 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import secrets
 import urllib.parse
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +26,13 @@ from auditkit.errors import AuditkitError
 from auditkit.share import links as sharing
 from auditkit.share.admins import load_admins
 
-REPO = Path(__file__).resolve().parent.parent.parent
-PLUGINS_DIR = REPO / "plugins"
-METADATA_FILE = REPO / "metadata.yml"
-TEMPLATES_DIR = PLUGINS_DIR / "templates"
-STATIC_DIR = PLUGINS_DIR / "static"
-# Where plugins/static is served (the player: <this>/asciinema-player/asciinema-player.min.js).
-STATIC_MOUNT = "-/static-plugins/auditkit"
+# auditkit's Datasette plugin: the package datasette_auditkit, registered under the `datasette` entry point as
+# `auditkit` (Datasette names its static files after the distribution: /-/static-plugins/auditkit/).
+PLUGIN = "auditkit"
+PLUGIN_PACKAGE = "datasette_auditkit"
+METADATA = "metadata.yml"
+# The repository, when auditkit runs from a checkout (its metadata.yml is the file people edit).
+CHECKOUT = Path(__file__).resolve().parents[2]
 ROOT_ACTOR = "root"  # the one-time login URL (Datasette's /-/auth-token) logs in as this admin
 _HASH_ENV = "AUDITKIT_ADMIN_HASH_{}"
 
@@ -47,13 +51,35 @@ SETTINGS: dict[str, Any] = {
 
 # --- building the instance ------------------------------------------------------------------------------------------
 
+def metadata_file() -> Traversable:
+    """The Datasette metadata the instance starts from: the checkout's metadata.yml when auditkit runs from a
+    checkout, else the copy the plugin package carries."""
+    checkout = CHECKOUT / METADATA
+    if checkout.is_file() and (CHECKOUT / "pyproject.toml").is_file():
+        return checkout
+    return importlib.resources.files(PLUGIN_PACKAGE) / METADATA
+
+
 def _read_metadata() -> dict[str, Any]:
     from datasette.utils import parse_metadata
 
-    if not METADATA_FILE.exists() or not PLUGINS_DIR.is_dir():
-        raise AuditkitError(f"auditkit serve needs {METADATA_FILE.name} and plugins/ beside the auditkit package "
-                            f"(looked in {REPO}); run it from a checkout installed with `pip install -e .`")
-    return parse_metadata(METADATA_FILE.read_text())
+    source = metadata_file()
+    try:
+        text = source.read_text()
+    except OSError as e:
+        raise AuditkitError(f"auditkit serve cannot read its Datasette metadata {source} ({e})") from None
+    return parse_metadata(text)
+
+
+def _require_plugin() -> None:
+    """auditkit's Datasette plugin must be registered (Datasette loads it by entry point when it is imported)."""
+    from datasette.plugins import pm
+
+    plugin = pm.get_plugin(PLUGIN)
+    if getattr(plugin, "__name__", None) != PLUGIN_PACKAGE:
+        raise AuditkitError(f"auditkit's Datasette plugin ({PLUGIN_PACKAGE}) is not registered with Datasette: "
+                            "reinstall auditkit (`pip install -e .` in a checkout) so that its `datasette` entry "
+                            "point is installed")
 
 
 def split_base_url(base_url: str) -> tuple[str, str]:
@@ -101,6 +127,7 @@ def make_datasette(db_path: str | os.PathLike[str], *, base_url: str = sharing.D
     from datasette.app import Datasette
 
     path = require_mirror(db_path)
+    _require_plugin()
     store.open_db(path).close()  # migrate before Datasette reads the schema
     public_url, prefix = split_base_url(base_url)
     db_name = path.stem
@@ -111,9 +138,6 @@ def make_datasette(db_path: str | os.PathLike[str], *, base_url: str = sharing.D
     return Datasette(
         [str(path)],
         metadata=metadata,
-        plugins_dir=str(PLUGINS_DIR),
-        template_dir=str(TEMPLATES_DIR),
-        static_mounts=[(STATIC_MOUNT, str(STATIC_DIR))],
         settings=chosen,
         secret=sharing.secret_for(path),
     )

@@ -1,10 +1,12 @@
-"""The share site's URL table: every route the plugin registers with Datasette, mapped to its page."""
+"""The share site's URL table: every route the plugin registers with Datasette, mapped to its page (only on an
+instance configured for auditkit: another Datasette in the same environment gets none of them)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from auditkit.share.site import admin, pages
+from auditkit.share.site.instance import CONFIG
 
 SESSION_RE = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
 
@@ -21,3 +23,8 @@ ROUTES: list[tuple[str, Callable[..., Any]]] = [
     (rf"^/-/replay/(?P<session_id>{SESSION_RE})/cast$", admin.admin_cast),
     (r"^/robots\.txt$", pages.robots_txt),
 ]
+
+
+def routes_for(datasette: Any) -> list[tuple[str, Callable[..., Any]]]:
+    """ROUTES on an instance with the `auditkit` plugin config, else none."""
+    return ROUTES if datasette.plugin_config(CONFIG) else []
