@@ -139,7 +139,7 @@ class ShareScreen(ModalScreen[None]):
             try:
                 _, url = sharing.create(
                     conn, self.filter, secret=sharing.secret_for(app.db_path),  # type: ignore[attr-defined]
-                    expires=expires, since=None, until=None, note=note or None, created_by=creator_name(),
+                    expires=expires, since=None, until=None, note=note or None, created_by=sharing.default_creator(),
                     base_url=app.base_url, now=app.clock())  # type: ignore[attr-defined]
             finally:
                 conn.close()
