@@ -237,19 +237,15 @@ class Terminal(pyte.Screen):
 
     def insert_characters(self, count: int | None = None) -> None:
         """ICH; the blanks inserted have the background colour (tmux)."""
-        self.dirty.add(self.cursor.y)
-        x, columns = self.cursor.x, self.columns
-        if x >= columns:
-            return
-        count = min(count or 1, columns - x)
-        line = self.buffer[self.cursor.y]
-        default = line.default
-        moved = [line.get(col, default) for col in range(x, columns - count)]
-        line.update(zip(range(x + count, columns), moved))
-        line.update(dict.fromkeys(range(x, x + count), self._blank()))
+        self._shift_cells(count, right=True)
 
     def delete_characters(self, count: int | None = None) -> None:
         """DCH; the blanks coming in from the right have the background colour (tmux)."""
+        self._shift_cells(count, right=False)
+
+    def _shift_cells(self, count: int | None, *, right: bool) -> None:
+        """The cells from the cursor to the end of the line move `count` cells right (ICH) or left (DCH); the gap
+        they leave is blank with the background colour."""
         self.dirty.add(self.cursor.y)
         x, columns = self.cursor.x, self.columns
         if x >= columns:
@@ -257,9 +253,10 @@ class Terminal(pyte.Screen):
         count = min(count or 1, columns - x)
         line = self.buffer[self.cursor.y]
         default = line.default
-        moved = [line.get(col, default) for col in range(x + count, columns)]
-        line.update(zip(range(x, columns - count), moved))
-        line.update(dict.fromkeys(range(columns - count, columns), self._blank()))
+        source, target, gap = (x, x + count, x) if right else (x + count, x, columns - count)
+        moved = [line.get(col, default) for col in range(source, source + columns - x - count)]
+        line.update(zip(range(target, target + len(moved)), moved))
+        line.update(dict.fromkeys(range(gap, gap + count), self._blank()))
 
     # -- sequences pyte lacks (tmux has them) ----------------------------------------------------------------------
 
