@@ -1,6 +1,6 @@
-"""auditkit.replay without a UI: reading recordings (and refusing bad ones, naming the line), the terminal (alternate
-screen, tmux's erase rules, the fast paths agreeing with pyte), keyframed seeks equal to a straight replay, markers at
-command boundaries, search over the text as it was on screen, and the idle-compressed timeline."""
+"""auditkit.review.replay without a UI: reading recordings (and refusing bad ones, naming the line), the terminal
+(alternate screen, tmux's erase rules, the fast paths agreeing with pyte), keyframed seeks equal to a straight
+replay, markers at command boundaries, search over the text as it was on screen, and the idle-compressed timeline."""
 
 from __future__ import annotations
 

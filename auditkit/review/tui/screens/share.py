@@ -1,4 +1,4 @@
-"""The share dialog: a signed, expiring link (auditkit.sharing) to the events of the current filter and time range,
+"""The share dialog: a signed, expiring link (auditkit.share.links) to the events of the current filter and time range,
 with an expiry (1 day, 7 days, 30 days, a date, never) and a note; shows the URL once made."""
 
 from __future__ import annotations
