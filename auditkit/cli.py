@@ -16,18 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
+from auditkit.cli_common import CommandError, db_option, open_mirror as _open  # _open: the name used below
 from auditkit.model import export
 from auditkit.errors import AuditkitError
 from auditkit.model.filters import Filter, parse
+from auditkit.review import cli as review_cli
 from auditkit.share import cli as share_cli
 
 OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "denied": "bold magenta", "unknown": "yellow"}
-
-
-class CommandError(click.ClickException):
-    """One line on stderr and exit status 2, so that scripts can tell "could not run" from `verify`'s exit 1."""
-
-    exit_code = 2
 
 
 class AuditkitGroup(click.Group):
@@ -43,23 +39,6 @@ class AuditkitGroup(click.Group):
         except BrokenPipeError:
             sys.stderr.close()  # `auditkit events --format jsonl | head` is not an error
             return None
-
-
-def db_option(func: Any) -> Any:
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="The mirror (default: $AUDITKIT_DB, else data/audit.db).",
-    )(func)
-
-
-def _open(db_path: Path | None, *, must_exist: bool = True) -> sqlite3.Connection:
-    path = db_path or store.default_db_path()
-    if must_exist and not path.exists():
-        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
-    return store.open_db(path)
 
 
 @click.group(cls=AuditkitGroup)
@@ -138,59 +117,6 @@ def verify(db_path: Path | None) -> None:
     for problem in report.problems:
         click.echo(f"  {problem.kind}: {problem.message}", err=True)
     sys.exit(1)
-
-
-# --- tui ------------------------------------------------------------------------------------------------------------
-
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
-@db_option
-@click.option("--base-url", envvar="AUDITKIT_BASE_URL", default=None,
-              help="Where `auditkit serve` is reached, for share links (default: $AUDITKIT_BASE_URL, else "
-                   "http://127.0.0.1:8001).")
-@click.option("--utc", is_flag=True, help="Show times in UTC (default: local time; `z` toggles).")
-def tui(filter_words: tuple[str, ...], db_path: Path | None, base_url: str | None, utc: bool) -> None:
-    """Review the mirror from the keyboard: the event list (newest first), filters, detail, replay, share links.
-
-    FILTER_WORDS, if given, is the filter it opens with (the filter language of `auditkit events`)."""
-    from auditkit.review.tui.app import run
-
-    f = parse(" ".join(filter_words))
-    path = db_path or store.default_db_path()
-    _open(path).close()  # exists, and migrated: the TUI itself only reads
-    run(path, base_url=base_url, utc=utc, initial_filter=f)
-
-
-# --- replay ---------------------------------------------------------------------------------------------------------
-
-@main.command("replay")
-@click.argument("target")
-@db_option
-def replay_command(target: str, db_path: Path | None) -> None:
-    """Replay a recording: an asciicast v2 file (.cast, plain or gzipped) or the SESSION_ID of a mirrored session.
-
-    Keys: space play/pause, ←/→ 5 s, 0–9 jump, < > speed, . step, i idle skip, [ ] markers, / search, n/N, ? keys, q.
-    """
-    from auditkit.review import replay
-    from auditkit.review.tui.screens.replay import ReplayApp
-
-    path = Path(target)
-    if path.is_file():
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise CommandError(f"cannot read {path}: {e.strerror}") from None
-        try:
-            recording = replay.load(data)
-        except replay.RecordingError as e:
-            raise CommandError(f"{path}: {e}") from None
-        app = ReplayApp(recording, title=path.name)
-    elif path.suffix in (".cast", ".gz") or "/" in target or path.exists():
-        raise CommandError(f"no recording file at {path}")
-    else:
-        session = replay.open_session(_open(db_path), target)
-        app = ReplayApp(session.recording, title=session.title, event_markers=session.event_markers)
-    app.run()
 
 
 # --- synth and demo -------------------------------------------------------------------------------------------------
@@ -552,8 +478,10 @@ def gateway_hmac(value: str, journal: Path | None, config_path: Path | None, dat
     click.echo(value_hmac(config.hmac_key(create=False), value))
 
 
-# --- the capabilities' command groups -------------------------------------------------------------------------------
+# --- the capabilities' commands -------------------------------------------------------------------------------------
 
+main.add_command(review_cli.tui)
+main.add_command(review_cli.replay_command)
 main.add_command(share_cli.share)
 main.add_command(share_cli.serve)
 

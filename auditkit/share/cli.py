@@ -16,18 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
+from auditkit.cli_common import db_option
 from auditkit.model.filters import parse
 from auditkit.share import admins, links as sharing, serve as serving
-
-
-def db_option(func: Any) -> Any:
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="The mirror (default: $AUDITKIT_DB, else data/audit.db).",
-    )(func)
 
 
 def _existing(db_path: Path | None) -> Path:
