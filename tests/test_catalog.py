@@ -529,7 +529,9 @@ def test_only_the_params_a_route_names_are_recorded_in_clear():
     ("see postgres://u:p%40ss@db:5432/app and redis://:pw@cache", "see postgres://u:***@db:5432/app and "
                                                                    "redis://:***@cache"),
     ("user@example.com", "user@example.com"),
-    ("https://example.com/a@b", "https://example.com/a@b"),
+    ("https://example.com/a@b", "https://***@b"),  # an @ after a / may end a password holding a /: masked
+    ("https://user:pa/ss?w#rd @git.example/x.tgz", "https://user:***@git.example/x.tgz"),
+    ("https://user:pw@host/@scope/pkg", "https://user:***@scope/pkg"),
 ])
 def test_url_userinfo_is_masked_wherever_a_value_is_recorded(text, masked):
     assert catalog.mask_userinfo(text) == masked
