@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import AuditkitError
+from auditkit.files import write_private
 from auditkit.capture.journal import DEFAULT_NAME, chain_name
 
 LEGACY_DATA_DIR = Path("data")  # where gateways kept their state before it moved beside the journal (cwd-relative)
@@ -103,9 +104,7 @@ class GatewayConfig:
             if not create:
                 raise AuditkitError(f"no HMAC key at {path}: this gateway has not started on this journal yet")
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32) + "\n")
+            write_private(path, secrets.token_hex(32) + "\n", exclusive=True)
         try:
             return bytes.fromhex(path.read_text().strip())
         except ValueError:
