@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from auditkit.capture import catalog
 from auditkit.model import events as ev
 from auditkit.capture.catalog import ROUTES, Classification, classify, describe_outcome
-from auditkit.capture import canonical
 
 HMAC_KEY = b"test-gateway-secret-0123456789ab"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "routes.md"
@@ -222,20 +221,6 @@ def test_path_vars_are_taken_from_the_decoded_path_as_they_are_and_greedy_vars_k
 
 
 # --- wire parsing -----------------------------------------------------------------------------------------------
-
-def test_map_fields_are_doubly_encoded():
-    inner = urllib.parse.urlencode({"NodeType": "t3.large", "Odd": "a&b=c"})
-    body = urllib.parse.urlencode({"parameters": inner}).encode()
-    form = dict(canonical.parse_pairs(body, "form"))
-    assert catalog.parse_map(form["parameters"]) == {"NodeType": "t3.large", "Odd": "a&b=c"}
-    assert catalog.parse_map("") == {}
-
-
-def test_parse_env_follows_the_rack():
-    text = "A=1\nB=x=y==\n\n  C =3\r\nno equals sign\n=orphan\n#K=V\nD=\n"
-    assert catalog.parse_env(text) == {"A": "1", "B": "x=y==", "C": "3", "#K": "V", "D": ""}
-    assert catalog.parse_env(text.encode()) == catalog.parse_env(text)
-
 
 def test_env_changes_added_changed_removed_and_hmac():
     old = {"A": "1", "B": "2", "C": "3"}

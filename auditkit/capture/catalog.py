@@ -41,12 +41,13 @@ import re
 import urllib.parse
 from typing import Any, Iterable, Mapping
 
+from auditkit.capture import wire
 from auditkit.model.events import ACTIONS, CATEGORIES, value_hmac
 
 __all__ = [
     "Route", "ROUTES", "Classification", "REDACTED",
     "match", "classify", "describe_outcome", "redact", "secret_values", "is_secret_name",
-    "clear_params", "mask_userinfo", "clean_text", "parse_map", "parse_env", "env_changes", "render_markdown",
+    "clear_params", "mask_userinfo", "clean_text", "env_changes", "render_markdown",
 ]
 
 REDACTED = "[redacted]"
@@ -450,35 +451,6 @@ def match(method: str, path: str, websocket: bool = False) -> tuple[Route, dict[
 
 # --- reading the wire -------------------------------------------------------------------------------------------
 
-def parse_map(value: str | None) -> dict[str, str]:
-    """A map field (`parameters`, `Environment`, `Volumes`, `data`): after the form's own decoding the field holds
-    `k1=v1&k2=v2` (URL-encoded once more), which is decoded here. The first value of a key wins."""
-    result: dict[str, str] = {}
-    if value:
-        for key, item in urllib.parse.parse_qsl(value, keep_blank_values=True):
-            result.setdefault(key, item)
-    return result
-
-
-def parse_env(text: str | bytes | None) -> dict[str, str]:
-    """`KEY=VAL` lines as the rack reads them (convox structs.Environment.Load): each line is split at its first
-    `=`, the key is trimmed, the value kept as is (it may hold `=`); lines without `=` or with an empty key are
-    skipped. The rack has no comment syntax, so neither has this (`#K=V` sets the key `#K`)."""
-    if text is None:
-        return {}
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    env: dict[str, str] = {}
-    for line in text.split("\n"):
-        if line.endswith("\r"):
-            line = line[:-1]
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if sep and key:
-            env[key] = value
-    return env
-
-
 def env_changes(old: Mapping[str, str] | None, new: Mapping[str, str], hmac_key: bytes | None) -> dict[str, Any]:
     """What an env write changes, without a value: {"added", "changed", "removed": sorted keys, "hmac": {key:
     value_hmac(new value)} for added and changed keys}. With `old` None (the previous env could not be read)
@@ -605,9 +577,9 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
         if not _NAME_RE.match(name):
             unnamed += 1
         elif route.special == "env" and name == _ENV_PARAM:
-            safe["env"] = env_changes(previous_env, parse_env(value), hmac_key)
+            safe["env"] = env_changes(previous_env, wire.parse_env(value), hmac_key)
         elif lowered in map_names:
-            _record_map(safe, name, parse_map(value), hmac_key)
+            _record_map(safe, name, wire.decode_map(value), hmac_key)
         elif route.inline_params and name not in route.fields:
             inline[name] = value
         elif name in route.digests:
@@ -625,7 +597,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
     if files:
         safe["files"] = {name: _file_record(part) for name, part in sorted(files.items()) if _NAME_RE.match(name)}
     if route.special == "env_body":
-        safe["env"] = (env_changes(previous_env, parse_env(body), hmac_key) if body is not None
+        safe["env"] = (env_changes(previous_env, wire.parse_env(body), hmac_key) if body is not None
                        else {"previous": "unknown", "set": [], "note": "body not read"})
     lowered_headers = _lower_map(headers)
     secret_names = {s.lower() for s in route.secrets}
@@ -639,7 +611,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
         if key in secret_names or is_secret_name(header):
             safe[key] = REDACTED
         elif key in map_names:
-            _record_map(safe, key, parse_map(value), hmac_key)
+            _record_map(safe, key, wire.decode_map(value), hmac_key)
         else:
             safe[key] = _clean(value)
     return safe
@@ -661,13 +633,13 @@ def secret_values(route: Route | None, params: Mapping[str, str],
     map_names = {m.lower() for m in route.maps} if route else set()
     for name, value in params.items():
         if route is not None and name == _ENV_PARAM and route.special == "env":
-            found.update(parse_env(value).values())
+            found.update(wire.parse_env(value).values())
         elif name.lower() in map_names:
-            found.update(parse_map(value).values())
+            found.update(wire.decode_map(value).values())
         elif name not in clear or not _NAME_RE.match(name):
             found.add(value)
     if route is not None and route.special == "env_body" and body is not None:
-        found.update(parse_env(body).values())
+        found.update(wire.parse_env(body).values())
     secret_names = {s.lower() for s in route.secrets} if route else set()
     for key, value in _lower_map(headers).items():
         if key in REMOVED_HEADERS or key in secret_names or is_secret_name(key):
@@ -675,7 +647,7 @@ def secret_values(route: Route | None, params: Mapping[str, str],
             if key in ("authorization", "proxy-authorization") and " " in value:
                 found.add(value.split(" ", 1)[1])
         elif key in map_names:
-            found.update(parse_map(value).values())
+            found.update(wire.decode_map(value).values())
     return sorted((v for v in found if v and len(v) >= 4), key=len, reverse=True)
 
 

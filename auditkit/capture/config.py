@@ -27,7 +27,6 @@ fingerprint clients pinned).
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import ipaddress
 import os
@@ -39,6 +38,7 @@ from typing import Any
 
 from auditkit.errors import AuditkitError
 from auditkit.files import write_private
+from auditkit.capture import wire
 from auditkit.capture.journal import DEFAULT_NAME, chain_name
 
 LEGACY_DATA_DIR = Path("data")  # where gateways kept their state before it moved beside the journal (cwd-relative)
@@ -57,7 +57,7 @@ class Rack:
     @property
     def authorization(self) -> str:
         """The Authorization header the rack itself expects: its own credentials, never a user's key."""
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return wire.basic_authorization(self.username, self.password)
 
 
 @dataclasses.dataclass

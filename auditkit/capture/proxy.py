@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import signal
 import ssl
 import time
@@ -37,7 +36,7 @@ from auditkit import store
 from auditkit.capture import catalog
 from auditkit.model.asciicast import Recorder
 from auditkit.model.events import Event, new_event_id, now_timestamp
-from auditkit.capture import canonical, feed, keys, refusals
+from auditkit.capture import canonical, feed, keys, refusals, wire
 from auditkit.capture.canonical import Parsed, Refused
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import Journal, JournalUnavailable
@@ -48,7 +47,6 @@ log = logging.getLogger("auditkit.gateway")
 upstream_log = logging.getLogger("auditkit.gateway.upstream")
 upstream_log.setLevel(logging.INFO)
 
-EXIT_MARKER = re.compile(r"F1E49A85-0AD7-4AEF-A618-C249C6E6568D:(-?\d+)\n?$")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}
 # Never forwarded from the client as-is: the gateway sets them.
@@ -195,7 +193,7 @@ class Gateway:
             if not releases:
                 return {}
             newest = max(releases, key=lambda item: str(item.get("created") or ""))
-            return catalog.parse_env(newest.get("env") or "")
+            return wire.parse_env(newest.get("env") or "")
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, AttributeError, TypeError):
             return None
 
@@ -633,11 +631,11 @@ class Gateway:
                     if first and message.startswith("ERROR: "):
                         rack_error = message[7:].strip()[:300]
                     first = False
-                    found = EXIT_MARKER.search(message)
-                    if found:
-                        exit_code = int(found.group(1))
-                        if recorder and message[: found.start()]:
-                            recorder.output(message[: found.start()])
+                    ended = wire.split_exit(message)
+                    if ended:
+                        before, exit_code = ended
+                        if recorder and before:
+                            recorder.output(before)
                     elif recorder:
                         recorder.output(message)
                     await ws.send_text(message)
