@@ -212,7 +212,7 @@ def test_most_specific_route_wins():
 
 
 def test_path_vars_are_taken_from_the_decoded_path_as_they_are_and_greedy_vars_keep_slashes():
-    # The gateway decodes the path once (gateway/canonical.py); match() must not decode it a second time.
+    # The gateway decodes the path once (capture/canonical.py); match() must not decode it a second time.
     route, found = catalog.match("POST", "/apps/my app/objects/tmp/a+b%41.tgz?x=1", False)
     assert route.sdk == "ObjectStore" and found == {"app": "my app", "key": "tmp/a+b%41.tgz"}
     route, found = catalog.match("DELETE", "/registries/registry.example.com:5000", False)
