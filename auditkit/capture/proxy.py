@@ -89,7 +89,7 @@ class Gateway:
         if credentials is None:
             return None, None, error(401, "invalid authentication")
         username, password = credentials
-        principal = keys.authenticate(self.journal._reader(), password)
+        principal = keys.authenticate(self.journal.reader(), password)
         if principal is None:
             return None, None, error(401, "invalid authentication")
         console = username in CONSOLE_USERNAMES
@@ -443,7 +443,7 @@ class Gateway:
         key id (target and `key_ids`). No header value but the user agent is recorded (not the rack asked for)."""
         if principal is not None or refusal.status_code != 401:
             return refusal
-        reason, key_id = keys.diagnose(self.journal._reader(), connection.headers.get("authorization"))
+        reason, key_id = keys.diagnose(self.journal.reader(), connection.headers.get("authorization"))
         ip = self.source_ip(connection.client.host if connection.client else None, connection.headers)
         where = ip or "an unknown address"
 
@@ -509,7 +509,7 @@ class Gateway:
 
     def console_principal(self, request: Request) -> tuple[keys.Principal | None, Response | None]:
         credentials = keys.parse_basic(request.headers.get("authorization"))
-        principal = keys.authenticate(self.journal._reader(), credentials[1]) if credentials else None
+        principal = keys.authenticate(self.journal.reader(), credentials[1]) if credentials else None
         if principal is None:
             return None, self.refuse_credentials(request, None, error(401, "invalid authentication"))
         return principal, None
