@@ -41,7 +41,6 @@ import re
 import string
 import tarfile
 from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -354,15 +353,35 @@ class SessionRec:
     output_bytes: int = 0
 
 
+class FilePart(NamedTuple):
+    """A multipart file part as the rack received it (Go's r.MultipartForm.File): never in r.Form."""
+
+    name: str
+    filename: str  # after Go's filepath.Base
+    size: int
+    sha256: str  # hex
+
+
 class ReceivedRequest(NamedTuple):
-    """What the rack received: (method, path, actor, headers without Authorization, form params)."""
+    """What the rack received: (method, path, actor, headers without Authorization, form params, and how it was
+    routed and parsed).
+
+    `route` is the matched route as (method, pattern) — method as registered (GET POST …, SOCKET, ANY), pattern with
+    the `:regex` of `{var:regex}` removed, so it reads like catalog.Route.path (the var names are the rack's own);
+    None when no route matched (404, 405, 400) — the rack did not act. `vars` are the decoded path vars, `form` every
+    r.Form pair in Go's order (first value of a name wins: that is `params`), `files` the multipart file parts.
+    """
 
     method: str  # the HTTP method, or "SOCKET" for a websocket
-    path: str
+    path: str  # r.URL.Path: percent-decoded, not cleaned
     actor: str | None  # as the rack attributes it (Convox-Actor, X-Convox-Actor, "rack-password", JWT user); None if
     # the request was not authenticated (refused, or no route)
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
-    params: dict[str, str]  # form body (POST/PUT/PATCH) then query string, first value of each name, as received
+    params: dict[str, str]  # r.Form, first value of each name (what FormValue returns), as received
+    route: tuple[str, str] | None = None
+    vars: dict[str, str] | None = None
+    form: tuple[tuple[str, str], ...] = ()
+    files: tuple[FilePart, ...] = ()
 
 
 # Demo apps (aligned with auditkit/demo/synth.py's "core" rack): name → (stack, services, app resources).
@@ -974,12 +993,24 @@ def route(method: str, pattern: str, body: str = "form") -> Callable[[Callable],
     return register
 
 
+def route_pattern(r: RouteDef) -> str:
+    """The route's pattern as catalog.Route.path writes patterns: `{key:.*}` → `{key}`."""
+    return re.sub(r"\{([a-z_]+):[^}]+\}", r"{\1}", r.pattern)
+
+
 def match_route(method: str, path: str, websocket: bool) -> tuple[RouteDef | None, dict[str, str], bool]:
-    """gorilla/mux's choice: the first route whose path and method match (SOCKET routes need an upgrade); else
-    whether some route matched the path with another method (405)."""
+    """gorilla/mux's choice (stdapi router.go): the first registered route that matches wins; else whether some
+    route matched the path with another method (405).
+
+    `path` is Go's r.URL.Path: percent-decoded (`%2F` is a `/`), never cleaned of dot segments or `//` (SkipClean),
+    and mux matches it case-sensitively against `^pattern$` with no trailing-slash tolerance; Go's `$` is the very
+    end of the text, so the match is a fullmatch (Python's `$` also matches before a final newline). A SOCKET route
+    is GET plus the header matcher `Upgrade: websocket`: a request without the upgrade fails that matcher, which
+    gives no 405. An ANY route has no method matcher (the simulated rack serves it over HTTP only).
+    """
     mismatch = False
     for r in ROUTES:
-        m = r.regex.match(path)
+        m = r.regex.fullmatch(path)
         if not m:
             continue
         if r.method == "ANY":
@@ -989,8 +1020,6 @@ def match_route(method: str, path: str, websocket: bool) -> tuple[RouteDef | Non
         if r.method == "SOCKET":
             if websocket:
                 return r, m.groupdict(), False
-            if method != "GET":
-                mismatch = True
             continue
         if websocket:
             continue
@@ -2342,26 +2371,379 @@ def _header_dict(headers: Headers) -> dict[str, str]:
     return out
 
 
-async def _read_form(request: Request) -> list[tuple[str, str]]:
-    """r.Form: the urlencoded (or multipart) body of POST/PUT/PATCH, then the query string."""
-    items: list[tuple[str, str]] = []
-    if request.method in ("POST", "PUT", "PATCH"):
-        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if ctype == "application/x-www-form-urlencoded":
-            body = await request.body()
-            items += parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-        elif ctype == "multipart/form-data":
-            try:
-                form = await request.form()
-            except AssertionError:  # python-multipart missing: the fields stay unread
-                form = None
-            if form is not None:
-                for key, value in form.multi_items():
-                    if isinstance(value, str):
-                        items.append((key, value))
-                await form.close()
-    items += parse_qsl(request.url.query, keep_blank_values=True)
-    return items
+# --- r.URL.Path and r.Form, as Go's net/http builds them ----------------------------------------------------------
+# The real rack is Go (stdapi on gorilla/mux, net/http): these helpers are ports of url.PathUnescape /
+# url.ParseQuery, mime.ParseMediaType, Request.ParseForm / ParseMultipartForm and mime/multipart's reader (Go 1.23),
+# so that what the simulated rack acts on is what a real rack would act on, byte for byte. Bytes that are not UTF-8
+# are read with U+FFFD (Go would keep the raw bytes).
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+MAX_URLENCODED_BODY = 10 << 20  # net/http parsePostForm: "10 MB is a lot of text"
+
+
+def _go_unescape(raw: bytes, *, plus: bool) -> bytes | None:
+    """url.QueryUnescape (plus=True: `+` is a space) or url.PathUnescape; None on a bad `%` escape."""
+    if b"%" not in raw:
+        return raw.replace(b"+", b" ") if plus else raw
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x25:  # %
+            if i + 2 >= n or raw[i + 1] not in _HEX or raw[i + 2] not in _HEX:
+                return None
+            out.append(int(raw[i + 1:i + 3], 16))
+            i += 3
+            continue
+        out.append(0x20 if plus and c == 0x2B else c)
+        i += 1
+    return bytes(out)
+
+
+def _go_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def go_request_path(raw_path: bytes) -> str | None:
+    """r.URL.Path for a request target's path: percent-decoded once, nothing else (no dot-segment removal, `//` kept,
+    `%2F` becomes `/`); None when an escape is malformed, which Go's server answers with 400 before any routing."""
+    decoded = _go_unescape(raw_path, plus=False)
+    return None if decoded is None else _go_text(decoded)
+
+
+def go_parse_query(raw: bytes | str) -> list[tuple[str, str]]:
+    """url.ParseQuery, pairs in order: split on `&`; a pair holding `;` or a bad escape is dropped (Go reports an error
+    that FormValue ignores); empty pairs are skipped; `k` alone is `k=`; `+` is a space."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", errors="surrogateescape")
+    pairs: list[tuple[str, str]] = []
+    for chunk in raw.split(b"&"):
+        if not chunk or b";" in chunk:
+            continue
+        key, _, value = chunk.partition(b"=")
+        k, v = _go_unescape(key, plus=True), _go_unescape(value, plus=True)
+        if k is None or v is None:
+            continue
+        pairs.append((_go_text(k), _go_text(v)))
+    return pairs
+
+
+_TSPECIALS = frozenset('()<>@,;:\\"/[]?=')
+_GO_SPACE = " \t\n\v\f\r\x85\xa0"  # unicode.IsSpace over what a latin-1 header can hold
+
+
+def _is_token_char(ch: str) -> bool:
+    return 0x20 < ord(ch) < 0x7F and ch not in _TSPECIALS
+
+
+def _consume_token(v: str) -> tuple[str, str]:
+    for i, ch in enumerate(v):
+        if not _is_token_char(ch):
+            return v[:i], v[i:]
+    return v, ""
+
+
+def _consume_value(v: str) -> tuple[str, str]:
+    if not v:
+        return "", v
+    if v[0] != '"':
+        return _consume_token(v)
+    out: list[str] = []
+    i = 1
+    while i < len(v):
+        ch = v[i]
+        if ch == '"':
+            return "".join(out), v[i + 1:]
+        if ch == "\\" and i + 1 < len(v) and v[i + 1] in _TSPECIALS:
+            out.append(v[i + 1])
+            i += 2
+            continue
+        if ch in "\r\n":
+            return "", v
+        out.append(ch)
+        i += 1
+    return "", v
+
+
+def _consume_media_param(v: str) -> tuple[str, str, str]:
+    rest = v.lstrip(_GO_SPACE)
+    if not rest.startswith(";"):
+        return "", "", v
+    rest = rest[1:].lstrip(_GO_SPACE)
+    param, rest = _consume_token(rest)
+    param = param.lower()
+    if not param:
+        return "", "", v
+    rest = rest.lstrip(_GO_SPACE)
+    if not rest.startswith("="):
+        return "", "", v
+    rest = rest[1:].lstrip(_GO_SPACE)
+    value, rest2 = _consume_value(rest)
+    if value == "" and rest2 == rest:
+        return "", "", v
+    return param, value, rest2
+
+
+def _percent_hex_unescape(s: str) -> str | None:
+    decoded = _go_unescape(s.encode("latin-1", errors="replace"), plus=False)
+    return None if decoded is None else _go_text(decoded)
+
+
+def go_parse_media_type(v: str) -> tuple[str, dict[str, str], str | None]:
+    """mime.ParseMediaType: (lower-case media type, params with lower-case names, error). On a bad parameter the
+    media type is still returned (with the error, no params); on a bad type or a conflicting duplicate parameter the
+    media type is ""."""
+    base = v.split(";", 1)[0]
+    mediatype = base.lower().strip(_GO_SPACE)
+    kind, rest = _consume_token(mediatype)
+    if not kind:
+        return "", {}, "mime: no media type"
+    if rest:
+        if not rest.startswith("/"):
+            return "", {}, "mime: expected slash after first token"
+        subtype, rest = _consume_token(rest[1:])
+        if not subtype:
+            return "", {}, "mime: expected token after slash"
+        if rest:
+            return "", {}, "mime: unexpected content after media subtype"
+    params: dict[str, str] = {}
+    continuation: dict[str, dict[str, str]] = {}
+    v = v[len(base):]
+    while v:
+        v = v.lstrip(_GO_SPACE)
+        if not v:
+            break
+        key, value, rest = _consume_media_param(v)
+        if not key:
+            if rest.strip(_GO_SPACE) == ";":
+                break
+            return mediatype, {}, "mime: invalid media parameter"
+        pmap = params
+        if "*" in key:
+            pmap = continuation.setdefault(key.split("*", 1)[0], {})
+        if key in pmap and pmap[key] != value:
+            return "", {}, "mime: duplicate parameter name"
+        pmap[key] = value
+        v = rest
+    for key, pieces in continuation.items():
+        if key + "*" in pieces:
+            decoded = _decode_2231(pieces[key + "*"])
+            if decoded is not None:
+                params[key] = decoded
+            continue
+        buf, valid, n = "", False, 0
+        while True:
+            simple = f"{key}*{n}"
+            if simple in pieces:
+                valid, buf = True, buf + pieces[simple]
+            elif simple + "*" in pieces:
+                valid = True
+                piece = _decode_2231(pieces[simple + "*"]) if n == 0 else _percent_hex_unescape(pieces[simple + "*"])
+                buf += piece or ""
+            else:
+                break
+            n += 1
+        if valid:
+            params[key] = buf
+    return mediatype, params, None
+
+
+def _decode_2231(v: str) -> str | None:
+    parts = v.split("'", 2)
+    if len(parts) != 3 or parts[0].lower() not in ("us-ascii", "utf-8"):
+        return None
+    return _percent_hex_unescape(parts[2])
+
+
+def _go_base(path: str) -> str:
+    """filepath.Base on Linux."""
+    if path == "":
+        return "."
+    path = path.rstrip("/")
+    if path == "":
+        return "/"
+    return path.rsplit("/", 1)[-1]
+
+
+def _canonical_header_key(key: bytes) -> str | None:
+    """textproto.CanonicalMIMEHeaderKey's check: None when the name holds a byte that is not a token byte."""
+    if not key or any(not _is_token_char(chr(b)) for b in key):
+        return None
+    return key.decode("ascii").lower()
+
+
+def _read_part_headers(body: bytes, pos: int) -> tuple[dict[str, str], int] | None:
+    """textproto.ReadMIMEHeader from `pos`: {lower-case name: first value}, and where the part's body starts; None
+    on a malformed header block (Go's NextPart then fails)."""
+    lines: list[list[str]] = []
+    while True:
+        end = body.find(b"\n", pos)
+        if end < 0:
+            return None
+        line = body[pos:end]
+        pos = end + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t"):  # a continuation line
+            if not lines:
+                return None  # "malformed MIME header initial line"
+            lines[-1][1] = (lines[-1][1] + " " + _go_text(line.strip(b" \t"))).strip(" \t")
+            continue
+        key, colon, value = line.partition(b":")
+        name = _canonical_header_key(key) if colon else None
+        if name is None or any((b < 0x20 and b != 0x09) or b == 0x7F for b in value):
+            return None  # "malformed MIME header line"
+        lines.append([name, _go_text(value.strip(b" \t"))])
+    headers: dict[str, str] = {}
+    for name, value in lines:
+        headers.setdefault(name, value)
+    return headers, pos
+
+
+def _quoted_printable(data: bytes) -> bytes | None:
+    """mime/quotedprintable's Reader: `=XX` (hex in either case), `=` before anything that is not hex kept as is,
+    soft line breaks, blanks at line ends dropped; None on what it reports as an error (a control byte, bytes after a
+    soft break)."""
+    out = bytearray()
+    pieces = data.split(b"\n")
+    chunks = [piece + b"\n" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    for index, whole in enumerate(chunks):
+        line = whole.rstrip(b" \t\r\n")
+        if line.endswith(b"="):
+            after = whole[len(line):]
+            line = line[:-1]
+            if not (after.startswith(b"\n") or after.startswith(b"\r\n")
+                    or (not after and line and index == len(chunks) - 1)):
+                return None  # "invalid bytes after ="
+        elif whole.endswith(b"\n"):
+            line += b"\r\n" if whole.endswith(b"\r\n") else b"\n"
+        i = 0
+        while i < len(line):
+            b = line[i]
+            if b == 0x3D:
+                pair = line[i + 1:i + 3]
+                if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
+                    out.append(int(pair, 16))
+                    i += 3
+                    continue
+                if len(line) - i < 2 or line[i + 1] in (0x0D, 0x0A):
+                    return None
+            elif b not in (0x09, 0x0D, 0x0A) and b < 0x80 and (b < 0x20 or b > 0x7E):
+                return None  # "invalid unescaped byte"
+            out.append(b)
+            i += 1
+    return bytes(out)
+
+
+def _multipart_boundary_end(body: bytes, start: int, nl_dash: bytes, dash: bytes) -> int | None:
+    """Where the part body starting at `start` ends (scanUntilBoundary / matchAfterPrefix): at the first
+    newline + `--boundary` followed by a dash, a blank, a line end or the end of input; right away when the body
+    starts with such a `--boundary` (an empty part). None: no boundary before the end (unexpected EOF)."""
+    def matches(at: int, prefix: bytes) -> bool:
+        after = at + len(prefix)
+        return after >= len(body) or body[after:after + 1] in (b" ", b"\t", b"\r", b"\n", b"-")
+
+    if body.startswith(dash, start) and matches(start, dash):
+        return start
+    i = body.find(nl_dash, start)
+    while i >= 0:
+        if matches(i, nl_dash):
+            return i
+        i = body.find(nl_dash, i + 1)
+    return None
+
+
+def go_read_multipart(body: bytes, boundary: str) -> tuple[list[tuple[str, str]], list[FilePart]] | None:
+    """multipart.Reader.ReadForm: (value pairs, file parts) in part order, or None when the body does not parse
+    (Go's ReadForm then fails and r.Form gets no multipart value at all). A part without a form-data disposition or
+    a name is skipped; one with a (non-empty) filename is a file; quoted-printable parts are decoded."""
+    if not boundary:
+        return None
+    dash = b"--" + boundary.encode("utf-8", errors="replace")
+    nl = b"\r\n"
+    values: list[tuple[str, str]] = []
+    files: list[FilePart] = []
+    pos, parts_read, expect_new = 0, 0, False
+    while True:
+        end = body.find(b"\n", pos)
+        if end < 0:
+            line = body[pos:]
+            if line.startswith(dash + b"--") and not line[len(dash) + 2:].lstrip(b" \t"):
+                return values, files
+            return None  # "multipart: NextPart: EOF"
+        line = body[pos:end + 1]
+        pos = end + 1
+        rest = line[len(dash):].lstrip(b" \t") if line.startswith(dash) else None
+        if rest is not None and not line.startswith(dash + b"--"):
+            if parts_read == 0 and rest == b"\n":
+                nl = b"\n"
+            if rest == nl:
+                parts_read += 1
+                expect_new = False
+                parsed = _read_part_headers(body, pos)
+                if parsed is None:
+                    return None
+                headers, pos = parsed
+                data_end = _multipart_boundary_end(body, pos, nl + dash, dash)
+                if data_end is None:
+                    return None
+                data = body[pos:data_end]
+                pos = data_end
+                if headers.get("content-transfer-encoding", "").lower() == "quoted-printable":
+                    decoded = _quoted_printable(data)
+                    if decoded is None:
+                        return None
+                    data = decoded
+                disposition, dparams, _ = go_parse_media_type(headers.get("content-disposition", ""))
+                name = dparams.get("name", "") if disposition == "form-data" else ""
+                if not name:
+                    continue
+                filename = dparams.get("filename", "")
+                if filename:
+                    files.append(FilePart(name, _go_base(filename), len(data), hashlib.sha256(data).hexdigest()))
+                else:
+                    values.append((name, _go_text(data)))
+                continue
+        if line.startswith(dash + b"--"):
+            tail = line[len(dash) + 2:].lstrip(b" \t")
+            if tail in (b"", nl):
+                return values, files
+        if expect_new:
+            return None  # "multipart: expecting a new Part"
+        if parts_read == 0:
+            continue  # preamble
+        if line == nl:
+            expect_new = True
+            continue
+        return None  # "multipart: unexpected line in Next()"
+
+
+async def _read_form(request: Request) -> tuple[list[tuple[str, str]], list[FilePart]]:
+    """r.Form as FormValue builds it (Request.ParseMultipartForm → ParseForm), every pair in Go's order, and the
+    multipart file parts:
+
+    - POST/PUT/PATCH with a body of media type application/x-www-form-urlencoded (mime.ParseMediaType: any case,
+      parameters ignored even when malformed): the body's pairs, then the query's;
+    - media type multipart/form-data with a valid `boundary` parameter, whatever the method (ParseMultipartForm does
+      not look at it): the query's pairs, then the parts' values; a body that does not parse adds nothing;
+    - anything else (no Content-Type, text/plain, JSON, multipart without a boundary, a DELETE's urlencoded body):
+      the query's pairs only, the body unread.
+    url.ParseQuery drops pairs holding `;` and pairs with a bad escape, in the query and in the body.
+    """
+    query = go_parse_query(request.scope.get("query_string", b""))
+    content_type = request.headers.get("content-type", "")
+    mediatype, params, error = go_parse_media_type(content_type) if content_type else ("", {}, "no type")
+    if request.method in ("POST", "PUT", "PATCH") and mediatype == "application/x-www-form-urlencoded":
+        body = await request.body()
+        pairs = go_parse_query(body) if len(body) <= MAX_URLENCODED_BODY else []
+        return pairs + query, []
+    if mediatype == "multipart/form-data" and error is None and "boundary" in params:
+        parsed = go_read_multipart(await request.body(), params["boundary"])
+        if parsed is not None:
+            return query + parsed[0], parsed[1]
+    return query, []
 
 
 def create_app(password: str, *, rack_name: str = "acme/production", seed: int = 1,
@@ -2370,19 +2752,30 @@ def create_app(password: str, *, rack_name: str = "acme/production", seed: int =
     rack = Rack(rack_name, seed, clock)
     received: list[ReceivedRequest] = []
 
-    def record(method: str, path: str, actor: str | None, headers: Headers, params: list[tuple[str, str]]) -> None:
+    def record(method: str, path: str, actor: str | None, headers: Headers, params: list[tuple[str, str]],
+               matched: RouteDef | None = None, path_vars: dict[str, str] | None = None,
+               files: list[FilePart] = ()) -> None:
         first: dict[str, str] = {}
         for key, value in params:
             first.setdefault(key, value)
-        received.append(ReceivedRequest(method, path, actor, _header_dict(headers), first))
+        route_id = (matched.method, route_pattern(matched)) if matched is not None else None
+        received.append(ReceivedRequest(method, path, actor, _header_dict(headers), first, route_id,
+                                        dict(path_vars or {}), tuple(params), tuple(files)))
 
     async def http_endpoint(request: Request) -> Response:
         request_id = rack.request_id()
-        method, path = request.method, request.scope["path"]
+        method = request.method
+        # r.URL.Path: decoded from the raw target once, as Go does (uvicorn's scope["path"] is the same text, but
+        # keeps a malformed escape where Go's server refuses the request).
+        path = go_request_path(request.scope.get("raw_path") or request.scope["path"].encode())
         accept = request.headers.get("accept", "")
+        if path is None:
+            record(method, request.scope["path"], None, request.headers, [])
+            return Response(b"400 Bad Request", status_code=400, headers={
+                "Content-Type": "text/plain; charset=utf-8", "Connection": "close"})
         r, path_vars, mismatch = match_route(method, path, websocket=False)
         if r is None:
-            record(method, path, None, request.headers, parse_qsl(request.url.query, keep_blank_values=True))
+            record(method, path, None, request.headers, go_parse_query(request.scope.get("query_string", b"")))
             if mismatch:
                 response = Response(b"", status_code=405)
             else:
@@ -2391,17 +2784,20 @@ def create_app(password: str, *, rack_name: str = "acme/production", seed: int =
                                              "X-Content-Type-Options": "nosniff"})
             response.headers["Request-Id"] = request_id
             return response
-        form = parse_qsl(request.url.query, keep_blank_values=True) if r.body == "raw" else \
-            await _read_form(request)
+        files: list[FilePart] = []
+        if r.body == "raw":
+            form = go_parse_query(request.scope.get("query_string", b""))
+        else:
+            form, files = await _read_form(request)
         c = Ctx(method=method, path=path, vars=path_vars, form=form, headers=request.headers,
                 request_id=request_id, request=request)
         try:
             try:
                 c.actor, c.role = authenticate(rack, password, request.headers)
             except RackError:
-                record(method, path, None, request.headers, form)
+                record(method, path, None, request.headers, form, r, path_vars, files)
                 raise
-            record(method, path, c.actor, request.headers, form)
+            record(method, path, c.actor, request.headers, form, r, path_vars, files)
             if (method == "GET" and "r" not in c.role) or (method != "GET" and "w" not in c.role):
                 raise RackError(401, "you are unauthorized to access this")
             response = await r.handler(rack, c)
@@ -2417,14 +2813,15 @@ def create_app(password: str, *, rack_name: str = "acme/production", seed: int =
 
     async def ws_endpoint(websocket: WebSocket) -> None:
         request_id = rack.request_id()
-        path = websocket.scope["path"]
-        r, path_vars, _ = match_route("GET", path, websocket=True)
-        query = parse_qsl(websocket.url.query, keep_blank_values=True)
+        path = go_request_path(websocket.scope.get("raw_path") or websocket.scope["path"].encode())
+        r, path_vars, _ = match_route("GET", path, websocket=True) if path is not None else (None, {}, False)
+        query = go_parse_query(websocket.scope.get("query_string", b""))
         if r is None:
-            record("SOCKET", path, None, websocket.headers, query)
+            record("SOCKET", path if path is not None else websocket.scope["path"], None, websocket.headers, query)
             try:
                 await websocket.send_denial_response(Response(
-                    b"404 page not found\n", status_code=404,
+                    b"404 page not found\n" if path is not None else b"400 Bad Request",
+                    status_code=404 if path is not None else 400,
                     headers={"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff",
                              "Request-Id": request_id}))
             except RuntimeError:  # a server without the denial-response extension: a plain refusal (403)
@@ -2438,9 +2835,9 @@ def create_app(password: str, *, rack_name: str = "acme/production", seed: int =
                 try:
                     c.actor, c.role = authenticate(rack, password, websocket.headers)
                 except RackError:
-                    record("SOCKET", path, None, websocket.headers, query)
+                    record("SOCKET", path, None, websocket.headers, query, r, path_vars)
                     raise
-                record("SOCKET", path, c.actor, websocket.headers, query)
+                record("SOCKET", path, c.actor, websocket.headers, query, r, path_vars)
                 if "r" not in c.role:
                     raise RackError(401, "you are unauthorized to access this")
                 await r.handler(rack, c, websocket)
@@ -2457,8 +2854,11 @@ def create_app(password: str, *, rack_name: str = "acme/production", seed: int =
                     pass
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-    app = Starlette(routes=[Route("/{path:path}", http_endpoint, methods=methods),
-                            WebSocketRoute("/{path:path}", ws_endpoint)])
+    routes = [Route("/{path:path}", http_endpoint, methods=methods), WebSocketRoute("/{path:path}", ws_endpoint)]
+    for catch_all in routes:
+        # Starlette's `path` convertor is `.*`, which stops at a newline; the Go rack routes any decoded byte.
+        catch_all.path_regex = re.compile(catch_all.path_regex.pattern, re.DOTALL)
+    app = Starlette(routes=routes)
     app.state.rack = rack
     app.state.requests = received
     app.state.rack_name = rack_name

@@ -9,6 +9,7 @@ socket and talks to it with the `websockets` client, to see the frames as the Co
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -16,7 +17,7 @@ import socket
 import threading
 import time
 import warnings
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import pytest
 
@@ -110,10 +111,12 @@ def test_every_response_carries_a_request_id(client):
         client.get("/apps/nope"),
         client.post("/apps/web/releases/RNOPE/promote"),
         client.get("/machines"),
-        client.post("/apps/web/logs"),  # a SOCKET route with another method: 405
+        client.post("/apps/web"),  # a route with another method: 405
+        # a SOCKET route with another method: 404, as gorilla/mux answers it (its Upgrade header matcher fails too)
+        client.post("/apps/web/logs"),
         anon(client.app).get("/system"),
     ]
-    assert [r.status_code for r in responses] == [200, 404, 404, 404, 405, 401]
+    assert [r.status_code for r in responses] == [200, 404, 404, 404, 405, 404, 401]
     ids = [r.headers["request-id"] for r in responses]
     assert all(len(i) == 12 and i.isalnum() for i in ids)
     assert len(set(ids)) == len(ids)
@@ -486,6 +489,119 @@ def test_form_semantics_body_then_query_and_headers(client, app):
     assert app.state.rack.apps["web"].objects["tmp/x.tgz"].public is True
 
 
+# --- Go's routing and r.Form, byte for byte -----------------------------------------------------------------------
+
+def asgi(app, method: str, target: bytes, headers: dict[str, str] | None = None,
+         body: bytes = b"") -> tuple[int, bytes]:
+    """One request straight into the ASGI app with the raw target as a client put it on the wire (httpx, and so
+    TestClient, resolves dot segments before sending); scope["path"] decoded as uvicorn decodes it."""
+    raw_path, _, query = target.partition(b"?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": unquote(raw_path.decode("ascii")), "raw_path": raw_path, "query_string": query,
+             "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+             "headers": [(b"authorization", AUTH.encode())] + [(k.lower().encode(), v.encode("latin-1"))
+                                                              for k, v in (headers or {}).items()]}
+    inbox = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive():
+        return inbox.pop(0) if inbox else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_routes_match_the_decoded_uncleaned_path_as_gorilla_mux_does(app):
+    def routed(method: str, target: bytes) -> tuple[int, tuple[str, str] | None, dict | None, str]:
+        status, _ = asgi(app, method, target)
+        q = app.state.requests[-1]
+        return status, q.route, q.vars, q.path
+
+    cancel = ("POST", "/apps/{app}/cancel")
+    # percent-decoded once: `%65` is `e`, `%2F` is a `/` that routes as one
+    assert routed("POST", b"/apps/w%65b/cancel")[:3] == (200, cancel, {"app": "web"})
+    assert routed("POST", b"/apps/web%2Fcancel")[1:] == (cancel, {"app": "web"}, "/apps/web/cancel")
+    # never cleaned (SkipClean): dot segments and `//` stay, and route as they are
+    for target in (b"/apps/web/./cancel", b"/apps/web/x/../cancel", b"/apps/web/x/%2e%2e/cancel", b"//apps/web/cancel",
+                   b"/apps//web/cancel"):
+        status, route, _, _ = routed("POST", target)
+        assert (status, route) == (404, None), target
+    # `{key:.*}` takes the dot segments as part of the key
+    status, route, path_vars, path = routed("DELETE", b"/apps/web/objects/x/../../../../apps/billing")
+    assert route == ("DELETE", "/apps/{app}/objects/{key}")
+    assert path_vars == {"app": "web", "key": "x/../../../../apps/billing"} and path.count("..") == 4
+    # case-sensitive, no trailing-slash tolerance, `$` is the very end (not before a final newline)
+    for target in (b"/Apps/web/cancel", b"/apps/web/cancel/", b"/apps/web/cancel%0A", b"/apps/web/Cancel"):
+        assert routed("POST", target)[:2] == (404, None), target
+    assert routed("POST", b"/apps/w%0Aeb/cancel")[1:3] == (cancel, {"app": "w\neb"})  # any byte, newline too
+    # NUL is an ordinary byte of a path var; a malformed escape is refused by Go's server before routing
+    assert routed("POST", b"/apps/web%00/cancel")[1:3] == (cancel, {"app": "web\x00"})
+    assert routed("POST", b"/apps/%zz/cancel")[:2] == (400, None)
+    assert routed("POST", b"/apps/web/cancel%")[:2] == (400, None)
+    # 405 only for a route of another method; a SOCKET route's Upgrade matcher fails without a 405
+    assert routed("PATCH", b"/apps/web")[:2] == (405, None)
+    assert routed("POST", b"/apps/web/logs")[:2] == (404, None)
+
+
+def test_r_form_is_read_as_go_net_http_reads_it(app):
+    def form(method: str, target: bytes, content_type: str | None, body: bytes = b""):
+        headers = {"Content-Type": content_type} if content_type is not None else {}
+        asgi(app, method, target, headers, body)
+        q = app.state.requests[-1]
+        assert q.route is not None
+        return list(q.form), q.params, [(f.name, f.filename, f.size) for f in q.files]
+
+    urlencoded = "application/x-www-form-urlencoded"
+    target = b"/apps/nope/cancel?name=q1&a;b=c&bad=%zz&name=q2"
+    # body pairs, then the query's; `;` pairs and bad escapes dropped wherever they are; first value wins
+    pairs, params, _ = form("POST", target, urlencoded, b"x=1;y=2&name=b1&k=%4&name=b2&plus=a+b%2B&=e&&novalue")
+    assert pairs == [("name", "b1"), ("name", "b2"), ("plus", "a b+"), ("", "e"), ("novalue", ""), ("name", "q1"),
+                     ("name", "q2")]
+    assert params["name"] == "b1"
+    # the media type in any case, with parameters, even malformed ones; PUT and PATCH too
+    for ctype in ("APPLICATION/X-WWW-FORM-URLENCODED; charset=UTF-8", f"{urlencoded}; charset", f" {urlencoded} ;"):
+        assert form("POST", b"/apps/nope/cancel", ctype, b"name=b")[0] == [("name", "b")], ctype
+    # not parsed: no Content-Type, another type, conflicting duplicate parameters, a DELETE's urlencoded body
+    for method, ctype in (("POST", None), ("POST", "text/plain"), ("POST", "application/json"),
+                          ("POST", f"{urlencoded}; charset=a; charset=b"),
+                          ("POST", "application/x-www-form-urlencoded2"),
+                          ("DELETE", urlencoded)):
+        target = b"/apps/nope/cancel?name=q" if method == "POST" else b"/apps/nope?name=q"
+        assert form(method, target, ctype, b"name=b")[0] == [("name", "q")], (method, ctype)
+
+    def multipart(*parts: bytes, boundary: str = "BND", nl: bytes = b"\r\n") -> bytes:
+        b = boundary.encode()
+        return b"preamble" + nl + b"".join(b"--" + b + nl + part.replace(b"\r\n", nl) + nl for part in parts) + \
+            b"--" + b + b"--" + nl
+
+    body = multipart(b'Content-Disposition: form-data; name="name"\r\n\r\nm1',
+                     b'Content-Disposition: form-data; name="src"; filename="dir/app.tgz"\r\n'
+                     b"Content-Type: application/gzip\r\n\r\n\x1f\x8bname=not-a-field",
+                     b'Content-Disposition: attachment; name="skipped"\r\n\r\nx',
+                     b'Content-Disposition: form-data; filename="nameless"\r\n\r\nx',
+                     b'Content-Disposition: form-data; name="empty"; filename=""\r\n\r\nvalue, not a file',
+                     b'Content-Disposition: form-data; name="qp"\r\nContent-Transfer-Encoding: Quoted-Printable'
+                     b"\r\n\r\nse=63ret=\r\n=3D1",
+                     b'Content-Disposition: form-data; name="name"\r\n\r\nm2')
+    expected = ([("name", "q"), ("name", "m1"), ("empty", "value, not a file"), ("qp", "secret=1"), ("name", "m2")],
+                [("src", "app.tgz", 18)])
+    # the query's pairs first, then the parts' values, files apart; for any method (ParseMultipartForm does not
+    # look at it), with LF-only lines too
+    for method, target in (("POST", b"/apps/nope/cancel?name=q"), ("DELETE", b"/apps/nope?name=q")):
+        pairs, params, files = form(method, target, 'multipart/form-data; boundary="BND"', body)
+        assert (pairs, files) == expected and params["name"] == "q"
+    lf = multipart(b'Content-Disposition: form-data; name="name"\r\n\r\nm1', nl=b"\n")
+    assert form("POST", b"/apps/nope/cancel", "Multipart/Form-Data; boundary=BND", lf)[0] == [("name", "m1")]
+    # no boundary, a malformed parameter, a body cut short or a broken part header: no multipart value at all
+    for ctype, data in (("multipart/form-data", body), ("multipart/form-data; boundary", body),
+                        ("multipart/form-data; boundary=BND", body[:-9]),
+                        ("multipart/form-data; boundary=BND", multipart(b"Content-Disposition form-data\r\n\r\nx"))):
+        assert form("POST", b"/apps/nope/cancel?name=q", ctype, data)[0] == [("name", "q")], (ctype, data[-20:])
+
+
 def test_read_only_jwt_can_read_but_not_write_or_exec(client, app):
     token = client.post("/system/jwt/token", data={"role": "read", "durationInHour": "1"}).json()["token"]
     jwt_auth = basic_authorization("jwt", token)
@@ -567,6 +683,22 @@ def test_on_the_wire_with_uvicorn_and_a_websocket_client(live_rack):
     assert frames[-1] == b""
     assert frames[-2] == f"{EXIT_MARKER}0\n"
     assert "wire\r\n" in "".join(f for f in frames if isinstance(f, str))
+
+
+def test_uvicorn_hands_the_rack_the_path_as_sent(live_rack):
+    """What the rack routes is what the client sent, decoded once: uvicorn resolves no dot segments."""
+    import http.client
+
+    app, port = live_rack
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for target, status, path in (("/apps/web/x/../cancel", 404, "/apps/web/x/../cancel"),
+                                 ("/apps/web/./x/%2e%2e/cancel", 404, "/apps/web/./x/../cancel"),
+                                 ("/apps/w%65b%2Fcancel", 200, "/apps/web/cancel")):
+        conn.request("POST", target, headers={"Authorization": AUTH})
+        response = conn.getresponse()
+        response.read()
+        assert (response.status, app.state.requests[-1].path) == (status, path)
+    conn.close()
 
 
 # --- the scripted shell on its own ------------------------------------------------------------------------------------

@@ -1827,6 +1827,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
     ("POST", "/apps", b"name=evilapp", {}, 415, "without a Content-Type"),
     ("POST", "/apps", b'{"name": "evilapp"}', {"Content-Type": "application/json"}, 415, "application/json"),
     ("POST", "/apps", b"name=evil;x", FORM, 400, "';'"),
+    ("POST", "/apps", b"name=evilapp", {**FORM, "Content-Encoding": "gzip"}, 415, "encoded"),
     ("POST", "/apps", b"name=%zz", FORM, 400, "percent escape"),
     ("DELETE", "/apps/billing", b"name=web", FORM, 400, "carries no body"),
     ("POST", "/apps/web/objects/tmp/x.tgz", b"a=1", FORM, 415, "raw upload"),

@@ -34,7 +34,7 @@ import urllib.parse
 from typing import Any
 
 __all__ = ["Refused", "FilePart", "canonical_path", "parse_pairs", "parse_media_type", "parse_multipart",
-           "combine", "shown_target", "Parsed", "FORM_TYPE", "MULTIPART_TYPE", "BODY_METHODS",
+           "combine", "shown", "shown_target", "Parsed", "FORM_TYPE", "MULTIPART_TYPE", "BODY_METHODS",
            "HTTP_HEADERS"]
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -119,6 +119,8 @@ def canonical_path(raw: bytes | str) -> str:
     path = _unescape(data, plus=False, what="path")
     if _CONTROL.search(path):
         raise Refused(400, "the path holds a control character")
+    if "?" in path or "#" in path:
+        raise Refused(400, "the path holds an encoded ? or #, which no Convox route takes")
     if any(segment in (".", "..") for segment in path.split("/")):
         raise Refused(400, "the path has a dot segment (. or ..); send the path it stands for")
     return path
@@ -138,7 +140,7 @@ def parse_pairs(raw: bytes | str, what: str) -> list[tuple[str, str]]:
         key = _unescape(name, plus=True, what=f"{what} parameter name")
         if _CONTROL.search(key):
             raise Refused(400, f"a {what} parameter name holds a control character")
-        pairs.append((key, _unescape(value, plus=True, what=f"{what} parameter {_shown(key)}")))
+        pairs.append((key, _unescape(value, plus=True, what=f"{what} parameter {shown(key)}")))
     return pairs
 
 
@@ -157,7 +159,7 @@ def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
             raise Refused(415, f"the parameters of '{kind}' cannot be read unambiguously")
         name = p.group(1).lower()
         if name in params or name.endswith("*"):
-            raise Refused(415, f"'{kind}' has a repeated or extended parameter {_shown(name)}")
+            raise Refused(415, f"'{kind}' has a repeated or extended parameter {shown(name)}")
         params[name] = p.group(2)[1:-1] if p.group(2).startswith('"') else p.group(2)
         pos = p.end()
     return kind, params
@@ -203,7 +205,7 @@ def _part(part: bytes, values: list[tuple[str, str]], files: dict[str, FilePart]
             raise Refused(415, "a multipart part header cannot be read unambiguously")
         key = name.decode().lower()
         if key not in ("content-disposition", "content-type") or key in headers:
-            raise Refused(415, f"a multipart part has a repeated or unexpected header {_shown(key)}")
+            raise Refused(415, f"a multipart part has a repeated or unexpected header {shown(key)}")
         headers[key] = value.decode().strip()
     kind, params = parse_media_type(headers.get("content-disposition", ""))
     if kind != "form-data" or set(params) - {"name", "filename"} or not params.get("name"):
@@ -216,13 +218,13 @@ def _part(part: bytes, values: list[tuple[str, str]], files: dict[str, FilePart]
         if not filename or "/" in filename or "\\" in filename:
             raise Refused(415, "a multipart file part needs a plain, non-empty filename")
         if field in files:
-            raise Refused(400, f"the file part {_shown(field)} is repeated")
+            raise Refused(400, f"the file part {shown(field)} is repeated")
         files[field] = FilePart(filename, len(content), hashlib.sha256(content).hexdigest())
         return
     try:
         values.append((field, content.decode("utf-8")))
     except UnicodeDecodeError:
-        raise Refused(400, f"the multipart value {_shown(field)} is not UTF-8") from None
+        raise Refused(400, f"the multipart value {shown(field)} is not UTF-8") from None
 
 
 def combine(*sources: list[tuple[str, str]], files: dict[str, FilePart] | None = None,
@@ -235,13 +237,13 @@ def combine(*sources: list[tuple[str, str]], files: dict[str, FilePart] | None =
         for name, value in pairs:
             if name in params or (files and name in files):
                 if unique:
-                    raise Refused(400, f"the parameter {_shown(name)} is given more than once")
+                    raise Refused(400, f"the parameter {shown(name)} is given more than once")
                 continue
             params[name] = value
     return params
 
 
-def _shown(name: str) -> str:
+def shown(name: str) -> str:
     """A name as it may appear in a refusal (which is recorded): quoted, clipped, control characters escaped."""
     clipped = name if len(name) <= 60 else name[:60] + "…"
     return "'" + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", clipped) + "'"

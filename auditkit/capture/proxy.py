@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import time
 import urllib.parse
@@ -225,6 +226,8 @@ class Gateway:
                 raise Refused(413, "request body too large for an audited write")
             parsed.body = body
             if body:
+                if headers.get("content-encoding", "identity").strip().lower() != "identity":
+                    raise Refused(415, "an encoded (compressed) body is not read as a form by the rack")
                 if method not in canonical.BODY_METHODS:
                     raise Refused(400, f"a {method} request carries no body the rack reads")
                 if not content_type:
@@ -248,6 +251,10 @@ class Gateway:
         # r.Form's order: an urlencoded body before the query, a multipart body after it.
         order = (query, body_pairs) if multipart else (body_pairs, query)
         parsed.params = canonical.combine(*order, files=parsed.files)
+        for name in [*parsed.params, *parsed.files]:
+            if not catalog.plain_name(name):
+                raise Refused(400, f"the parameter name {canonical.shown(name)} is not a plain name "
+                                   "(1–80 letters, digits, _ . - [ ]), so it could not be recorded as sent")
         if route is not None:
             declared = {h.lower() for h in route.headers}
             for header in route.headers:
@@ -653,6 +660,10 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
         Route("/{path:path}", http_endpoint, methods=methods),
         WebSocketRoute("/{path:path}", ws_endpoint),
     ]
+    for route in routes[-2:]:
+        # Starlette's `.*` stops at a newline: such a path would be answered 404 unrecorded instead of reaching
+        # the one parse, which refuses it and journals the refusal.
+        route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)  # type: ignore[union-attr]
 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield

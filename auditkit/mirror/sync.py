@@ -58,7 +58,7 @@ def env_var(name: str) -> str:
 
 def add_source(conn: sqlite3.Connection, name: str, url: str, key: str | None, data_dir: Path) -> None:
     """Register a feed. The key, when given, is written to data_dir/sync-<name>.key with mode 0600."""
-    if not _NAME_RE.match(name) or name == store.LOCAL_SOURCE:
+    if not _NAME_RE.fullmatch(name) or name == store.LOCAL_SOURCE:
         raise SyncError(f"'{name}' cannot name a source (letters, digits, . _ -; not 'local')")
     if not re.match(r"^https?://[^/]+", url):
         raise SyncError(f"'{url}' is not an http(s) URL of a gateway")

@@ -20,11 +20,12 @@ from auditkit.capture.catalog.docs import render_markdown
 from auditkit.capture.catalog.match import match
 from auditkit.capture.catalog.redact import (
     REDACTED, REMOVED_HEADERS, SECRET_SUFFIXES, SECRET_WORDS, clear_params, env_changes, is_secret_name,
-    mask_userinfo, redact, secret_values)
-from auditkit.capture.catalog.routes import ENV_SPECIALS, READ_METHODS, ROUTES, SPECIALS, Route
+    mask_userinfo, plain_name, redact, secret_values)
+from auditkit.capture.catalog.routes import ENV_SPECIALS, GREEDY_VARS, READ_METHODS, ROUTES, SPECIALS, Route
 
 __all__ = [
-    "Route", "ROUTES", "SPECIALS", "ENV_SPECIALS", "READ_METHODS", "Classification", "REDACTED", "REMOVED_HEADERS",
-    "SECRET_WORDS", "SECRET_SUFFIXES", "match", "classify", "describe_outcome", "redact", "secret_values",
-    "is_secret_name", "clear_params", "mask_userinfo", "clean_text", "env_changes", "render_markdown",
+    "Route", "ROUTES", "SPECIALS", "ENV_SPECIALS", "READ_METHODS", "GREEDY_VARS", "Classification", "REDACTED",
+    "REMOVED_HEADERS", "SECRET_WORDS", "SECRET_SUFFIXES", "match", "classify", "describe_outcome", "redact",
+    "secret_values", "is_secret_name", "clear_params", "mask_userinfo", "plain_name", "clean_text", "env_changes",
+    "render_markdown",
 ]

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping
 
 from auditkit.capture.catalog.match import match
 from auditkit.capture.catalog.redact import (
-    REDACTED, by_lower_name, carries_secrets, clip, file_record, hmac_of, is_plain_name, mask_userinfo, redact,
+    REDACTED, by_lower_name, carries_secrets, clip, file_record, hmac_of, mask_userinfo, plain_name, redact,
     secret_values)
 from auditkit.capture.catalog.routes import ENV_SPECIALS, PLACEHOLDER_RE, READ_METHODS, Route
 
@@ -113,7 +113,7 @@ class Classification:
 
 def _unknown(method: str, path: str, params: Mapping[str, str], websocket: bool, hmac_key: bytes | None = None,
              files: Mapping[str, Any] | None = None) -> Classification:
-    names = sorted(n for n in params if is_plain_name(n))
+    names = sorted(n for n in params if plain_name(n))
     details: dict[str, Any] = {"method": method, "path": clip(path)}
     if names:
         details["params"] = names
@@ -121,7 +121,7 @@ def _unknown(method: str, path: str, params: Mapping[str, str], websocket: bool,
     if len(names) != len(params):
         details["unnamed_params"] = len(params) - len(names)
     if files:
-        details["files"] = {n: file_record(p) for n, p in sorted(files.items()) if is_plain_name(n)}
+        details["files"] = {n: file_record(p) for n, p in sorted(files.items()) if plain_name(n)}
     segments = path.split("/")
     app = segments[2] if len(segments) > 2 and segments[1] == "apps" and segments[2] else None
     if websocket:

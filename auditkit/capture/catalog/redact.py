@@ -40,13 +40,13 @@ SECRET_SUFFIXES: tuple[str, ...] = (
 # Params that an env route summarises instead of recording.
 _ENV_PARAM = "env"
 _CLIP = 500  # longest param value kept in details
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,80}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-\[\]]{1,80}")  # a param name that can be recorded as it is
 
 
-def is_plain_name(name: str) -> bool:
-    """Whether a param or file-part name may be recorded as a name (a plain identifier, at most 80 characters);
-    others are only counted."""
-    return _NAME_RE.match(name) is not None
+def plain_name(name: str) -> bool:
+    """A param name the record can hold as it is: 1–80 of letters, digits, `_ . - [ ]`. The gateway refuses
+    requests with any other name (canonical parse), so every param it forwards is recorded by name."""
+    return _NAME_RE.fullmatch(name) is not None
 
 
 def env_changes(old: Mapping[str, str] | None, new: Mapping[str, str], hmac_key: bytes | None) -> dict[str, Any]:
@@ -132,7 +132,9 @@ def _clear_of(route: Route) -> frozenset[str]:
     return found
 
 
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#@\s]*)@")
+# Userinfo runs from `://` to the last `@` before the host's `/`, `?` or `#`, whatever it holds (a password with
+# a space or a CR is still a password): over-masking free text is the safe side.
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#]*)@")
 
 
 def mask_userinfo(text: str) -> str:
@@ -173,7 +175,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
     map_names = {m.lower() for m in route.maps}
     for name, value in params.items():
         lowered = name.lower()
-        if not is_plain_name(name):
+        if not plain_name(name):
             unnamed += 1
         elif route.special == "env" and name == _ENV_PARAM:
             safe["env"] = env_changes(previous_env, wire.parse_env(value), hmac_key)
@@ -194,7 +196,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
     if unnamed:
         safe["unnamed_params"] = unnamed
     if files:
-        safe["files"] = {name: file_record(part) for name, part in sorted(files.items()) if is_plain_name(name)}
+        safe["files"] = {name: file_record(part) for name, part in sorted(files.items()) if plain_name(name)}
     if route.special == "env_body":
         safe["env"] = (env_changes(previous_env, wire.parse_env(body), hmac_key) if body is not None
                        else {"previous": "unknown", "set": [], "note": "body not read"})
@@ -236,7 +238,7 @@ def secret_values(route: Route | None, params: Mapping[str, str],
             found.update(wire.parse_env(value).values())
         elif name.lower() in map_names:
             found.update(wire.decode_map(value).values())
-        elif name not in clear or not is_plain_name(name):
+        elif name not in clear or not plain_name(name):
             found.add(value)
     if route is not None and route.special == "env_body" and body is not None:
         found.update(wire.parse_env(body).values())
