@@ -5,7 +5,6 @@ store, the filter language and the demo package; errors are one clear line on st
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import sys
 import time
@@ -18,18 +17,14 @@ from rich.table import Table
 
 from auditkit import store
 from auditkit.capture import cli as capture_cli
+from auditkit.cli_common import CommandError, db_option, open_mirror as _open  # _open: the name used below
 from auditkit.model import export
-from auditkit.share import links as sharing
 from auditkit.errors import AuditkitError
 from auditkit.model.filters import Filter, parse
+from auditkit.review import cli as review_cli
+from auditkit.share import cli as share_cli
 
 OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "denied": "bold magenta", "unknown": "yellow"}
-
-
-class CommandError(click.ClickException):
-    """One line on stderr and exit status 2, so that scripts can tell "could not run" from `verify`'s exit 1."""
-
-    exit_code = 2
 
 
 class AuditkitGroup(click.Group):
@@ -45,23 +40,6 @@ class AuditkitGroup(click.Group):
         except BrokenPipeError:
             sys.stderr.close()  # `auditkit events --format jsonl | head` is not an error
             return None
-
-
-def db_option(func: Any) -> Any:
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="The mirror (default: $AUDITKIT_DB, else data/audit.db).",
-    )(func)
-
-
-def _open(db_path: Path | None, *, must_exist: bool = True) -> sqlite3.Connection:
-    path = db_path or store.default_db_path()
-    if must_exist and not path.exists():
-        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
-    return store.open_db(path)
 
 
 @click.group(cls=AuditkitGroup)
@@ -140,59 +118,6 @@ def verify(db_path: Path | None) -> None:
     for problem in report.problems:
         click.echo(f"  {problem.kind}: {problem.message}", err=True)
     sys.exit(1)
-
-
-# --- tui ------------------------------------------------------------------------------------------------------------
-
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
-@db_option
-@click.option("--base-url", envvar="AUDITKIT_BASE_URL", default=None,
-              help="Where `auditkit serve` is reached, for share links (default: $AUDITKIT_BASE_URL, else "
-                   "http://127.0.0.1:8001).")
-@click.option("--utc", is_flag=True, help="Show times in UTC (default: local time; `z` toggles).")
-def tui(filter_words: tuple[str, ...], db_path: Path | None, base_url: str | None, utc: bool) -> None:
-    """Review the mirror from the keyboard: the event list (newest first), filters, detail, replay, share links.
-
-    FILTER_WORDS, if given, is the filter it opens with (the filter language of `auditkit events`)."""
-    from auditkit.review.tui.app import run
-
-    f = parse(" ".join(filter_words))
-    path = db_path or store.default_db_path()
-    _open(path).close()  # exists, and migrated: the TUI itself only reads
-    run(path, base_url=base_url, utc=utc, initial_filter=f)
-
-
-# --- replay ---------------------------------------------------------------------------------------------------------
-
-@main.command("replay")
-@click.argument("target")
-@db_option
-def replay_command(target: str, db_path: Path | None) -> None:
-    """Replay a recording: an asciicast v2 file (.cast, plain or gzipped) or the SESSION_ID of a mirrored session.
-
-    Keys: space play/pause, ←/→ 5 s, 0–9 jump, < > speed, . step, i idle skip, [ ] markers, / search, n/N, ? keys, q.
-    """
-    from auditkit.review import replay
-    from auditkit.review.tui.screens.replay import ReplayApp
-
-    path = Path(target)
-    if path.is_file():
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise CommandError(f"cannot read {path}: {e.strerror}") from None
-        try:
-            recording = replay.load(data)
-        except replay.RecordingError as e:
-            raise CommandError(f"{path}: {e}") from None
-        app = ReplayApp(recording, title=path.name)
-    elif path.suffix in (".cast", ".gz") or "/" in target or path.exists():
-        raise CommandError(f"no recording file at {path}")
-    else:
-        session = replay.open_session(_open(db_path), target)
-        app = ReplayApp(session.recording, title=session.title, event_markers=session.event_markers)
-    app.run()
 
 
 # --- synth and demo -------------------------------------------------------------------------------------------------
@@ -374,186 +299,13 @@ def _sync_progress(name: str, interactive: bool) -> Iterator[Callable[[Any], Non
             bar.stop()
 
 
-# --- share links ----------------------------------------------------------------------------------------------------
-
-def _who() -> str:
-    import getpass
-
-    try:
-        return os.environ.get("AUDITKIT_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "system"
-
-
-@main.group()
-def share() -> None:
-    """Signed, expiring links to a filtered slice of the mirror, for auditors (served by `auditkit serve`)."""
-
-
-@share.command("create", context_settings={"ignore_unknown_options": True})
-@click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
-@click.option("--expires", required=True, help="7d, 24h, 2w, 2026-12-31 (end of that UTC day), a date-time, or never.")
-@click.option("--since", default=None, help="Start of the time range (as since: in the filter language).")
-@click.option("--until", default=None, help="End of the time range, included (as until:).")
-@click.option("--note", default=None, help="Why the link exists (shown to admins and the auditor).")
-@click.option("--base-url", envvar="AUDITKIT_BASE_URL", default=sharing.DEFAULT_BASE_URL, show_default=True,
-              help="Public URL of `auditkit serve` (or $AUDITKIT_BASE_URL).")
-@click.option("--by", "created_by", default=None, help="Who creates it (default: $AUDITKIT_USER or the login name).")
-@db_option
-def share_create(filter_words: tuple[str, ...], expires: str, since: str | None, until: str | None,
-                 note: str | None, base_url: str, created_by: str | None, db_path: Path | None) -> None:
-    """Create a link to the events matching FILTER; prints the URL alone on the last line.
-
-    Relative times (since:7d) are fixed when the link is made. Example:
-    auditkit share create rack:acme/production category:Releases --since 2026-11-01 --expires 7d --note "SOC 2"
-    """
-    f = parse(" ".join(filter_words))
-    path = db_path or store.default_db_path()
-    conn = _open(path)
-    link, url = sharing.create(conn, f, secret=sharing.secret_for(path), expires=expires, since=since, until=until,
-                               note=note, created_by=created_by or _who(), base_url=base_url)
-    matching = store.count(conn, sharing.scope(link))
-    click.echo(f"share link {link.id}: {matching:,} events match {sharing.describe(link)}")
-    click.echo(url)
-
-
-@share.command("list")
-@db_option
-def share_list(db_path: Path | None) -> None:
-    """Every link with its status and number of views."""
-    conn = _open(db_path)
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "status", "views", "filter", "range", "expires", "created", "note"):
-        table.add_column(column, overflow="fold")
-    for link in sharing.list_links(conn):
-        status = link.status()
-        if status == "revoked":
-            status = f"revoked {sharing.human_time(link.revoked_at or '')} by {link.revoked_by}"
-        table.add_row(link.id, status, str(link.views), link.filter_text or "(every event)",
-                      sharing.range_text(link),
-                      sharing.human_time(link.expires_at) if link.expires_at else "never",
-                      f"{sharing.human_time(link.created_at)} by {link.created_by}", link.note or "")
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
-
-
-@share.command("revoke")
-@click.argument("link_id")
-@click.option("--by", "revoked_by", default=None, help="Who revokes it (default: $AUDITKIT_USER or the login name).")
-@db_option
-def share_revoke(link_id: str, revoked_by: str | None, db_path: Path | None) -> None:
-    """Revoke a link: its next request is refused."""
-    conn = _open(db_path)
-    link = sharing.revoke(conn, link_id, revoked_by or _who())
-    click.echo(f"revoked {link.id} ({link.views} views)")
-
-
-@share.command("views")
-@click.argument("link_id")
-@db_option
-def share_views(link_id: str, db_path: Path | None) -> None:
-    """Every recorded view of a link, newest first: time, IP, user agent, what was viewed."""
-    conn = _open(db_path)
-    table = Table(box=None, header_style="bold")
-    for column in ("time (UTC)", "outcome", "ip", "what", "user agent"):
-        table.add_column(column, overflow="fold")
-    found = sharing.views(conn, link_id)
-    for e in found:
-        table.add_row(e.timestamp.replace("T", " ")[:23], e.outcome, e.source_ip or "",
-                      str(e.details.get("what", "")), e.user_agent or "")
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
-    click.echo(f"{len(found)} view(s) of {link_id}")
-
-
-@share.command("rotate-secret")
-@click.option("--by", "revoked_by", default=None, help="Who rotates it (default: $AUDITKIT_USER or the login name).")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@db_option
-def share_rotate(revoked_by: str | None, yes: bool, db_path: Path | None) -> None:
-    """Replace the signing secret: every link stops working (they are marked revoked) and admins log in again."""
-    path = db_path or store.default_db_path()
-    conn = _open(path)
-    if not yes:
-        click.confirm("Every share link will stop working. Rotate the secret?", abort=True)
-    revoked = sharing.rotate_secret(conn, path, revoked_by or _who())
-    click.echo(f"new secret in {sharing.secret_path(path)}; {len(revoked)} open link(s) revoked; "
-               "restart `auditkit serve`")
-
-
-# --- serve ----------------------------------------------------------------------------------------------------------
-
-@main.group(invoke_without_command=True)
-@db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
-@click.option("--base-url", envvar="AUDITKIT_BASE_URL", default=None,
-              help="Public URL (scheme, host, optional path prefix) when behind a proxy (or $AUDITKIT_BASE_URL); "
-                   "https turns on Secure cookies. Default: http://HOST:PORT.")
-@click.pass_context
-def serve(ctx: click.Context, db_path: Path | None, host: str, port: int, base_url: str | None) -> None:
-    """Run Datasette on the mirror for admins, with the share pages for auditors (`serve admins add` first)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from auditkit.share import serve as serve_mod
-
-    serve_mod.serve(_existing(db_path), host=host, port=port, base_url=base_url, echo=click.echo)
-
-
-def _existing(db_path: Path | None) -> Path:
-    path = db_path or store.default_db_path()
-    if not path.exists():
-        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
-    return path
-
-
-@serve.group("admins")
-def serve_admins() -> None:
-    """Accounts that may log in to `auditkit serve` (kept hashed in admins.json beside the mirror)."""
-
-
-@serve_admins.command("add")
-@click.argument("email")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
-@db_option
-def admins_add(email: str, password_stdin: bool, db_path: Path | None) -> None:
-    """Add an admin (or set a new password); asks for the password twice."""
-    from auditkit.share import serve as serve_mod
-
-    path = db_path or store.default_db_path()
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    new = serve_mod.add_admin(path, email, password)
-    what = "added" if new else "password changed"
-    click.echo(f"admin {email.strip().lower()} {what} in {serve_mod.admins_path(path)} "
-               "(restart `auditkit serve` to apply)")
-
-
-@serve_admins.command("list")
-@db_option
-def admins_list(db_path: Path | None) -> None:
-    """The admin accounts."""
-    from auditkit.share import serve as serve_mod
-
-    for email in sorted(serve_mod.load_admins(db_path or store.default_db_path())):
-        click.echo(email)
-
-
-@serve_admins.command("remove")
-@click.argument("email")
-@db_option
-def admins_remove(email: str, db_path: Path | None) -> None:
-    """Remove an admin account (their login ends at the next restart of `auditkit serve`)."""
-    from auditkit.share import serve as serve_mod
-
-    path = db_path or store.default_db_path()
-    serve_mod.remove_admin(path, email)
-    click.echo(f"admin {email.strip().lower()} removed")
-
-
-# --- the capabilities' command groups --------------------------------------------------------------------------
+# --- the capabilities' commands -------------------------------------------------------------------------------------
 
 main.add_command(capture_cli.gateway)
+main.add_command(review_cli.tui)
+main.add_command(review_cli.replay_command)
+main.add_command(share_cli.share)
+main.add_command(share_cli.serve)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,9 @@ import pytest
 
 from auditkit import store
 from auditkit.model import asciicast, export
-from auditkit.share import site as share_site, links as sharing
+from auditkit.share import links as sharing
+from auditkit.share.site import pages as share_pages
+from auditkit.share.site.responses import SHARE_CSP
 from auditkit.synth import history as synth
 from auditkit.model.filters import parse
 
@@ -139,7 +141,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("browser"))
     # The fixture must be able to show what the tests look for: several pages, and recordings among them.
     matching = s.shared_ids(s.link)
-    assert len(matching) > 2 * share_site.PAGE_SIZE, f"the link matches only {len(matching)} events"
+    assert len(matching) > 2 * share_pages.PAGE_SIZE, f"the link matches only {len(matching)} events"
     assert _recorded_events(s), "no event in the link's scope has a recording"
     try:
         s.start()
@@ -260,7 +262,7 @@ def test_an_auditor_opens_the_link_and_pages_through_exactly_its_events(server, 
     assert sharing.expiry_text(server.link).startswith("expires 20")
     expect(_term(page, "Note")).to_have_text("Q4 sample for the auditors")
     expect(_term(page, "Matching events")).to_have_text(f"{len(expected):,}")
-    cookie = next(c for c in page.context.cookies() if c["name"] == share_site.COOKIE)
+    cookie = next(c for c in page.context.cookies() if c["name"] == share_pages.COOKIE)
     assert cookie["httpOnly"] and cookie["path"] == "/-/shared"
 
     pages: list[list[str]] = []
@@ -275,8 +277,8 @@ def test_an_auditor_opens_the_link_and_pages_through_exactly_its_events(server, 
         if older.count() == 0:
             break
         _older(page)
-    assert len(pages) == -(-len(expected) // share_site.PAGE_SIZE) >= 3
-    assert all(len(p) == share_site.PAGE_SIZE for p in pages[:-1])
+    assert len(pages) == -(-len(expected) // share_pages.PAGE_SIZE) >= 3
+    assert all(len(p) == share_pages.PAGE_SIZE for p in pages[:-1])
     seen = [event_id for p in pages for event_id in p]
     assert seen == expected  # every matching event exactly once, newest first
     assert set(seen) == set(expected) and len(set(seen)) == len(seen)
@@ -323,7 +325,7 @@ def test_a_recording_replays_in_the_player_under_the_pages_csp(server, browse):
     with page.expect_response(lambda r: r.url.endswith(f"/-/shared/cast/{session_id}")) as cast, \
             page.expect_response(lambda r: r.url.endswith(f"/-/shared/replay/{session_id}")) as shown:
         replay.click()
-    assert shown.value.status == 200 and shown.value.headers["content-security-policy"] == share_site.SHARE_CSP
+    assert shown.value.status == 200 and shown.value.headers["content-security-policy"] == SHARE_CSP
     assert cast.value.status == 200 and cast.value.body() == store.recording(server.conn, session_id)
     expect(page.locator("h1")).to_have_text(f"Recording {session_id}")
     page.locator("#player .ap-play-button").click()
@@ -339,7 +341,7 @@ def test_an_expired_link_says_when_it_expired(server, browse):
     expect(page.locator("h1")).to_have_text("This link has expired")
     expect(page.locator(".auditkit-refusal")).to_have_text(
         f"This share link expired on {sharing.human_time(server.expired.expires_at)}.")
-    assert not any(c["name"] == share_site.COOKIE and c["value"] for c in page.context.cookies())
+    assert not any(c["name"] == share_pages.COOKIE and c["value"] for c in page.context.cookies())
     assert page.locator("table.auditkit-events").count() == 0
 
 
@@ -390,7 +392,7 @@ def test_an_admin_creates_a_link_in_the_form_and_revokes_it_while_an_auditor_wat
     _open_link(auditor, url)
     expect(_term(auditor, "Filter")).to_have_text(wanted)
     expected = server.shared_ids(link)
-    assert 0 < len(expected) <= share_site.PAGE_SIZE
+    assert 0 < len(expected) <= share_pages.PAGE_SIZE
     assert _ids_on(auditor) == expected
 
     admin.goto(f"{server.base}/-/share-links/{link_id}")

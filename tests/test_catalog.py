@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from auditkit.capture import catalog
 from auditkit.model import events as ev
 from auditkit.capture.catalog import ROUTES, Classification, classify, describe_outcome
+from auditkit.capture.wire import USER_AGENT
 
 HMAC_KEY = b"test-gateway-secret-0123456789ab"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "routes.md"
@@ -344,7 +345,7 @@ SECRET = "hunter2-Sup3rS3cret!"
     ("PUT", "/apps/web/builds/B1", {"manifest": f"environment:\n  - SECRET={SECRET}", "release": "R1"}, {}, False),
 ])
 def test_secrets_never_appear_in_the_classification(method, path, params, headers, websocket):
-    headers = {"Authorization": "Basic " + SECRET, "Cookie": SECRET, "User-Agent": "convox.go/3.24.9", **headers}
+    headers = {"Authorization": "Basic " + SECRET, "Cookie": SECRET, "User-Agent": USER_AGENT, **headers}
     c = cls(method, path, params=params, headers=headers, websocket=websocket)
     assert c is not None and c.category != "Other"
     assert SECRET not in recorded(c)
@@ -514,7 +515,9 @@ def test_only_the_params_a_route_names_are_recorded_in_clear():
     ("see postgres://u:p%40ss@db:5432/app and redis://:pw@cache", "see postgres://u:***@db:5432/app and "
                                                                    "redis://:***@cache"),
     ("user@example.com", "user@example.com"),
-    ("https://example.com/a@b", "https://example.com/a@b"),
+    ("https://example.com/a@b", "https://***@b"),  # an @ after a / may end a password holding a /: masked
+    ("https://user:pa/ss?w#rd @git.example/x.tgz", "https://user:***@git.example/x.tgz"),
+    ("https://user:pw@host/@scope/pkg", "https://user:***@scope/pkg"),
 ])
 def test_url_userinfo_is_masked_wherever_a_value_is_recorded(text, masked):
     assert catalog.mask_userinfo(text) == masked

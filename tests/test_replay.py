@@ -1,6 +1,6 @@
-"""auditkit.replay without a UI: reading recordings (and refusing bad ones, naming the line), the terminal (alternate
-screen, tmux's erase rules, the fast paths agreeing with pyte), keyframed seeks equal to a straight replay, markers at
-command boundaries, search over the text as it was on screen, and the idle-compressed timeline."""
+"""auditkit.review.replay without a UI: reading recordings (and refusing bad ones, naming the line), the terminal
+(alternate screen, tmux's erase rules, the fast paths agreeing with pyte), keyframed seeks equal to a straight
+replay, markers at command boundaries, search over the text as it was on screen, and the idle-compressed timeline."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pyte
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pyte.screens import wcwidth
 
 from auditkit.model import asciicast
 from auditkit.review import replay
+from auditkit.review.replay import index
 from auditkit.synth import history as synth
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -40,7 +42,7 @@ def text(data: str, width: int = 40, height: int = 6) -> list[str]:
 @pytest.fixture(autouse=True)
 def small_keyframes(monkeypatch):
     """Keyframes every few hundred characters, so that the small recordings here have many."""
-    monkeypatch.setattr(replay, "KEYFRAME_BYTES", 300)
+    monkeypatch.setattr(index, "KEYFRAME_BYTES", 300)
 
 
 # --- reading --------------------------------------------------------------------------------------------------------
@@ -190,7 +192,7 @@ def test_margins_and_lines_like_tmux():
 def test_wide_characters_take_two_cells():
     snap = render("日本語 ok").snapshot()
     assert snap.text()[0] == "日本語 ok"
-    assert sum(len(t) + sum(1 for c in t if replay.wcwidth(c) == 2) for t, _ in snap.lines[0]) == 40
+    assert sum(len(t) + sum(1 for c in t if wcwidth(c) == 2) for t, _ in snap.lines[0]) == 40
 
 
 _SIMPLE = st.one_of(

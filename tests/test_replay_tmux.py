@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 from pyte.graphics import FG_BG_256
+from pyte.screens import wcwidth
 
 from auditkit.review import replay
+from auditkit.review.replay import index, terminal
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CAPTURES = json.loads((FIXTURES / "replay_tmux.json").read_text())
 _HEX_INDEX = {FG_BG_256[i]: i for i in range(16)}
-_NAME_INDEX = {("bright" if i > 7 else "") + replay.ANSI_NAMES[i % 8]: i for i in range(16)}
+_NAME_INDEX = {("bright" if i > 7 else "") + terminal.ANSI_NAMES[i % 8]: i for i in range(16)}
 
 
 def _colour(value: str) -> str | int:
@@ -52,7 +54,7 @@ def _cells_of_snapshot(snapshot: replay.Snapshot) -> list[list[tuple]]:
         for text, attrs in line:
             for ch in text:
                 row.append(_cell(ch, attrs))
-                if replay.wcwidth(ch) == 2:
+                if wcwidth(ch) == 2:
                     row.append(_cell("", attrs))
         rows.append(_trimmed(row))
     return rows
@@ -62,7 +64,7 @@ def _cells_of_capture(capture: str, width: int, height: int) -> list[list[tuple]
     """tmux's capture, one row at a time; its attributes carry over from one line to the next."""
     lines = capture.split("\n")[:height]
     lines += [""] * (height - len(lines))
-    attrs = replay.BLANK
+    attrs = terminal.BLANK
     rows = []
     for line in lines:
         term = replay.Terminal(width, 1)
@@ -101,12 +103,12 @@ def test_a_seek_renders_the_same_as_playing_through(name: str) -> None:
     straight = replay.Player(replay.load((FIXTURES / f"replay_{scenario}.cast").read_bytes()))
     straight.seek_position(position)
     recording = replay.load((FIXTURES / f"replay_{scenario}.cast").read_bytes())
-    old = replay.KEYFRAME_BYTES
-    replay.KEYFRAME_BYTES = 16
+    old = index.KEYFRAME_BYTES
+    index.KEYFRAME_BYTES = 16
     try:
         recording.build_index()
     finally:
-        replay.KEYFRAME_BYTES = old
+        index.KEYFRAME_BYTES = old
     assert len(recording.keyframes) > 10
     player = replay.Player(recording)
     player.seek_position(len(recording.frames))

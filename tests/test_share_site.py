@@ -1,12 +1,12 @@
 """`auditkit serve` as a link holder, an anonymous visitor and an admin see it, through the real Datasette app with
-plugins/ loaded (in-process, ds.client).
+auditkit's plugin loaded by its entry point (in-process, ds.client).
 
 The probe table of the reference (Datasette URL tricks) × who ∈ anonymous, share, expired, revoked, tampered,
 other-secret, admin: status codes, security headers, and no out-of-scope marker in any body but an admin's. Then
 the share pages themselves: the cookie and redirect, paging past 1,000 rows, the downloads, the replay pages, views
 recorded as Access events, a permit-all plugin, the magic-parameter hole, and the admin pages.
 
-One Datasette serves the whole module (plugins loaded from plugins_dir register globally for the session).
+One Datasette serves the whole module (plugins loaded by entry point register globally for the session).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from auditkit import store
-from auditkit.share import serve, site as share_site, links as sharing
+from auditkit.share import admins, serve, links as sharing
+from auditkit.share.site import gate, instance
 from auditkit.model.filters import parse
 
 from conftest import draft, ts
@@ -57,7 +58,7 @@ class Site:
         self.path = tmp / "data" / "audit.db"
         self.conn = store.open_db(self.path)
         self._build()
-        serve.add_admin(self.path, ADMIN, ADMIN_PASSWORD)
+        admins.add_admin(self.path, ADMIN, ADMIN_PASSWORD)
         self.ds = serve.make_datasette(self.path)
         self.loop = asyncio.new_event_loop()
         self.secret = sharing.secret_for(self.path)
@@ -179,7 +180,7 @@ class RawResponse:
 def close_datasette(ds: Any) -> None:
     """Stop every thread an instance started: no thread may outlive these tests (later tests fork worker
     processes only when no other thread runs)."""
-    site = share_site.site_for(ds)
+    site = instance.site_for(ds)
     if site is not None:
         site.close()
     ds.executor.shutdown(wait=True)
@@ -291,10 +292,10 @@ PROBES: list[tuple[str, str, int, int]] = [
     ("POST", "/-/share-links/{other}/revoke", 403, 403),
     ("GET", "/-/replay/ses_out", 403, 200),
     ("GET", "/-/replay/ses_out/cast", 403, 200),
-    ("GET", "/-/static-plugins/auditkit/..%2F..%2Fauditkit%2Fshare_site.py", 403, 404),
-    ("GET", "/-/static-plugins/auditkit/..%2Fauditkit_share.py", 403, 404),
-    ("GET", "/-/static-plugins/auditkit/../auditkit_share.py", 403, None),
-    ("GET", "/-/static-plugins/auditkit/../../data/share-secret", 403, None),
+    ("GET", "/-/static-plugins/auditkit/..%2F..%2F..%2Fauditkit%2Fshare%2Fserve.py", 403, 404),
+    ("GET", "/-/static-plugins/auditkit/..%2Fhooks.py", 403, 404),
+    ("GET", "/-/static-plugins/auditkit/../hooks.py", 403, None),
+    ("GET", "/-/static-plugins/auditkit/../../../data/share-secret", 403, None),
     ("GET", "/-/static/..%2F..%2Fapp.py", 403, 404),
     ("GET", "/-/static/../../app.py", 403, None),
     ("GET", "/-/shared/..%2F..%2Faudit%2Fevents.json", 403, 302),
@@ -575,7 +576,7 @@ def test_the_magic_parameter_fallback_hole_is_closed(site):
 
     assert site.loop.run_until_complete(site.ds.get_canned_queries("audit", None)) == {}
     assert site.loop.run_until_complete(site.ds.get_canned_queries("audit", {"id": ADMIN})) == {}
-    plugin = pm.get_plugin("auditkit_share.py")
+    plugin = pm.get_plugin(serve.PLUGIN)
     assert plugin is not None and not hasattr(plugin, "register_magic_parameters")
     assert not hasattr(plugin, "actor_from_request")
     plain = ROW_ID.findall(site.get("/-/shared", "share").text)
@@ -605,7 +606,7 @@ def test_an_admin_logs_in_with_a_password_and_gets_an_expiring_httponly_session(
                                                                 "csrftoken": token})
     assert done.status_code == 302
     cookie = next(c for c in done.headers.get_list("set-cookie") if c.startswith("ds_actor="))
-    assert "HttpOnly" in cookie and f"Max-Age={share_site.ADMIN_SESSION_S}" in cookie
+    assert "HttpOnly" in cookie and f"Max-Age={gate.ADMIN_SESSION_S}" in cookie
     value = cookie.split(";")[0].split("=", 1)[1]
     assert "e" in site.ds.unsign(value, "actor")
     assert site.get("/audit/events.json", cookies={"ds_actor": value}).status_code == 200
@@ -795,10 +796,49 @@ def test_behind_a_proxy_under_a_path_prefix_with_https(site):
 
 
 def test_a_total_too_costly_to_count_is_left_out_and_paging_goes_on(site, monkeypatch):
-    monkeypatch.setattr(share_site, "COUNT_BUDGET_S", 0.0)
+    monkeypatch.setattr(instance, "COUNT_BUDGET_S", 0.0)
     link, url = sharing.create(site.conn, parse(SHARE_FILTER), secret=site.secret, expires="1h", since="2026-10-01",
                                until="2026-10-31", created_by=ADMIN, base_url="http://localhost")
     cookies = {"ds_share": url.rsplit("/", 1)[1]}
     page = site.get("/-/shared", cookies=cookies).text
     assert "too many to count quickly" in page and "Events 1–100, newest first." in page
     assert ROW_ID.findall(page) == site.expected()[:100] and 'rel="next"' in page
+
+
+# --- the plugin, the Datasette way ----------------------------------------------------------------------------------
+
+def test_the_metadata_is_the_checkouts_file_else_the_packaged_copy(monkeypatch, tmp_path):
+    checkout = Path(serve.__file__).resolve().parents[2]
+    assert serve.metadata_file() == checkout / "metadata.yml"
+    monkeypatch.setattr(serve, "CHECKOUT", tmp_path)  # as from an installed wheel: no checkout around the package
+    packaged = serve.metadata_file()
+    assert packaged.name == "metadata.yml" and packaged.read_text() == (checkout / "metadata.yml").read_text()
+
+
+def test_serve_refuses_to_run_without_the_plugin_registered(site, monkeypatch):
+    from auditkit.errors import AuditkitError
+
+    monkeypatch.setattr(serve, "PLUGIN", "not-auditkit")
+    with pytest.raises(AuditkitError, match="Datasette plugin .* is not registered"):
+        serve.make_datasette(site.path)
+
+
+def test_another_datasette_in_the_same_environment_gets_none_of_the_plugin(site, tmp_path):
+    import sqlite3
+
+    from datasette.app import Datasette
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x)")
+    ds = Datasette([str(path)])
+    try:
+        def get(path: str) -> Any:
+            return site.loop.run_until_complete(ds.client.get(path))
+
+        assert get("/other/t.json").status_code == 200
+        for public in ("/robots.txt", "/-/share-links", "/-/shared"):
+            assert get(public).status_code == 404
+        assert "x-robots-tag" not in get("/other.json").headers  # no gate either
+    finally:
+        close_datasette(ds)

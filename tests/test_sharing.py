@@ -1,4 +1,4 @@
-"""Share links (auditkit/sharing.py and `auditkit share …`): the secret, tokens, expiry, scope, verify's refusals,
+"""Share links (auditkit.share.links and `auditkit share …`): the secret, tokens, expiry, scope, verify's refusals,
 revocation, views and their Access events, rotation, and the CLI's output and errors."""
 
 from __future__ import annotations
@@ -347,3 +347,36 @@ def test_cli_rotate_secret_asks_first(mirror):
 def test_format_of_times_in_words():
     assert sharing.human_time("2026-12-03T10:00:00.000Z") == "2026-12-03 10:00 UTC"
     assert sharing.human_time(format_timestamp(NOW + dt.timedelta(seconds=5))) == "2026-11-01 12:00:05 UTC"
+
+
+@pytest.mark.parametrize("text, since, until, words", [
+    ("rack:acme/production", None, None, "all time"),
+    ("since:2026-10-01", None, None, "from 2026-10-01 on"),
+    ("", "2026-10-01", "2026-10-31", "from 2026-10-01 through 2026-10-31"),
+    ("until:2026-10-31T18:00:00Z", None, None, "through 2026-10-31 18:00:00 UTC"),
+    ("since:3d", None, None, "from 2026-10-29 12:00:00.000 UTC on"),
+])
+def test_the_range_in_words_is_one_wording_before_and_after_the_link_is_made(mirror, text, since, until, words):
+    path, conn = mirror
+    f = parse(text)
+    if since or until:
+        f = f.with_values("since", [since]).with_values("until", [until])
+    assert sharing.filter_range_text(f, NOW) == words
+    link, _ = make(conn, path, text, since=since, until=until)
+    assert sharing.range_text(link) == words == sharing.bounds_text(link.since, link.until)
+
+
+def test_the_default_creator_is_auditkit_user_else_the_login_name(monkeypatch):
+    import getpass
+
+    monkeypatch.setenv("AUDITKIT_USER", "dana@example.com")
+    assert sharing.default_creator() == "dana@example.com"
+    monkeypatch.delenv("AUDITKIT_USER")
+    monkeypatch.setattr(getpass, "getuser", lambda: "ops")
+    assert sharing.default_creator() == "ops"
+
+    def no_user() -> str:
+        raise KeyError("no such user")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    assert sharing.default_creator() == "system"

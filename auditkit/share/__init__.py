@@ -1,1 +1,2 @@
-"""Sharing: signed share links, admin accounts, `auditkit serve` and the share site."""
+"""Sharing: signed share links (links), admin accounts (admins), `auditkit serve` (serve), the share site inside
+Datasette (site/) and the `share` and `serve` command groups (cli)."""

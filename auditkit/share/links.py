@@ -1,6 +1,6 @@
 """Share links: create, verify, revoke and list signed links to a filtered slice of the mirror, and record every view.
 
-The one implementation behind `auditkit share …`, the Datasette plugin (plugins/auditkit_share.py) and the TUI.
+The one implementation behind `auditkit share …`, the share site (auditkit.share.site) and the TUI.
 
 - A link is a row of `share_links`: a filter (without time terms), its own time range (since/until, relative forms
   frozen at creation), an expiry (or none), a note, who made it and when, and the revocation.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import getpass
 import os
 import re
 import secrets
@@ -334,14 +335,27 @@ def _time_value_text(value: str) -> str:
     return value if is_date(value) else value.replace("T", " ").replace("Z", " UTC")
 
 
-def range_text(link: ShareLink) -> str:
-    if link.since and link.until:
-        return f"from {_time_value_text(link.since)} through {_time_value_text(link.until)}"
-    if link.since:
-        return f"from {_time_value_text(link.since)} on"
-    if link.until:
-        return f"through {_time_value_text(link.until)}"
+def bounds_text(since: str | None, until: str | None) -> str:
+    """A link's time range in words (the one wording, for the CLI, the site and the TUI):
+    'from 2026-11-01 through 2026-11-20', 'from 2026-11-01 on', 'through 2026-11-20' or 'all time'."""
+    if since and until:
+        return f"from {_time_value_text(since)} through {_time_value_text(until)}"
+    if since:
+        return f"from {_time_value_text(since)} on"
+    if until:
+        return f"through {_time_value_text(until)}"
     return "all time"
+
+
+def range_text(link: ShareLink) -> str:
+    """The link's time range in words (bounds_text)."""
+    return bounds_text(link.since, link.until)
+
+
+def filter_range_text(f: Filter, now: dt.datetime | None = None) -> str:
+    """The time range a link made now from `f` would have, in the words range_text will use for it (relative
+    forms fixed at `now`, as create fixes them). ShareError when that range is empty."""
+    return bounds_text(*_time_bounds(f, None, None, _now(now)))
 
 
 def expiry_text(link: ShareLink) -> str:
@@ -352,6 +366,14 @@ def describe(link: ShareLink) -> str:
     """'rack:acme/production, from 2026-11-01 through 2026-11-20, expires 2026-12-03 10:00 UTC'."""
     what = link.filter_text or "every event"
     return f"{what}, {range_text(link)}, {expiry_text(link)}"
+
+
+def default_creator() -> str:
+    """Who creates (or revokes) a link when no name is given: $AUDITKIT_USER, else the login name, else "system"."""
+    try:
+        return os.environ.get("AUDITKIT_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "system"
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------

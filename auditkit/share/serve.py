@@ -1,40 +1,40 @@
-"""`auditkit serve`: a locked-down Datasette on the mirror, and the admin accounts that may log in to it.
+"""`auditkit serve`: a locked-down Datasette on the mirror, for its admins and for share-link holders.
 
-- The instance runs Datasette 0.65 in-process (uvicorn) with the repository's metadata.yml, plugins/ (the share-link
-  plugin, its templates and static files) and settings that turn off SQL for everyone but admins, database
-  downloads and CSV streaming. Its signing secret is the share-link secret (sharing.secret_for).
-- Admin accounts live in `<db dir>/admins.json` (mode 0600): email → pbkdf2-sha256 hash made with
-  datasette-auth-passwords' own hash function, which serves the /-/login page. The hashes reach Datasette through
-  environment variables named in the metadata, so /-/metadata never shows them.
+- The instance runs Datasette 0.65 in-process (uvicorn) with auditkit's Datasette plugin (the datasette_auditkit
+  package: Datasette loads it by its entry point and finds its templates and static files in it), the metadata
+  (metadata.yml: the checkout's, else the copy the plugin package carries) and settings that turn off SQL for
+  everyone but admins, database downloads and CSV streaming. Its signing secret is the share-link secret
+  (sharing.secret_for).
+- The admins are the accounts of auditkit.share.admins (and `root`, the one-time login URL). Their hashes reach
+  Datasette through environment variables named in the metadata, so /-/metadata never shows them.
 - Everyone else (anonymous visitors and share-link holders) reaches only the share pages, the login page and
-  static files: see auditkit/share_site.py.
+  static files: see auditkit.share.site.
 """
 
 from __future__ import annotations
 
-import json
+import importlib.resources
 import os
-import re
 import secrets
 import urllib.parse
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from auditkit.share import links as sharing
+from auditkit import store
 from auditkit.errors import AuditkitError
+from auditkit.share import links as sharing
+from auditkit.share.admins import load_admins
 
-REPO = Path(__file__).resolve().parent.parent.parent
-PLUGINS_DIR = REPO / "plugins"
-METADATA_FILE = REPO / "metadata.yml"
-TEMPLATES_DIR = PLUGINS_DIR / "templates"
-STATIC_DIR = PLUGINS_DIR / "static"
-# Where plugins/static is served (the player: <this>/asciinema-player/asciinema-player.min.js).
-STATIC_MOUNT = "-/static-plugins/auditkit"
-ADMINS_FILE = "admins.json"
+# auditkit's Datasette plugin: the package datasette_auditkit, registered under the `datasette` entry point as
+# `auditkit` (Datasette names its static files after the distribution: /-/static-plugins/auditkit/).
+PLUGIN = "auditkit"
+PLUGIN_PACKAGE = "datasette_auditkit"
+METADATA = "metadata.yml"
+# The repository, when auditkit runs from a checkout (its metadata.yml is the file people edit).
+CHECKOUT = Path(__file__).resolve().parents[2]
 ROOT_ACTOR = "root"  # the one-time login URL (Datasette's /-/auth-token) logs in as this admin
-MIN_PASSWORD = 12
 _HASH_ENV = "AUDITKIT_ADMIN_HASH_{}"
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # Settings per docs/sharing.md: nothing but admins may run SQL; no database file downloads; no unbounded CSV
 # streams; no facet suggestions (they scan the whole table at every page load).
@@ -49,73 +49,37 @@ SETTINGS: dict[str, Any] = {
 }
 
 
-# --- admin accounts -------------------------------------------------------------------------------------------------
-
-def admins_path(db_path: str | os.PathLike[str]) -> Path:
-    return Path(db_path).parent / ADMINS_FILE
-
-
-def load_admins(db_path: str | os.PathLike[str]) -> dict[str, str]:
-    """email → password hash (empty when no account was made)."""
-    path = admins_path(db_path)
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-        accounts = data["accounts"]
-        if not isinstance(accounts, dict) or not all(isinstance(v, str) for v in accounts.values()):
-            raise ValueError("accounts must map emails to hashes")
-    except (ValueError, KeyError, TypeError) as e:
-        raise AuditkitError(f"{path} is not an auditkit admins file ({e})") from None
-    return dict(accounts)
-
-
-def _write_admins(db_path: str | os.PathLike[str], accounts: dict[str, str]) -> None:
-    path = admins_path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = path.with_name(path.name + ".new")
-    fresh.unlink(missing_ok=True)
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"accounts": dict(sorted(accounts.items()))}, f, indent=2)
-        f.write("\n")
-    os.replace(fresh, path)
-
-
-def add_admin(db_path: str | os.PathLike[str], email: str, password: str) -> bool:
-    """Add an admin account (or set a new password for an existing one); True when it is new."""
-    from datasette_auth_passwords.utils import hash_password
-
-    email = email.strip().lower()
-    if not _EMAIL_RE.match(email):
-        raise AuditkitError(f"'{email}' is not an email address")
-    if len(password) < MIN_PASSWORD:
-        raise AuditkitError(f"the password must be at least {MIN_PASSWORD} characters long")
-    accounts = load_admins(db_path)
-    new = email not in accounts
-    accounts[email] = hash_password(password)
-    _write_admins(db_path, accounts)
-    return new
-
-
-def remove_admin(db_path: str | os.PathLike[str], email: str) -> None:
-    accounts = load_admins(db_path)
-    email = email.strip().lower()
-    if email not in accounts:
-        raise AuditkitError(f"no admin account '{email}'")
-    del accounts[email]
-    _write_admins(db_path, accounts)
-
-
 # --- building the instance ------------------------------------------------------------------------------------------
+
+def metadata_file() -> Traversable:
+    """The Datasette metadata the instance starts from: the checkout's metadata.yml when auditkit runs from a
+    checkout, else the copy the plugin package carries."""
+    checkout = CHECKOUT / METADATA
+    if checkout.is_file() and (CHECKOUT / "pyproject.toml").is_file():
+        return checkout
+    return importlib.resources.files(PLUGIN_PACKAGE) / METADATA
+
 
 def _read_metadata() -> dict[str, Any]:
     from datasette.utils import parse_metadata
 
-    if not METADATA_FILE.exists() or not PLUGINS_DIR.is_dir():
-        raise AuditkitError(f"auditkit serve needs {METADATA_FILE.name} and plugins/ beside the auditkit package "
-                            f"(looked in {REPO}); run it from a checkout installed with `pip install -e .`")
-    return parse_metadata(METADATA_FILE.read_text())
+    source = metadata_file()
+    try:
+        text = source.read_text()
+    except OSError as e:
+        raise AuditkitError(f"auditkit serve cannot read its Datasette metadata {source} ({e})") from None
+    return parse_metadata(text)
+
+
+def _require_plugin() -> None:
+    """auditkit's Datasette plugin must be registered (Datasette loads it by entry point when it is imported)."""
+    from datasette.plugins import pm
+
+    plugin = pm.get_plugin(PLUGIN)
+    if getattr(plugin, "__name__", None) != PLUGIN_PACKAGE:
+        raise AuditkitError(f"auditkit's Datasette plugin ({PLUGIN_PACKAGE}) is not registered with Datasette: "
+                            "reinstall auditkit (`pip install -e .` in a checkout) so that its `datasette` entry "
+                            "point is installed")
 
 
 def split_base_url(base_url: str) -> tuple[str, str]:
@@ -149,16 +113,21 @@ def build_metadata(db_name: str, admins: dict[str, str], public_url: str) -> tup
     return metadata, env
 
 
+def require_mirror(db_path: str | os.PathLike[str]) -> Path:
+    """The mirror's path; AuditkitError when there is no database there."""
+    path = Path(db_path)
+    if not path.exists():
+        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
+    return path
+
+
 def make_datasette(db_path: str | os.PathLike[str], *, base_url: str = sharing.DEFAULT_BASE_URL,
                    settings: dict[str, Any] | None = None) -> Any:
     """The Datasette instance `auditkit serve` runs (tests build theirs with this too)."""
     from datasette.app import Datasette
 
-    path = Path(db_path)
-    if not path.exists():
-        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
-    from auditkit import store
-
+    path = require_mirror(db_path)
+    _require_plugin()
     store.open_db(path).close()  # migrate before Datasette reads the schema
     public_url, prefix = split_base_url(base_url)
     db_name = path.stem
@@ -169,9 +138,6 @@ def make_datasette(db_path: str | os.PathLike[str], *, base_url: str = sharing.D
     return Datasette(
         [str(path)],
         metadata=metadata,
-        plugins_dir=str(PLUGINS_DIR),
-        template_dir=str(TEMPLATES_DIR),
-        static_mounts=[(STATIC_MOUNT, str(STATIC_DIR))],
         settings=chosen,
         secret=sharing.secret_for(path),
     )

@@ -132,18 +132,37 @@ def _clear_of(route: Route) -> frozenset[str]:
     return found
 
 
-# Userinfo runs from `://` to the last `@` before the host's `/`, `?` or `#`, whatever it holds (a password with
-# a space or a CR is still a password): over-masking free text is the safe side.
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#]*)@")
+_SCHEME_RE = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://")
+_PLAIN_USER_RE = re.compile(r"[A-Za-z0-9._~\-]+")
 
 
 def mask_userinfo(text: str) -> str:
     """Every URL's userinfo masked: `https://user:pw@host` → `https://user:***@host`, `https://token@host` →
-    `https://***@host` (a lone user part is often the token itself)."""
-    def mask(m: re.Match[str]) -> str:
-        user, colon, _ = m.group(2).partition(":")
-        return f"{m.group(1)}{user}:***@" if colon else f"{m.group(1)}***@"
-    return _USERINFO_RE.sub(mask, text) if "@" in text else text
+    `https://***@host` (a lone user part is often the token itself).
+
+    A password may hold anything a client puts there (`/`, `?`, `#`, a space), so the userinfo of a URL is taken
+    to run from its `://` to the last `@` before the next URL of the text: an `@` further on (in a path) masks
+    more than the userinfo, which is the safe side."""
+    if "@" not in text or "://" not in text:
+        return text
+    starts = [m.end() for m in _SCHEME_RE.finditer(text)]
+    if not starts:
+        return text
+    out = [text[:starts[0]]]
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(text)
+        segment = text[start:end]
+        next_scheme = _SCHEME_RE.search(segment)  # the scheme of the next URL ends this one's span
+        limit = next_scheme.start() if next_scheme and i + 1 < len(starts) else len(segment)
+        at = segment.rfind("@", 0, limit)
+        if at < 0:
+            out.append(segment)
+            continue
+        user, colon, _ = segment[:at].partition(":")
+        masked = f"{user}:***" if colon and _PLAIN_USER_RE.fullmatch(user) else (":***" if colon and not user
+                                                                                 else "***")
+        out.append(masked + segment[at:])
+    return "".join(out)
 
 
 def hmac_of(hmac_key: bytes | None, value: str) -> str:
@@ -190,7 +209,8 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
         else:
             hashed[name] = value
     if inline:
-        _record_map(safe, "parameters", inline, hmac_key)
+        # Inline parameters join a `parameters` map sent beside them (the map's value wins for a key in both).
+        _record_map(safe, "parameters", {**inline, **wire.decode_map(params.get("parameters"))}, hmac_key)
     if hashed:
         safe["params_hmac"] = {name: hmac_of(hmac_key, hashed[name]) for name in sorted(hashed)}
     if unnamed:

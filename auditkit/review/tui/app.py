@@ -1,5 +1,5 @@
-"""The Textual app behind `auditkit tui`: opens the mirror read-only, shows the event list, and adds every screen's
-actions to the command palette (ctrl+p).
+"""The Textual app behind `auditkit tui`: opens the mirror read-only, shows the event list, names the sections of
+the key list (`?`), and adds every screen's actions to the command palette (ctrl+p).
 
 Everything that varies between runs comes in through the constructor, so tests can pin it: the clock (relative
 filters such as since:7d are read against it), UTC or local times, the poll interval (None: no live updates) and
@@ -19,9 +19,17 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from auditkit.model.filters import Filter
+from auditkit.review.tui.keys import KeySection, bindings, keys_text, what_it_does
 from auditkit.review.tui.mirror import Mirror
-
-DEFAULT_BASE_URL = "http://127.0.0.1:8001"
+from auditkit.review.tui.screens.detail import DetailScreen
+from auditkit.review.tui.screens.events import EventsScreen
+from auditkit.review.tui.screens.help import HelpScreen
+from auditkit.review.tui.screens.picker import PickerScreen
+from auditkit.review.tui.screens.share import ShareScreen
+from auditkit.review.tui.screens.time_range import TimeRangeScreen
+from auditkit.review.tui.widgets.event_list import EventList
+from auditkit.review.tui.widgets.filter_bar import FilterBar
+from auditkit.share.links import DEFAULT_BASE_URL
 
 
 def utc_now() -> dt.datetime:
@@ -36,10 +44,9 @@ class AuditApp(App[None]):
     TITLE = "auditkit"
     CSS_PATH = "auditkit.tcss"
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Keys", key_display="?"),
+        Binding("q", "quit", "Quit", tooltip="Quit auditkit"),
+        Binding("question_mark", "help", "Keys", key_display="?", tooltip="List every key"),
     ]
-    KEY_HELP = {"quit": "Quit auditkit", "help": "List every key"}
 
     def __init__(self, db_path: str | Path, *, clock: Callable[[], dt.datetime] = utc_now, utc: bool = False,
                  poll_interval: float | None = 0.5, base_url: str | None = None, cursor_blink: bool = True,
@@ -56,38 +63,41 @@ class AuditApp(App[None]):
 
     def on_mount(self) -> None:
         self.theme = "textual-dark"
-        from auditkit.review.tui.screens.events import EventsScreen
-
         self.push_screen(EventsScreen())
 
     def on_unmount(self) -> None:
         self.mirror.close()
 
     def action_help(self) -> None:
-        from auditkit.review.tui.screens.help import HelpScreen
-
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(KEY_SECTIONS))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette finds every action of the screen it was opened on, by what it does."""
-        from auditkit.review.tui.screens.help import keys_text
-
         yield from super().get_system_commands(screen)
         owners: list[tuple[object, type]] = [(screen, type(screen))]
-        from auditkit.review.tui.widgets.event_list import EventList
-
         for widget in screen.query(EventList):
             owners.append((widget, EventList))
         owners.append((self, type(self)))
         for target, owner in owners:
-            helps = getattr(owner, "KEY_HELP", {})
-            for binding in getattr(owner, "BINDINGS", []):
-                if not isinstance(binding, Binding) or binding.action == "quit":
+            for binding in bindings(owner):
+                if binding.action == "quit":
                     continue
-                title = helps.get(binding.action, binding.description)
-                yield SystemCommand(title, f"key: {keys_text(binding)}",
+                yield SystemCommand(what_it_does(binding), f"key: {keys_text(binding)}",
                                     functools.partial(self.run_action, binding.action, target))
+
+
+# The key list (`?`), section by section: every screen's keys, whichever screen it is opened on.
+KEY_SECTIONS = (
+    KeySection("Event list", (EventList, EventsScreen)),
+    KeySection("Filter bar", (FilterBar,),
+               before=(("Enter", "Apply the filter (an error points at the bad token)"),)),
+    KeySection("Pickers (u r a C)", (PickerScreen,), after=(("Space", "Toggle the highlighted value"),)),
+    KeySection("Time range (t)", (TimeRangeScreen,)),
+    KeySection("Detail (Enter)", (DetailScreen,)),
+    KeySection("Share (s)", (ShareScreen,)),
+    KeySection("Everywhere", (AuditApp,), after=(("Ctrl+P", "Command palette: find any action by name"),)),
+)
 
 
 def run(db_path: str | Path, *, base_url: str | None = None, utc: bool = False,

@@ -134,17 +134,11 @@ def summary_table(event: Event, facts: DetailFacts | None) -> Table:
 
 class DetailScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape,q", "back", "Back"),
-        Binding("r", "replay", "Replay"),
-        Binding("j,down", "scroll('down')", "Down", show=False),
-        Binding("k,up", "scroll('up')", "Up", show=False),
+        Binding("escape,q", "back", "Back", tooltip="Back to the event list"),
+        Binding("r", "replay", "Replay", tooltip="Replay this event's recorded session"),
+        Binding("j,down", "scroll('down')", "Down", show=False, tooltip="Scroll down"),
+        Binding("k,up", "scroll('up')", "Up", show=False, tooltip="Scroll up"),
     ]
-    KEY_HELP = {
-        "back": "Back to the event list",
-        "replay": "Replay this event's recorded session",
-        "scroll('down')": "Scroll down",
-        "scroll('up')": "Scroll up",
-    }
 
     def __init__(self, event: Event) -> None:
         super().__init__()
@@ -215,12 +209,6 @@ class DetailScreen(Screen[None]):
         if self.facts is not None and self.facts.session is None:
             self.notify("Its recording is not in this mirror.", severity="warning")
             return
-        try:
-            from auditkit.review import replay  # noqa: F401
-            from auditkit.review.tui.screens.replay import ReplayScreen  # noqa: F401
-        except ImportError:
-            self.notify("replay not available", severity="warning")
-            return
         self._load_recording()
 
     @work(thread=True, exclusive=True, group="detail-recording", exit_on_error=False)
@@ -241,13 +229,14 @@ class DetailScreen(Screen[None]):
         self.app.call_from_thread(self._open_replay, cast_bytes, facts.markers)
 
     def _open_replay(self, cast_bytes: bytes, markers: list[tuple[float, str]]) -> None:
-        from auditkit.review import replay
+        # Lazy: pyte and the replay engine load on the first replay, not when the TUI starts.
+        from auditkit.review.replay.loader import load
         from auditkit.review.tui.screens.replay import ReplayScreen
 
         event = self.event
         title = f"{event.actor} · {event.rack} · {event.description}"
         try:
-            screen = ReplayScreen(replay.load(cast_bytes), title=title, event_markers=markers)
+            screen = ReplayScreen(load(cast_bytes), title=title, event_markers=markers)
         except (AuditkitError, ValueError) as e:  # a recording it cannot read is a message, not a crash
             self.notify(f"cannot replay this recording: {e}", severity="error")
             return

@@ -11,6 +11,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from auditkit.model.filters import TIME_KEYS, Filter
+from auditkit.review.tui.screens.detail import DetailScreen
+from auditkit.review.tui.screens.picker import PickerScreen
+from auditkit.review.tui.screens.share import ShareScreen
+from auditkit.review.tui.screens.time_range import TimeRangeScreen
 from auditkit.review.tui.widgets.event_list import EventList, local_zone_name
 from auditkit.review.tui.widgets.filter_bar import FilterBar
 
@@ -20,33 +24,22 @@ PICKER_KEYS = {"user": "Users", "rack": "Racks", "action": "Actions", "category"
 class EventsScreen(Screen[None]):
     AUTO_FOCUS = "EventList"
     BINDINGS = [
-        Binding("slash,f", "edit_filter", "Filter", key_display="/"),
-        Binding("u", "pick('user')", "User"),
-        Binding("r", "pick('rack')", "Rack"),
-        Binding("a", "pick('action')", "Action"),
-        Binding("C", "pick('category')", "Category", show=False),
-        Binding("t", "time_range", "Time"),
-        Binding("c", "clear_filter", "Clear", show=False),
-        Binding("z", "toggle_utc", "UTC/local", show=False),
-        Binding("F", "toggle_follow", "Follow", show=False),
-        Binding("s", "share", "Share"),
-        Binding("R", "reload", "Reload", show=False),
+        Binding("slash,f", "edit_filter", "Filter", key_display="/",
+                tooltip="Edit the filter (filter language; Enter applies, Esc reverts)"),
+        Binding("u", "pick('user')", "User", tooltip="Pick users (counts within the current filter)"),
+        Binding("r", "pick('rack')", "Rack", tooltip="Pick racks (counts within the current filter)"),
+        Binding("a", "pick('action')", "Action", tooltip="Pick actions (counts within the current filter)"),
+        Binding("C", "pick('category')", "Category", show=False,
+                tooltip="Pick categories (counts within the current filter)"),
+        Binding("t", "time_range", "Time",
+                tooltip="Time range: last 1h, 24h, 7d, 30d, all time or a custom since/until"),
+        Binding("c", "clear_filter", "Clear", show=False, tooltip="Clear the filter (all events)"),
+        Binding("z", "toggle_utc", "UTC/local", show=False, tooltip="Show times in UTC or local time"),
+        Binding("F", "toggle_follow", "Follow", show=False,
+                tooltip="Follow mode: keep the newest event selected as events arrive"),
+        Binding("s", "share", "Share", tooltip="Share the current filter and time range as a signed link"),
+        Binding("R", "reload", "Reload", show=False, tooltip="Re-run the query"),
     ]
-
-    # Descriptions for the help screen and the command palette (the footer keeps its short labels).
-    KEY_HELP = {
-        "edit_filter": "Edit the filter (filter language; Enter applies, Esc reverts)",
-        "pick('user')": "Pick users (counts within the current filter)",
-        "pick('rack')": "Pick racks (counts within the current filter)",
-        "pick('action')": "Pick actions (counts within the current filter)",
-        "pick('category')": "Pick categories (counts within the current filter)",
-        "time_range": "Time range: last 1h, 24h, 7d, 30d, all time or a custom since/until",
-        "clear_filter": "Clear the filter (all events)",
-        "toggle_utc": "Show times in UTC or local time",
-        "toggle_follow": "Follow mode: keep the newest event selected as events arrive",
-        "share": "Share the current filter and time range as a signed link",
-        "reload": "Re-run the query",
-    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,8 +93,6 @@ class EventsScreen(Screen[None]):
 
     @on(EventList.Opened)
     def _opened(self, message: EventList.Opened) -> None:
-        from auditkit.review.tui.screens.detail import DetailScreen
-
         self.app.push_screen(DetailScreen(message.event))
 
     def status_text(self) -> Text:
@@ -143,8 +134,6 @@ class EventsScreen(Screen[None]):
         self.event_list.set_follow(not self.event_list.follow)
 
     def action_pick(self, key: str) -> None:
-        from auditkit.review.tui.screens.picker import PickerScreen
-
         current = self.filter
 
         def done(values: list[str] | None) -> None:
@@ -154,8 +143,6 @@ class EventsScreen(Screen[None]):
         self.app.push_screen(PickerScreen(key, current, self.event_list.snapshot_now()), done)
 
     def action_time_range(self) -> None:
-        from auditkit.review.tui.screens.time_range import TimeRangeScreen
-
         current = self.filter
 
         def done(bounds: tuple[str | None, str | None] | None) -> None:
@@ -172,6 +159,4 @@ class EventsScreen(Screen[None]):
         self.app.push_screen(TimeRangeScreen(current.since, current.until), done)
 
     def action_share(self) -> None:
-        from auditkit.review.tui.screens.share import ShareScreen
-
         self.app.push_screen(ShareScreen(self.filter))

@@ -33,17 +33,13 @@ def option_label(value: str, count: int, width: int) -> Text:
 
 class PickerScreen(ModalScreen[list[str] | None]):
     BINDINGS = [
-        Binding("enter", "apply", "Apply", priority=True),
-        Binding("escape,q", "cancel", "Cancel"),
-        Binding("down", "to_list", "To list", show=False),
-        Binding("ctrl+x", "clear", "Clear choice", show=False),
+        Binding("enter", "apply", "Apply", priority=True, tooltip="Apply the chosen values (Enter)"),
+        Binding("escape,q", "cancel", "Cancel",
+                tooltip="Close without changing the filter (q: when the list has focus)"),
+        Binding("down", "to_list", "To list", show=False,
+                tooltip="Move from the narrowing box to the list (then space toggles)"),
+        Binding("ctrl+x", "clear", "Clear choice", show=False, tooltip="Un-choose every value"),
     ]
-    KEY_HELP = {
-        "apply": "Apply the chosen values (Enter)",
-        "cancel": "Close without changing the filter (q: when the list has focus)",
-        "to_list": "Move from the narrowing box to the list (then space toggles)",
-        "clear": "Un-choose every value",
-    }
 
     def __init__(self, key: str, f: Filter, now: dt.datetime) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
-"""ReplayScreen: plays a recorded terminal session (auditkit.replay) with asciinema's keys: play/pause, seek, jumps
-by percent, speed, frame steps, idle skip, markers (command boundaries and the session's gateway events), search in
-the text of the whole recording, and a timeline. ReplayApp shows it alone (`auditkit replay`).
+"""ReplayScreen: plays a recorded terminal session (auditkit.review.replay) with asciinema's keys: play/pause, seek,
+jumps by percent, speed, frame steps, idle skip, markers (command boundaries and the session's gateway events), search
+in the text of the whole recording, and a timeline. ReplayApp shows it alone (`auditkit replay`).
 
 Playback follows a clock (injectable, so tests are deterministic): the playhead is anchor + (clock - anchor clock) ×
 speed on the playback timeline (pauses capped at 2 s when idle skip is on), sampled 30 times a second. The index

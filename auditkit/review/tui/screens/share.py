@@ -1,4 +1,4 @@
-"""The share dialog: a signed, expiring link (auditkit.sharing) to the events of the current filter and time range,
+"""The share dialog: a signed, expiring link (auditkit.share.links) to the events of the current filter and time range,
 with an expiry (1 day, 7 days, 30 days, a date, never) and a note; shows the URL once made."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from auditkit.review.tui.widgets.text_input import TextInput
 
 try:
     from auditkit.share import links as sharing
-except ImportError:  # sharing.py arrives with the share-links branch
+except ImportError:  # without share links the dialog says they are not available
     sharing = None  # type: ignore[assignment]
 
 EXPIRIES: list[tuple[str, str]] = [("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("date", "a date"),
@@ -53,15 +53,10 @@ def range_text(f: Filter, now: dt.datetime) -> str:
 
 class ShareScreen(ModalScreen[None]):
     BINDINGS = [
-        Binding("escape,q", "close", "Close"),
-        Binding("ctrl+s", "create", "Create link"),
-        Binding("ctrl+y", "copy", "Copy URL"),
+        Binding("escape,q", "close", "Close", tooltip="Close the dialog"),
+        Binding("ctrl+s", "create", "Create link", tooltip="Create the link"),
+        Binding("ctrl+y", "copy", "Copy URL", tooltip="Copy the link's URL to the clipboard"),
     ]
-    KEY_HELP = {
-        "close": "Close the dialog",
-        "create": "Create the link",
-        "copy": "Copy the link's URL to the clipboard",
-    }
 
     def __init__(self, f: Filter) -> None:
         super().__init__()
@@ -139,7 +134,7 @@ class ShareScreen(ModalScreen[None]):
             try:
                 _, url = sharing.create(
                     conn, self.filter, secret=sharing.secret_for(app.db_path),  # type: ignore[attr-defined]
-                    expires=expires, since=None, until=None, note=note or None, created_by=creator_name(),
+                    expires=expires, since=None, until=None, note=note or None, created_by=sharing.default_creator(),
                     base_url=app.base_url, now=app.clock())  # type: ignore[attr-defined]
             finally:
                 conn.close()

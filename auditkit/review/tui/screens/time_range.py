@@ -26,23 +26,15 @@ PRESETS: list[tuple[str, str, str | None]] = [
 
 class TimeRangeScreen(ModalScreen[tuple[str | None, str | None] | None]):
     BINDINGS = [
-        Binding("escape,q", "cancel", "Cancel"),
-        Binding("1", "preset('1h')", "Last hour", show=False),
-        Binding("2", "preset('24h')", "Last 24 hours", show=False),
-        Binding("3", "preset('7d')", "Last 7 days", show=False),
-        Binding("4", "preset('30d')", "Last 30 days", show=False),
-        Binding("0", "preset('')", "All time", show=False),
-        Binding("c", "custom", "Custom range", show=False),
+        Binding("escape,q", "cancel", "Cancel", tooltip="Close without changing the time range"),
+        Binding("1", "preset('1h')", "Last hour", show=False, tooltip="Last hour (since:1h)"),
+        Binding("2", "preset('24h')", "Last 24 hours", show=False, tooltip="Last 24 hours (since:24h)"),
+        Binding("3", "preset('7d')", "Last 7 days", show=False, tooltip="Last 7 days (since:7d)"),
+        Binding("4", "preset('30d')", "Last 30 days", show=False, tooltip="Last 30 days (since:30d)"),
+        Binding("0", "preset('')", "All time", show=False, tooltip="All time (no since/until)"),
+        Binding("c", "custom", "Custom range", show=False,
+                tooltip="Custom since/until (2026-11-01, 2026-11-01T09:30, 90m, 12h, 7d, 2w); Enter applies"),
     ]
-    KEY_HELP = {
-        "cancel": "Close without changing the time range",
-        "preset('1h')": "Last hour (since:1h)",
-        "preset('24h')": "Last 24 hours (since:24h)",
-        "preset('7d')": "Last 7 days (since:7d)",
-        "preset('30d')": "Last 30 days (since:30d)",
-        "preset('')": "All time (no since/until)",
-        "custom": "Custom since/until (2026-11-01, 2026-11-01T09:30, 90m, 12h, 7d, 2w); Enter applies",
-    }
 
     def __init__(self, since: str | None, until: str | None) -> None:
         super().__init__()

@@ -91,24 +91,14 @@ class EventList(ScrollView, can_focus=True):
     """Newest-first events of a filter; Enter posts Opened with the selected event."""
 
     BINDINGS = [
-        Binding("j,down", "cursor_down", "Down", show=False),
-        Binding("k,up", "cursor_up", "Up", show=False),
-        Binding("pagedown,ctrl+d,space", "page_down", "Page down", show=False),
-        Binding("pageup,ctrl+u", "page_up", "Page up", show=False),
-        Binding("g,home", "first", "Newest", show=False),
-        Binding("G,end", "last", "Oldest", show=False),
-        Binding("enter", "open", "Detail", show=False),
+        Binding("j,down", "cursor_down", "Down", show=False, tooltip="Select the next (older) event"),
+        Binding("k,up", "cursor_up", "Up", show=False, tooltip="Select the previous (newer) event"),
+        Binding("pagedown,ctrl+d,space", "page_down", "Page down", show=False, tooltip="Page down (older)"),
+        Binding("pageup,ctrl+u", "page_up", "Page up", show=False, tooltip="Page up (newer)"),
+        Binding("g,home", "first", "Newest", show=False, tooltip="Go to the newest event"),
+        Binding("G,end", "last", "Oldest", show=False, tooltip="Go to the oldest event"),
+        Binding("enter", "open", "Detail", show=False, tooltip="Open the selected event's detail"),
     ]
-
-    KEY_HELP = {
-        "cursor_down": "Select the next (older) event",
-        "cursor_up": "Select the previous (newer) event",
-        "page_down": "Page down (older)",
-        "page_up": "Page up (newer)",
-        "first": "Go to the newest event",
-        "last": "Go to the oldest event",
-        "open": "Open the selected event's detail",
-    }
 
     COMPONENT_CLASSES = {
         "event-list--header",

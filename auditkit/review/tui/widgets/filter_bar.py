@@ -21,8 +21,8 @@ PLACEHOLDER = "all events — press / to filter: user:… rack:… action:… ca
 class FilterBar(Vertical):
     """Posts Applied with the parsed filter on Enter, Cancelled on Escape (the text reverts)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel edit", show=False)]
-    KEY_HELP = {"cancel": "Revert to the active filter and go back to the list"}
+    BINDINGS = [Binding("escape", "cancel", "Cancel edit", show=False,
+                        tooltip="Revert to the active filter and go back to the list")]
 
     class Applied(Message):
         def __init__(self, f: Filter) -> None:

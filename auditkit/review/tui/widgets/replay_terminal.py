@@ -1,4 +1,4 @@
-"""TerminalView: draws a replay.Snapshot (a recorded terminal's screen) cell for cell, with the cursor and a search
+"""TerminalView: draws a Snapshot (a recorded terminal's screen) cell for cell, with the cursor and a search
 match marked. A Line-API ScrollView: when the pane is smaller than the recording it shows the part around the
 cursor (or the match) and can be scrolled with the mouse."""
 
@@ -11,9 +11,10 @@ from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from auditkit.review import replay
+from auditkit.review.replay.snapshot import Attrs, Snapshot
+from auditkit.review.replay.terminal import ANSI_NAMES
 
-_ANSI = {name: i for i, name in enumerate(replay.ANSI_NAMES)}
+_ANSI = {name: i for i, name in enumerate(ANSI_NAMES)}
 
 
 def colour(value: str) -> Color | None:
@@ -30,7 +31,7 @@ def colour(value: str) -> Color | None:
         return None
 
 
-def cell_style(attrs: replay.Attrs) -> Style:
+def cell_style(attrs: Attrs) -> Style:
     """A cell's own look (blink is left out: a replay should not flash)."""
     return Style(color=colour(attrs.fg), bgcolor=colour(attrs.bg), bold=attrs.bold or None,
                  italic=attrs.italics or None, underline=attrs.underscore or None,
@@ -55,10 +56,10 @@ class TerminalView(ScrollView, can_focus=False):
 
     def __init__(self, width: int, height: int, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
-        self.snapshot: replay.Snapshot | None = None
+        self.snapshot: Snapshot | None = None
         self.highlight: tuple[int, int, int] | None = None  # (row, col, length)
         self._strips: dict[int, Strip] = {}
-        self._styles: dict[replay.Attrs, Style] = {}
+        self._styles: dict[Attrs, Style] = {}
         self._base: Style | None = None
         self.set_terminal_size(width, height)
 
@@ -67,7 +68,7 @@ class TerminalView(ScrollView, can_focus=False):
         self.styles.height = height
         self.virtual_size = Size(width, height)
 
-    def show(self, snapshot: replay.Snapshot, highlight: tuple[int, int, int] | None = None) -> None:
+    def show(self, snapshot: Snapshot, highlight: tuple[int, int, int] | None = None) -> None:
         """Draw this screen; keep the match (else the cursor) in view when the pane is smaller."""
         if (snapshot.width, snapshot.height) != tuple(self.virtual_size):
             self.set_terminal_size(snapshot.width, snapshot.height)
@@ -89,7 +90,7 @@ class TerminalView(ScrollView, can_focus=False):
         self._strips.clear()
         self._base = None
 
-    def _style(self, attrs: replay.Attrs) -> Style:
+    def _style(self, attrs: Attrs) -> Style:
         style = self._styles.get(attrs)
         if style is None:
             if self._base is None:

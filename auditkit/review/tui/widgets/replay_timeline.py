@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from auditkit.review import replay
+from auditkit.review.replay.timeline import format_time
 
 
 class TimelineBar(Widget, can_focus=False):
@@ -54,8 +54,8 @@ class TimelineBar(Widget, can_focus=False):
             self.refresh()
 
     def _layout(self) -> tuple[str, str, int, int]:
-        left = f" {replay.format_time(self.position)} "
-        right = f" {replay.format_time(self.duration)} "
+        left = f" {format_time(self.position)} "
+        right = f" {format_time(self.duration)} "
         start = len(left)
         return left, right, start, max(self.size.width - len(left) - len(right), 1)
 

@@ -1,0 +1,36 @@
+"""What every command group of the `auditkit` command line shares: the `--db` option, opening the mirror a command
+reads (refused in one line when it does not exist), and CommandError (one line on stderr, exit status 2)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import click
+
+from auditkit import store
+from auditkit.errors import AuditkitError
+
+
+class CommandError(click.ClickException):
+    """One line on stderr and exit status 2, so that scripts can tell "could not run" from `verify`'s exit 1."""
+
+    exit_code = 2
+
+
+def db_option(func: Any) -> Any:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The mirror (default: $AUDITKIT_DB, else data/audit.db).",
+    )(func)
+
+
+def open_mirror(db_path: Path | None, *, must_exist: bool = True) -> sqlite3.Connection:
+    path = db_path or store.default_db_path()
+    if must_exist and not path.exists():
+        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
+    return store.open_db(path)

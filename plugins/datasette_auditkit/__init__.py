@@ -1,0 +1,18 @@
+"""auditkit's Datasette plugin, registered under the `datasette` entry point as `auditkit`.
+
+Datasette registers this package: its hooks (hooks.py, re-exported here so that Datasette finds them on the
+package), its templates/ and its static/ (served at /-/static-plugins/auditkit/: the share pages' CSS and script,
+and the vendored asciinema player). It also carries metadata.yml, the Datasette metadata `auditkit serve` starts
+from when it runs outside a checkout.
+"""
+
+from datasette_auditkit.hooks import (
+    asgi_wrapper,
+    menu_links,
+    permission_allowed,
+    register_routes,
+    render_cell,
+    startup,
+)
+
+__all__ = ["asgi_wrapper", "menu_links", "permission_allowed", "register_routes", "render_cell", "startup"]
