@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from auditkit import store  # noqa: E402
 from auditkit.capture import keys  # noqa: E402
 from auditkit.capture.journal import journal_source  # noqa: E402
+from auditkit.capture.wire import USER_AGENT  # noqa: E402
 
 RACK_PASSWORD = "bench-rack-password"
 
@@ -71,7 +72,7 @@ def pct(values: list[float], q: float) -> float:
 
 def latency(base: str, auth: tuple[str, str], n: int) -> list[float]:
     out = []
-    with httpx.Client(base_url=base, auth=auth, headers={"User-Agent": "convox.go/3.24.9"}) as client:
+    with httpx.Client(base_url=base, auth=auth, headers={"User-Agent": USER_AGENT}) as client:
         for i in range(n + 20):
             started = time.perf_counter()
             r = client.put("/apps/web/services/web", data={"count": str(2 + i % 5)})
@@ -82,10 +83,10 @@ def latency(base: str, auth: tuple[str, str], n: int) -> list[float]:
     return out
 
 
-WRK_SCRIPT = """wrk.method = "PUT"
+WRK_SCRIPT = f"""wrk.method = "PUT"
 wrk.body   = "count=3"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["User-Agent"] = "convox.go/3.24.9"
+wrk.headers["User-Agent"] = "{USER_AGENT}"
 """
 
 
@@ -105,7 +106,7 @@ def load_wrk(base: str, auth: tuple[str, str], seconds: int, concurrency: int, w
 async def load(base: str, auth: tuple[str, str], total: int, concurrency: int) -> float:
     remaining = iter(range(total))
     async with httpx.AsyncClient(base_url=base, auth=auth, limits=httpx.Limits(max_connections=concurrency),
-                                 headers={"User-Agent": "convox.go/3.24.9"}, timeout=30) as client:
+                                 headers={"User-Agent": USER_AGENT}, timeout=30) as client:
         async def worker() -> None:
             for i in remaining:
                 r = await client.put("/apps/web/services/web", data={"count": str(2 + i % 5)})

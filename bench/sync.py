@@ -30,6 +30,7 @@ from auditkit import store  # noqa: E402
 from auditkit.model.events import Event, format_timestamp, new_event_id  # noqa: E402
 from auditkit.capture import keys  # noqa: E402
 from auditkit.capture.journal import journal_source  # noqa: E402
+from auditkit.capture.wire import USER_AGENT  # noqa: E402
 
 
 def build_journal(path: Path, count: int) -> str:
@@ -47,7 +48,7 @@ def build_journal(path: Path, count: int) -> str:
                            description=f"Promoted release R{i:09d} of app app{i % 30}", app=f"app{i % 30}",
                            target=f"R{i:09d}", status=200, method="POST",
                            path=f"/apps/app{i % 30}/releases/R{i:09d}/promote", source_ip="203.0.113.7",
-                           user_agent="convox.go/3.24.9", request_id=f"req-{i}"))
+                           user_agent=USER_AGENT, request_id=f"req-{i}"))
         if len(batch) == 20_000:
             store.append(conn, batch, source="gw")
             batch = []

@@ -1,6 +1,7 @@
 """A Convox client that speaks the Rack API wire exactly as the Convox CLI and SDK do (reference §2–§4, §7):
 form-encoded params, doubly-encoded maps, option headers, `convox.go` user agent, basic auth from RACK_URL, the
-throw-away GET before a websocket, stdin as TEXT frames, an empty BINARY frame for EOF, and the exit-code marker.
+throw-away GET before a websocket, stdin as TEXT frames, an empty BINARY frame for EOF, and the exit-code marker; the
+wire's details (version, marker, map and env codecs, Basic credentials) are auditkit.capture.wire's.
 
 The demo's scripted users and the gateway's tests drive the gateway with it.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import re
 import ssl
 import urllib.parse
 from typing import Any
@@ -18,14 +18,7 @@ from typing import Any
 import httpx
 import websockets
 
-SDK_VERSION = "3.24.9"
-EXIT_MARKER = re.compile(r"F1E49A85-0AD7-4AEF-A618-C249C6E6568D:(-?\d+)\n")
-
-
-def encode_map(values: dict[str, str]) -> str:
-    """A map option as the SDK sends it: `k1=v1&k2=v2` in one field (escaped again by the form encoding)."""
-    return urllib.parse.urlencode(sorted(values.items()))
-
+from auditkit.capture import wire
 
 @dataclasses.dataclass
 class ExecResult:
@@ -41,12 +34,11 @@ class RackClient:
                  actor: str | None = None, timeout: float = 30.0):
         self.base_url = base_url.rstrip("/")
         self.auth = (username, password)
-        token = base64.b64encode(f"{username}:{urllib.parse.quote(password, safe='')}".encode()).decode()
         self.headers = {
-            "User-Agent": f"convox.go/{SDK_VERSION}",
-            "Version": SDK_VERSION,
+            "User-Agent": wire.USER_AGENT,
+            "Version": wire.CONVOX_VERSION,
             "Accept": "*/*",
-            "Authorization": f"Basic {token}",
+            "Authorization": wire.basic_authorization(username, urllib.parse.quote(password, safe="")),
         }
         if rack_header:
             self.headers["Rack"] = rack_header
@@ -103,8 +95,7 @@ class RackClient:
         if not releases:
             return {}
         newest = max(releases, key=lambda item: str(item.get("created") or ""))
-        env_text = newest.get("env") or ""
-        return dict(line.split("=", 1) for line in env_text.splitlines() if "=" in line)
+        return wire.parse_env(newest.get("env") or "")
 
     def env_set(self, app: str, values: dict[str, str], *, unset: tuple[str, ...] = (),
                 promote: bool = False) -> Any:
@@ -112,8 +103,7 @@ class RackClient:
         env.update(values)
         for key in unset:
             env.pop(key, None)
-        text = "\n".join(f"{k}={v}" for k, v in sorted(env.items()))
-        release = self.json("POST", f"/apps/{app}/releases", {"env": text})
+        release = self.json("POST", f"/apps/{app}/releases", {"env": wire.format_env(env)})
         if promote:
             self.releases_promote(app, release["id"])
         return release
@@ -136,7 +126,7 @@ class RackClient:
         return self.json("POST", f"/apps/{app}/services/{service}/restart")
 
     def rack_params_set(self, values: dict[str, str]) -> Any:
-        return self.json("PUT", "/system", {"parameters": encode_map(values)})
+        return self.json("PUT", "/system", {"parameters": wire.encode_map(values)})
 
     def certs_import(self, pub: str, key: str, chain: str = "") -> Any:
         return self.json("POST", "/certificates", {"pub": pub, "key": key, "chain": chain})
@@ -204,10 +194,10 @@ class RackClient:
                             break
                         output.append(message.decode("utf-8", "replace"))
                         continue
-                    found = EXIT_MARKER.search(message)
-                    if found:
-                        exit_code = int(found.group(1))
-                        output.append(message[: found.start()])
+                    ended = wire.split_exit(message)
+                    if ended:
+                        before, exit_code = ended
+                        output.append(before)
                     else:
                         output.append(message)
             finally:

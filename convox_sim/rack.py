@@ -10,6 +10,9 @@ POST/PUT/PATCH, then the query string; map params URL-encoded twice), option str
 websocket framing of §4 (stdin in TEXT frames, an empty BINARY frame for EOF, output in TEXT frames, the exit-code
 marker, `ERROR: …` for handler errors, then an empty BINARY frame). Interactive sessions run auditkit/demo/shell.py.
 
+The details the gateway reads the same way (the version, the exit-code marker, map params, env text, Basic
+credentials) are auditkit.capture.wire's, the one module of auditkit this package imports.
+
 `create_app()` makes the Starlette app; `serve()` runs it with uvicorn (`auditkit demo rack`). What the rack received
 is kept for tests in `app.state.requests` (ReceivedRequest: method — "SOCKET" for websockets —, path, the actor the
 rack attributes the request to, headers without Authorization, form params as received) and the rack itself in
@@ -38,7 +41,6 @@ import re
 import string
 import tarfile
 from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -47,13 +49,11 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from auditkit.capture import wire
 from convox_sim import shell as sh
 
-__all__ = ["create_app", "serve", "ReceivedRequest", "Rack", "RackError", "decode_map", "encode_map", "go_time",
-           "EXIT_MARKER", "RACK_VERSION", "parse_listen"]
+__all__ = ["create_app", "serve", "ReceivedRequest", "Rack", "RackError", "go_time", "parse_listen"]
 
-EXIT_MARKER = "F1E49A85-0AD7-4AEF-A618-C249C6E6568D:"
-RACK_VERSION = "3.24.9"
 BALANCER_PORT = 443  # every service with a port is behind the rack's balancer on 443
 SORTABLE_TIME = "%Y%m%d.%H%M%S.%f"  # Go's 20060102.150405.000000000 (Python has 6 fraction digits; 3 zeros appended)
 KEEP_OBJECT_BYTES = 256 * 1024  # objects up to this size are kept so ObjectFetch can answer them
@@ -115,21 +115,6 @@ def go_json(value: Any) -> bytes:
     return (_escape_html(json.dumps(value, indent=2, ensure_ascii=False)) + "\n").encode()
 
 
-def decode_map(text: str) -> dict[str, str]:
-    """A map param as the rack decodes it (after the form layer): `k1=v1&k2=v2`, URL-encoded."""
-    out: dict[str, str] = {}
-    for key, value in parse_qsl(text, keep_blank_values=True):
-        out.setdefault(key, value)
-    return out
-
-
-def encode_map(values: dict[str, str]) -> str:
-    """The inner encoding of a map param (the form layer encodes it once more), as stdsdk does: sorted keys."""
-    from urllib.parse import urlencode
-
-    return urlencode(sorted(values.items()))
-
-
 def _go_float(x: float) -> float | int:
     return int(x) if float(x).is_integer() else round(x, 6)
 
@@ -138,25 +123,9 @@ def _sorted_map(values: dict[str, str] | None) -> dict[str, str]:
     return {k: values[k] for k in sorted(values or {})}
 
 
-def parse_env(text: str) -> dict[str, str]:
-    """A release env (`KEY=VALUE` lines) as structs.Environment loads it."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        out[key.strip()] = value
-    return out
-
-
-def format_env(values: dict[str, str]) -> str:
-    return "\n".join(f"{k}={values[k]}" for k in sorted(values))
-
-
 def env_diff(old: str, new: str) -> str:
     """common.EnvDiff: `add:K change:K remove:K`, each group sorted."""
-    a, b = parse_env(old), parse_env(new)
+    a, b = wire.parse_env(old), wire.parse_env(new)
     parts = [f"add:{k}" for k in sorted(b) if k not in a]
     parts += [f"change:{k}" for k in sorted(b) if k in a and a[k] != b[k]]
     parts += [f"remove:{k}" for k in sorted(a) if k not in b]
@@ -519,12 +488,12 @@ class Rack:
         self.system: dict[str, Any] = {
             "count": 3, "domain": self.domain, "name": self.name, "provider": "aws",
             "rack-domain": f"api.{self.domain}", "region": "us-east-1", "status": "running",
-            "type": "t3.large", "version": RACK_VERSION,
+            "type": "t3.large", "version": wire.CONVOX_VERSION,
             "parameters": {"build_node_enabled": "false", "high_availability": "true", "idle_timeout": "3600",
                            "internal_router": "false", "node_disk": "20", "node_type": "t3.large",
                            "private": "true", "region": "us-east-1", "syslog": "", "tags": ""},
         }
-        self.system_releases = [("3.24.9", 3), ("3.24.7", 24), ("3.23.4", 61)]
+        self.system_releases = [(wire.CONVOX_VERSION, 3), ("3.24.7", 24), ("3.23.4", 61)]
         if populate:
             self._populate()
 
@@ -601,16 +570,17 @@ class Rack:
         env = self._initial_env(app)
         # history: two builds and three releases, the last one an environment change
         b1 = self._seed_build(app, manifest, now - dt.timedelta(days=9, hours=3), "v1.41.0")
-        r1 = self._seed_release(app, b1.id, format_env(env), manifest, b1.description,
+        r1 = self._seed_release(app, b1.id, wire.format_env(env), manifest, b1.description,
                                 now - dt.timedelta(days=9, hours=2, minutes=57))
         b1.release = r1.id
         b2 = self._seed_build(app, manifest, now - dt.timedelta(days=2, hours=6), "v1.42.0")
-        r2 = self._seed_release(app, b2.id, format_env(env), manifest, b2.description,
+        r2 = self._seed_release(app, b2.id, wire.format_env(env), manifest, b2.description,
                                 now - dt.timedelta(days=2, hours=5, minutes=56))
         b2.release = r2.id
         env2 = dict(env)
         env2["LOG_LEVEL"] = "info"
-        r3 = self._seed_release(app, b2.id, format_env(env2), manifest, env_diff(r2.env, format_env(env2)),
+        env2_text = wire.format_env(env2)
+        r3 = self._seed_release(app, b2.id, env2_text, manifest, env_diff(r2.env, env2_text),
                                 now - dt.timedelta(days=1, hours=1, minutes=12))
         r3.description = "env " + r3.description
         app.release = r3.id
@@ -951,7 +921,7 @@ class Ctx:
 
     def opt_map(self, name: str, source: str = "param") -> dict[str, str] | None:
         raw = self._raw(name, source)
-        return decode_map(raw) if raw != "" else None
+        return wire.decode_map(raw) if raw != "" else None
 
     def opt_time(self, name: str) -> dt.datetime | None:
         raw = self.param(name)
@@ -1156,7 +1126,7 @@ async def app_manifest_service(rack: Rack, c: Ctx) -> Response:
     if svc is None:
         raise RackError(500, f"service {c.var('service')} not found in manifest for app {app.name}")
     release = app.releases.get(app.release)
-    env = sorted(parse_env(release.env)) if release else []
+    env = sorted(wire.parse_env(release.env)) if release else []
     return render_json({"name": svc.name, "environment": env})
 
 
@@ -1708,7 +1678,7 @@ async def process_exec(rack: Rack, c: Ctx, ws: WebSocket) -> None:
     code = await _run_session(rack, ws, c, "exec", profile, sh.split_command(command), tty is not False,
                               width, height)
     if code is not None:
-        await ws.send_text(f"{EXIT_MARKER}{code}\n")
+        await ws.send_text(wire.exit_frame(code))
 
 
 @route("GET", "/apps/{app}/processes/{pid}")
@@ -2258,7 +2228,7 @@ async def instance_shell(rack: Rack, c: Ctx, ws: WebSocket) -> None:
     code = await _run_session(rack, ws, c, "shell", profile, sh.split_command(c.header("Command")), True,
                               width, height)
     if code is not None:
-        await ws.send_text(f"{EXIT_MARKER}{code}\n")
+        await ws.send_text(wire.exit_frame(code))
 
 
 @route("SOCKET", "/apps/{app}/logs")
@@ -2314,7 +2284,7 @@ async def _send_logs(rack: Rack, ws: WebSocket, c: Ctx, lines: list[str]) -> Non
 
 def _process_profile(rack: Rack, app: AppRec, proc: ProcessRec) -> sh.Profile:
     release = app.releases.get(proc.release) or app.releases.get(app.release)
-    env = parse_env(release.env) if release else {}
+    env = wire.parse_env(release.env) if release else {}
     return sh.process_profile(app=app.name, service=proc.name, pid=proc.id, release=proc.release, rack=rack.name,
                               env=env, seed=rack.seed, now=rack.now)
 
@@ -2364,19 +2334,6 @@ async def _run_session(rack: Rack, ws: WebSocket, c: Ctx, kind: str, profile: sh
 
 # --- authentication and dispatch --------------------------------------------------------------------------------------
 
-def _basic_auth(header: str) -> tuple[str, str] | None:
-    if len(header) < 6 or header[:6].lower() != "basic ":
-        return None
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8", errors="replace")
-    except (ValueError, binascii.Error):
-        return None
-    if ":" not in decoded:
-        return None
-    user, _, password = decoded.partition(":")
-    return user, password
-
-
 def _utf8(value: str) -> str:
     """A header value as Go sees it (bytes read as UTF-8); ASGI servers hand them over as latin-1."""
     try:
@@ -2387,7 +2344,7 @@ def _utf8(value: str) -> str:
 
 def authenticate(rack: Rack, password: str, headers: Headers) -> tuple[str, str]:
     """pkg/api authenticate: (actor, role) or RackError 401."""
-    creds = _basic_auth(headers.get("authorization", ""))
+    creds = wire.parse_basic(headers.get("authorization"), errors="replace")  # Go compares bytes
     user, given = creds if creds else ("", "")
     if user == "jwt":
         claims = rack.jwt_verify(given)

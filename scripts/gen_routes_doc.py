@@ -1,4 +1,4 @@
-"""Write docs/routes.md from the route catalog (auditkit/catalog.py), so the docs never drift from the table.
+"""Write docs/routes.md from the route catalog (auditkit/capture/catalog/), so the docs never drift from the table.
 
     python scripts/gen_routes_doc.py          # rewrite docs/routes.md
     python scripts/gen_routes_doc.py --check  # exit 1 if docs/routes.md is not what the catalog renders
@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auditkit.capture.catalog import render_markdown  # noqa: E402
+from auditkit.capture.catalog.docs import render_markdown  # noqa: E402
 
 DOC = ROOT / "docs" / "routes.md"
 

@@ -20,6 +20,7 @@ import pytest
 
 from auditkit.model import events as ev
 from auditkit import store
+from auditkit.capture.tls import make_certificate
 
 UTC = dt.timezone.utc
 
@@ -205,26 +206,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return build_corpus(tmp_path_factory.mktemp("corpus") / "corpus.db")
 
 
-# A real self-signed certificate for shop.example.com (the simulated rack parses it), shared by the rack and
-# gateway tests.
-CERT = """-----BEGIN CERTIFICATE-----
-MIIDTDCCAjSgAwIBAgIUANmJSQV58N8i4YuKFQOMH3vhgfkwDQYJKoZIhvcNAQEL
-BQAwGzEZMBcGA1UEAwwQc2hvcC5leGFtcGxlLmNvbTAeFw0yNjExMjYwNzA4MTJa
-Fw0zNjExMjMwNzA4MTJaMBsxGTAXBgNVBAMMEHNob3AuZXhhbXBsZS5jb20wggEi
-MA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQCqrSVU1bIQGv5R5cgBXituwtOS
-IrTXytxY1EshZSfYJ7reLilaedtJJu3jS0i80cbnpJVBrvRYuDOJoaLX6+tITmfV
-Xp1X5QXxkoFeOFJ6sU06G0+W21N8+k2eHiHh2I2x0nrhpYnk8B1bv7crtgc2eDDW
-exSdsCPzzGHYoKybxDssE7A7gy0BmKVdIx2GBNrqsL2018xx5LVMLA5gGYhwle57
-roVtG/m4r8TGJjWP1AXX6AeoPygCFPcbBqRp53DA354tIgq5KnjYQc7NFeRyx72k
-A2AeVhrLPhtE/AMeFfkB/0GVw2ftHrihYsLQp4skbmncxgEUtKyJOXglpVBhAgMB
-AAGjgYcwgYQwHQYDVR0OBBYEFKa0iXXc732qY0jxMTHf0e01S9ufMB8GA1UdIwQY
-MBaAFKa0iXXc732qY0jxMTHf0e01S9ufMA8GA1UdEwEB/wQFMAMBAf8wMQYDVR0R
-BCowKIIQc2hvcC5leGFtcGxlLmNvbYIUd3d3LnNob3AuZXhhbXBsZS5jb20wDQYJ
-KoZIhvcNAQELBQADggEBAJRex1FyFBTpw3L++C+EK+62jiRVRK+6lJyTuLtX/2+n
-f4jgiwayg622WIJMDlPEXUIf9iaX+D7KRE4S75skDhXTYr6l5ImwtRn9iANaFlur
-nZUlsq5BW+Y3iBQlZBD3RV+iApPUmNWjQ8zV5ffT47eitQ1yApx2aZ7oZAyUo92/
-K6ZKeMAGNVGyQiIgtKIG8r5Dpo6dvrqcdkYa9GQytiHCfaiw5uXQqJbG86o+f3CE
-Dq36V/Cj+XNiMxyI/4CF10lbNqI4OWjWhkSpx+OyXSNR6B8o4a6pS3qJGe8ZqDQU
-bshr6ru4MwM1NaFpIVqUHLsbN+wdCiYLctxtSACvsLU=
------END CERTIFICATE-----
-"""
+# A real self-signed certificate for shop.example.com and www.shop.example.com (the simulated rack parses it), made
+# once per session and shared by the rack and gateway tests.
+CERT = make_certificate(["shop.example.com", "www.shop.example.com"],
+                        not_after=dt.datetime(2036, 11, 23, 7, 8, 12, tzinfo=UTC))[0].decode()

@@ -1,4 +1,4 @@
-"""The one parse (auditkit/gateway/canonical.py): paths, parameter pairs and bodies read as the Go rack reads them,
+"""The one parse (auditkit/capture/canonical.py): paths, parameter pairs and bodies read as the Go rack reads them,
 and everything a Go rack and a Python parser could read differently refused with a reason.
 
 The gateway-level consequences (nothing forwarded, a denied event) are in tests/test_gateway.py; the differential

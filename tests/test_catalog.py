@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from auditkit.capture import catalog
 from auditkit.model import events as ev
 from auditkit.capture.catalog import ROUTES, Classification, classify, describe_outcome
-from auditkit.capture import canonical
+from auditkit.capture.wire import USER_AGENT
 
 HMAC_KEY = b"test-gateway-secret-0123456789ab"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "routes.md"
@@ -213,7 +213,7 @@ def test_most_specific_route_wins():
 
 
 def test_path_vars_are_taken_from_the_decoded_path_as_they_are_and_greedy_vars_keep_slashes():
-    # The gateway decodes the path once (gateway/canonical.py); match() must not decode it a second time.
+    # The gateway decodes the path once (capture/canonical.py); match() must not decode it a second time.
     route, found = catalog.match("POST", "/apps/my app/objects/tmp/a+b%41.tgz?x=1", False)
     assert route.sdk == "ObjectStore" and found == {"app": "my app", "key": "tmp/a+b%41.tgz"}
     route, found = catalog.match("DELETE", "/registries/registry.example.com:5000", False)
@@ -222,20 +222,6 @@ def test_path_vars_are_taken_from_the_decoded_path_as_they_are_and_greedy_vars_k
 
 
 # --- wire parsing -----------------------------------------------------------------------------------------------
-
-def test_map_fields_are_doubly_encoded():
-    inner = urllib.parse.urlencode({"NodeType": "t3.large", "Odd": "a&b=c"})
-    body = urllib.parse.urlencode({"parameters": inner}).encode()
-    form = dict(canonical.parse_pairs(body, "form"))
-    assert catalog.parse_map(form["parameters"]) == {"NodeType": "t3.large", "Odd": "a&b=c"}
-    assert catalog.parse_map("") == {}
-
-
-def test_parse_env_follows_the_rack():
-    text = "A=1\nB=x=y==\n\n  C =3\r\nno equals sign\n=orphan\n#K=V\nD=\n"
-    assert catalog.parse_env(text) == {"A": "1", "B": "x=y==", "C": "3", "#K": "V", "D": ""}
-    assert catalog.parse_env(text.encode()) == catalog.parse_env(text)
-
 
 def test_env_changes_added_changed_removed_and_hmac():
     old = {"A": "1", "B": "2", "C": "3"}
@@ -359,7 +345,7 @@ SECRET = "hunter2-Sup3rS3cret!"
     ("PUT", "/apps/web/builds/B1", {"manifest": f"environment:\n  - SECRET={SECRET}", "release": "R1"}, {}, False),
 ])
 def test_secrets_never_appear_in_the_classification(method, path, params, headers, websocket):
-    headers = {"Authorization": "Basic " + SECRET, "Cookie": SECRET, "User-Agent": "convox.go/3.24.9", **headers}
+    headers = {"Authorization": "Basic " + SECRET, "Cookie": SECRET, "User-Agent": USER_AGENT, **headers}
     c = cls(method, path, params=params, headers=headers, websocket=websocket)
     assert c is not None and c.category != "Other"
     assert SECRET not in recorded(c)

@@ -26,12 +26,13 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its TestCli
     from starlette.testclient import TestClient
 
 from convox_sim import shell as sh
-from convox_sim.rack import EXIT_MARKER, create_app, decode_map, encode_map
+from auditkit.capture.wire import EXIT_MARKER, basic_authorization, decode_map, encode_map
+from convox_sim.rack import create_app
 from conftest import CERT
 
 PASSWORD = "s3cret-rack-password"
 NOW = dt.datetime(2026, 11, 2, 9, 30, 0, tzinfo=dt.timezone.utc)
-AUTH = "Basic " + base64.b64encode(f"convox:{PASSWORD}".encode()).decode()
+AUTH = basic_authorization("convox", PASSWORD)
 
 # Not a usable key: the rack only checks it looks like one, and must never send it back.
 KEY_MARKER = "QUl0S0VZLW5ldmVyLWVjaG8tbWU"
@@ -84,19 +85,19 @@ def test_auth_refusals_have_the_racks_shapes(app):
     assert r.headers["content-type"] == "text/plain; charset=utf-8"
     assert r.headers["www-authenticate"] == 'Basic realm="convox"'
 
-    bad = "Basic " + base64.b64encode(b"convox:wrong").decode()
+    bad = basic_authorization("convox", "wrong")
     r = c.get("/apps", headers={"Authorization": bad, "Accept": "application/json"})
     assert r.status_code == 401
     assert r.headers["content-type"] == "application/json"
     assert r.text == '{"error":"invalid authentication"}\n'
 
-    jwt = "Basic " + base64.b64encode(f"jwt:{PASSWORD}".encode()).decode()
+    jwt = basic_authorization("jwt", PASSWORD)
     r = c.get("/apps", headers={"Authorization": jwt, "Accept": "application/json"})
     assert r.status_code == 401
     assert r.json() == {"error": "invalid authentication: token contains an invalid number of segments"}
 
     # any username works with the rack password; /auth is the login check
-    good = "Basic " + base64.b64encode(f"whoever:{PASSWORD}".encode()).decode()
+    good = basic_authorization("whoever", PASSWORD)
     assert c.get("/apps", headers={"Authorization": good}).status_code == 200
     r = c.get("/auth", headers={"Authorization": good})
     assert (r.status_code, r.text) == (200, "ok\n")
@@ -603,7 +604,7 @@ def test_r_form_is_read_as_go_net_http_reads_it(app):
 
 def test_read_only_jwt_can_read_but_not_write_or_exec(client, app):
     token = client.post("/system/jwt/token", data={"role": "read", "durationInHour": "1"}).json()["token"]
-    jwt_auth = "Basic " + base64.b64encode(f"jwt:{token}".encode()).decode()
+    jwt_auth = basic_authorization("jwt", token)
     c = TestClient(app, headers={"Authorization": jwt_auth, "Accept": "application/json"})
     assert c.get("/apps").status_code == 200
     r = c.post("/apps", data={"name": "nope"})

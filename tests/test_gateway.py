@@ -43,11 +43,12 @@ from auditkit import store
 from auditkit.model import asciicast
 from auditkit.capture import catalog
 from convox_sim import rack as rack_mod
-from convox_sim.client import SDK_VERSION, RackClient, encode_map
+from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread
 from auditkit.model.events import value_hmac
 from auditkit.capture import config as cfg
 from auditkit.capture import keys
+from auditkit.capture.wire import CONVOX_VERSION, EXIT_MARKER, USER_AGENT, basic_authorization, encode_map
 from auditkit.capture.proxy import create_app
 from auditkit.capture.journal import Journal, journal_source
 from conftest import CERT
@@ -59,7 +60,6 @@ RACK_PW = "rackPW-" + secrets.token_hex(12)  # the rack's real password: only th
 SOURCE = "gw"
 ALICE, ADMIN, AUDREY, MEMBER_BOB, DEPLOY = (
     "alice@example.com", "root@example.com", "audrey@example.com", "bob@example.com", "ci-deploy")
-EXIT_MARKER = "F1E49A85-0AD7-4AEF-A618-C249C6E6568D:"
 AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
 
 
@@ -70,7 +70,7 @@ def private_key(marker: str) -> str:
 
 def basic(username: str, password: str) -> str:
     """The Authorization header the Convox SDK sends for RACK_URL userinfo (the password percent-escaped)."""
-    return "Basic " + base64.b64encode(f"{username}:{urllib.parse.quote(password, safe='')}".encode()).decode()
+    return basic_authorization(username, urllib.parse.quote(password, safe=""))
 
 
 def raw_bytes(db: Path | str) -> bytes:
@@ -216,7 +216,7 @@ def ws_frames(base_url: str, path: str, username: str, password: str, *, headers
     """Open a websocket as the v3 SDK does (throw-away GET first, then the upgrade with the option headers), send
     stdin as TEXT frames and an empty BINARY frame for EOF, and return every frame received, up to and including
     the empty BINARY frame that ends the stream."""
-    hdrs = {"User-Agent": f"convox.go/{SDK_VERSION}", "Version": SDK_VERSION, "Accept": "*/*",
+    hdrs = {"User-Agent": USER_AGENT, "Version": CONVOX_VERSION, "Accept": "*/*",
             "Authorization": basic(username, password)}
     if probe:
         httpx.get(base_url + ("/machines" if path.startswith("/app") else "/racks"), headers=hdrs)
@@ -870,7 +870,7 @@ def test_catalog_row_through_the_gateway_gives_one_event(world: World, case: Cas
         ALICE, "user", RACK, "succeeded", expect.status)
     method, path = c.sent[-1]
     assert (event["method"], event["path"]) == ("GET" if method == "SOCKET" else method, path)
-    assert event["user_agent"] == f"convox.go/{SDK_VERSION}" and event["source_ip"] == "127.0.0.1"
+    assert event["user_agent"] == USER_AGENT and event["source_ip"] == "127.0.0.1"
     if method != "SOCKET":
         assert event["request_id"] and event["request_id"] == c.response.headers["request-id"]
     # It was forwarded, once, attributed to alice.

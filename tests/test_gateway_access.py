@@ -36,6 +36,7 @@ from auditkit.capture import config as cfg
 from auditkit.capture import keys, refusals
 from auditkit.capture.proxy import create_app
 from auditkit.capture.journal import journal_source
+from auditkit.capture.wire import basic_authorization
 
 PROD, STAGING, SANDBOX = "acme/production", "acme/staging", "sandbox"  # sandbox: a configured name without "/"
 SOURCE = "gw"  # the chain name: sandbox is listed as organization "gw"
@@ -57,7 +58,7 @@ def new_ip() -> str:
 
 def basic(username: str, password: str, *, escape: Callable[[str], str] = lambda p: urllib.parse.quote(p, safe="")
           ) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{escape(password)}".encode()).decode()
+    return basic_authorization(username, escape(password))
 
 
 def cli_login_header(token: str) -> str:
@@ -283,7 +284,7 @@ def test_garbled_authorization_is_a_401_never_a_500(world: World, authorization:
 def test_a_valid_key_with_a_garbled_rack_name_is_a_404_not_a_500(world: World):
     ip = new_ip()
     for username in ("\u00e9t\u00e9", "%C3%A9", "acme%2", "////", "="):
-        authorization = "Basic " + base64.b64encode(f"{username}:{world.keys[ALICE]}".encode()).decode()
+        authorization = basic_authorization(username, world.keys[ALICE])
         response = raw(world.url, "POST", "/apps/web/cancel", ip, authorization)
         assert response.status_code == 404 and response.json()["error"].startswith("rack not found"), username
     response = raw(world.url, "POST", "/apps/web/cancel", ip, basic("convox", world.keys[ALICE]),

@@ -53,6 +53,7 @@ from auditkit.capture import config as cfg
 from auditkit.capture import keys
 from auditkit.capture.journal import journal_source
 from auditkit.capture.proxy import create_app
+from auditkit.capture.wire import basic_authorization, encode_map
 from auditkit.model.events import value_hmac
 from convox_sim import rack as rack_mod
 from convox_sim.servers import ServerThread
@@ -225,7 +226,7 @@ class Exchange:
 
 def basic(username: str, password: str) -> str:
     """The Authorization header the Convox SDK sends for RACK_URL userinfo (the password percent-escaped)."""
-    return "Basic " + base64.b64encode(f"{username}:{urllib.parse.quote(password, safe='')}".encode()).decode()
+    return basic_authorization(username, urllib.parse.quote(password, safe=""))
 
 
 def send(world: World, request: Request, authorization: str | None = None) -> Exchange:
@@ -684,7 +685,7 @@ words = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789-"), min_si
 def map_values(draw: st.DrawFn) -> str:
     items = draw(st.dictionaries(st.sampled_from(["DbPassword", "Region", "node_disk", "BuildCpu", "a b", "k&v"]),
                                  values, max_size=3))
-    return urllib.parse.urlencode(sorted(items.items()))
+    return encode_map(items)
 
 
 @st.composite
@@ -984,8 +985,7 @@ Placement = Callable[[st.DrawFn, str], tuple[list[tuple[str, str]], dict[str, st
 
 
 def _map(draw: st.DrawFn, secret: str) -> str:
-    return urllib.parse.urlencode(sorted({"DbPassword": secret, draw(st.sampled_from(["Region", "node_disk"])): "x"}
-                                         .items()))
+    return encode_map({"DbPassword": secret, draw(st.sampled_from(["Region", "node_disk"])): "x"})
 
 
 PLACEMENTS: dict[str, tuple[str, str, Placement]] = {

@@ -1,1 +1,3 @@
-"""The capture gateway: the catalog of Convox routes, the one parse of a request, the proxy, the journal, keys, the feed, config, TLS, the server."""
+"""The capture gateway: the catalog of Convox routes (catalog/), the Convox wire details (wire), the one parse of a
+request (canonical), the proxy and its sessions, the journal, keys, the feed, refusals, config, TLS, the server, and
+the `auditkit gateway` commands (cli)."""

@@ -27,7 +27,6 @@ fingerprint clients pinned).
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import ipaddress
 import os
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import AuditkitError
+from auditkit.files import write_private
+from auditkit.capture import wire
 from auditkit.capture.journal import DEFAULT_NAME, chain_name
 
 LEGACY_DATA_DIR = Path("data")  # where gateways kept their state before it moved beside the journal (cwd-relative)
@@ -56,7 +57,7 @@ class Rack:
     @property
     def authorization(self) -> str:
         """The Authorization header the rack itself expects: its own credentials, never a user's key."""
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return wire.basic_authorization(self.username, self.password)
 
 
 @dataclasses.dataclass
@@ -103,9 +104,7 @@ class GatewayConfig:
             if not create:
                 raise AuditkitError(f"no HMAC key at {path}: this gateway has not started on this journal yet")
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32) + "\n")
+            write_private(path, secrets.token_hex(32) + "\n", exclusive=True)
         try:
             return bytes.fromhex(path.read_text().strip())
         except ValueError:

@@ -50,7 +50,7 @@ def _compressed(request: Request, body: bytes, media_type: str) -> Response:
 def routes(gateway: "Gateway") -> list[Route]:
     def allowed(request: Request) -> Response | None:
         credentials = keys.parse_basic(request.headers.get("authorization"))
-        principal = keys.authenticate(gateway.journal._reader(), credentials[1]) if credentials else None
+        principal = keys.authenticate(gateway.journal.reader(), credentials[1]) if credentials else None
         if principal is None:
             return gateway.refuse_credentials(request, None, JSONResponse({"error": "invalid authentication"}, 401))
         if not principal.may_read_feed:
@@ -70,13 +70,13 @@ def routes(gateway: "Gateway") -> list[Route]:
             return JSONResponse({"error": str(e)}, status_code=400)
         wait = max(0.0, min(wait, MAX_WAIT))
         journal = gateway.journal
-        rows = store.events_after(journal._reader(), journal.source, after, limit + 1)
+        rows = store.events_after(journal.reader(), journal.source, after, limit + 1)
         if not rows and wait:
             await journal.wait_for_new(after, wait)
-            rows = store.events_after(journal._reader(), journal.source, after, limit + 1)
+            rows = store.events_after(journal.reader(), journal.source, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        head = store.chain_head(journal._reader(), journal.source)
+        head = store.chain_head(journal.reader(), journal.source)
         body: dict[str, Any] = {
             "source": journal.source,
             "events": rows,
@@ -91,7 +91,7 @@ def routes(gateway: "Gateway") -> list[Route]:
         refusal = allowed(request)
         if refusal:
             return refusal
-        cast = store.recording(gateway.journal._reader(), request.path_params["id"])
+        cast = store.recording(gateway.journal.reader(), request.path_params["id"])
         if cast is None:
             return JSONResponse({"error": "no such recording"}, status_code=404)
         return _compressed(request, cast, "application/x-asciicast")

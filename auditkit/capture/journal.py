@@ -164,7 +164,7 @@ class Journal:
         return await self._submit("record", None, event)
 
     def head_seq(self) -> int:
-        return store.chain_head(self._reader(), self.source).last_seq
+        return store.chain_head(self.reader(), self.source).last_seq
 
     @property
     def held(self) -> int:
@@ -195,10 +195,11 @@ class Journal:
         self._thread.join(timeout=10)
         self._conn.close()
 
-    # --- internals ------------------------------------------------------------------------------------------------
-    _local = threading.local()
+    _local = threading.local()  # per thread: {journal path: reading connection}
 
-    def _reader(self) -> sqlite3.Connection:
+    def reader(self) -> sqlite3.Connection:
+        """The connection the calling thread reads the journal with (keys, the feed, recordings): its own, opened on
+        first use and kept; only the journal's writer thread writes, through a connection of its own."""
         conns = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
@@ -207,6 +208,7 @@ class Journal:
             conn = conns[self.path] = store.open_db(self.path)
         return conn
 
+    # --- internals ------------------------------------------------------------------------------------------------
     async def _submit(self, kind: str, intent_id: str | None, event: Event,
                       session: tuple[dict[str, Any], bytes] | None = None) -> Any:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()

@@ -11,8 +11,6 @@ may be used at all (auditors may not).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import hashlib
 import hmac
@@ -23,6 +21,7 @@ import urllib.parse
 from typing import Iterable, Sequence
 
 from auditkit import store
+from auditkit.capture import wire
 from auditkit.errors import AuditkitError
 from auditkit.model.events import Event, new_event_id, now_timestamp
 
@@ -188,16 +187,10 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     """(username, password) of a Basic Authorization header (the password percent-decoded, as the Convox SDK
     escapes it), or None for anything else: no header, another scheme, bad base64 or non-ASCII in it, text that is
     not UTF-8, no colon."""
-    scheme, _, blob = (header or "").partition(" ")
-    if scheme.lower() != "basic" or not blob.strip():
+    credentials = wire.parse_basic(header)
+    if credentials is None:
         return None
-    try:
-        # ValueError too: b64decode refuses a str holding non-ASCII characters with a plain ValueError.
-        username, sep, password = base64.b64decode(blob.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, ValueError):
-        return None
-    if not sep:
-        return None
+    username, password = credentials
     return username, urllib.parse.unquote(password)
 
 

@@ -1,5 +1,7 @@
-"""The gateway's ASGI app: authenticate, classify (catalog.py), journal the intent, forward (streaming HTTP and
-websockets frame by frame), journal the outcome; plus the feed (feed.py).
+"""The gateway's ASGI app and its state (Gateway): authenticate, classify (catalog), journal the intent, forward
+HTTP (streaming large answers), journal the outcome; admit websockets the same way and hand them to sessions.py
+for the relay and the recording; answer `/auth` and `/racks` as the Console; journal refusals; mount the feed
+(feed.py).
 
 Fail closed: an audited request is forwarded only after its intent is durable; if the journal cannot be written
 the client gets 503 and the rack gets nothing. Secrets never reach the journal, the logs or an error message.
@@ -18,37 +20,28 @@ import logging
 import os
 import re
 import signal
-import ssl
 import time
 import urllib.parse
 from typing import Any, AsyncIterator, Callable
 
 import aiohttp
-import websockets
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 import yarl
 
-from auditkit import store
 from auditkit.capture import catalog
-from auditkit.model.asciicast import Recorder
 from auditkit.model.events import Event, new_event_id, now_timestamp
-from auditkit.capture import canonical, feed, keys, refusals
+from auditkit.capture import canonical, feed, keys, refusals, sessions, wire
 from auditkit.capture.canonical import Parsed, Refused
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import Journal, JournalUnavailable
 
 log = logging.getLogger("auditkit.gateway")
-# websockets logs every handshake header (the rack's credentials, Private-Key) and every frame at DEBUG: the
-# upstream connections log through a logger of their own that never goes below INFO.
-upstream_log = logging.getLogger("auditkit.gateway.upstream")
-upstream_log.setLevel(logging.INFO)
 
-EXIT_MARKER = re.compile(r"F1E49A85-0AD7-4AEF-A618-C249C6E6568D:(-?\d+)\n?$")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}
 # Never forwarded from the client as-is: the gateway sets them.
@@ -91,7 +84,7 @@ class Gateway:
         if credentials is None:
             return None, None, error(401, "invalid authentication")
         username, password = credentials
-        principal = keys.authenticate(self.journal._reader(), password)
+        principal = keys.authenticate(self.journal.reader(), password)
         if principal is None:
             return None, None, error(401, "invalid authentication")
         console = username in CONSOLE_USERNAMES
@@ -195,7 +188,7 @@ class Gateway:
             if not releases:
                 return {}
             newest = max(releases, key=lambda item: str(item.get("created") or ""))
-            return catalog.parse_env(newest.get("env") or "")
+            return wire.parse_env(newest.get("env") or "")
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, AttributeError, TypeError):
             return None
 
@@ -451,7 +444,7 @@ class Gateway:
         key id (target and `key_ids`). No header value but the user agent is recorded (not the rack asked for)."""
         if principal is not None or refusal.status_code != 401:
             return refusal
-        reason, key_id = keys.diagnose(self.journal._reader(), connection.headers.get("authorization"))
+        reason, key_id = keys.diagnose(self.journal.reader(), connection.headers.get("authorization"))
         ip = self.source_ip(connection.client.host if connection.client else None, connection.headers)
         where = ip or "an unknown address"
 
@@ -517,7 +510,7 @@ class Gateway:
 
     def console_principal(self, request: Request) -> tuple[keys.Principal | None, Response | None]:
         credentials = keys.parse_basic(request.headers.get("authorization"))
-        principal = keys.authenticate(self.journal._reader(), credentials[1]) if credentials else None
+        principal = keys.authenticate(self.journal.reader(), credentials[1]) if credentials else None
         if principal is None:
             return None, self.refuse_credentials(request, None, error(401, "invalid authentication"))
         return principal, None
@@ -551,6 +544,9 @@ class Gateway:
 
     # --- websockets -----------------------------------------------------------------------------------------------
     async def websocket(self, ws: WebSocket) -> None:
+        """Admit a websocket as http() admits a request (credentials, the one parse, the rack grant, the intent
+        journaled first; each refusal answered with an HTTP status before the upgrade), open the rack's side, then
+        relay and record the session (sessions.py)."""
         rack, principal, refusal = self.authenticate(ws.headers)
         if refusal is not None:
             await _deny(ws, self.refuse_credentials(ws, principal, refusal))
@@ -586,23 +582,10 @@ class Gateway:
                 await _deny(ws, error(503, "auditkit gateway: the audit journal cannot be written, so the session "
                                            "was not opened"))
                 return
-        scheme = "wss" if rack.url.startswith("https") else "ws"
-        target = f"{scheme}{rack.url[rack.url.index(':'):]}{parsed.target}"  # as sent and parsed
-        headers = self.upstream_headers(ws.headers, rack, principal)
-        for drop in ("sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-                     "sec-websocket-protocol"):
-            headers.pop(drop, None)
-            headers.pop(drop.title(), None)
-        context = None
-        if scheme == "wss":
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
         try:
-            upstream = await websockets.connect(target, additional_headers=headers, ssl=context, max_size=None,
-                                                compression=None, open_timeout=15, ping_interval=None,
-                                                user_agent_header=None, proxy=None, logger=upstream_log)
-        except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as e:
+            upstream = await sessions.connect(rack.url, parsed.target,
+                                              self.upstream_headers(ws.headers, rack, principal))
+        except sessions.CONNECT_ERRORS as e:
             status = getattr(getattr(e, "response", None), "status_code", 502)
             if draft is not None and intent_id is not None:
                 outcome = "denied" if status in (401, 403) else "failed"
@@ -610,112 +593,13 @@ class Gateway:
             await _deny(ws, error(status if status >= 400 else 502, f"rack {rack.name} refused the session"))
             return
         await ws.accept()
-        recorder = None
-        if cls is not None and cls.session:
-            recorder = Recorder(width=_int(ws.headers.get("width"), 80), height=_int(ws.headers.get("height"), 24),
-                                command=cls.values.get("Command") or None,
-                                record_input=self.config.record_input, cap=self.config.recording_cap_bytes)
-        exit_code: int | None = None
-        rack_error: str | None = None
-        started = time.monotonic()
-
-        async def client_to_rack() -> None:
-            while True:
-                message = await ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                if message.get("text") is not None:
-                    if recorder:
-                        recorder.input(message["text"])
-                    await upstream.send(message["text"])
-                elif message.get("bytes") is not None:
-                    await upstream.send(message["bytes"])
-
-        async def rack_to_client() -> None:
-            nonlocal exit_code, rack_error
-            first = True
-            async for message in upstream:
-                if isinstance(message, str):
-                    if first and message.startswith("ERROR: "):
-                        rack_error = message[7:].strip()[:300]
-                    first = False
-                    found = EXIT_MARKER.search(message)
-                    if found:
-                        exit_code = int(found.group(1))
-                        if recorder and message[: found.start()]:
-                            recorder.output(message[: found.start()])
-                    elif recorder:
-                        recorder.output(message)
-                    await ws.send_text(message)
-                else:
-                    await ws.send_bytes(message)
-
-        tasks = [asyncio.ensure_future(client_to_rack()), asyncio.ensure_future(rack_to_client())]
-        try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if tasks[1] in done:
-                # The rack finished: give the client's last frames a moment, then close.
-                pending_client = tasks[0]
-                pending_client.cancel()
-            else:
-                await upstream.close()
-                try:
-                    await asyncio.wait_for(tasks[1], 5)
-                except (asyncio.TimeoutError, Exception):
-                    tasks[1].cancel()
-        except Exception:  # noqa: BLE001 — a broken peer ends the session; it is still recorded
-            for task in tasks:
-                task.cancel()
-        finally:
-            # Record first: whatever state the peers left the sockets in, the session's event is never lost.
-            if draft is not None and intent_id is not None:
-                if rack_error:
-                    for secret in catalog.secret_values(cls.route, query, dict(ws.headers)):  # type: ignore[union-attr]
-                        rack_error = rack_error.replace(secret, catalog.REDACTED)
-                await self._finish_session(cls, draft, intent_id, recorder, exit_code,  # type: ignore[arg-type]
-                                           time.monotonic() - started, rack, rack_error)
-            await upstream.close()
-            try:
-                await ws.close()
-            except (RuntimeError, WebSocketDisconnect, OSError):
-                pass  # the client has gone already
-
-    async def _finish_session(self, cls: catalog.Classification, draft: Event, intent_id: str,
-                              recorder: Recorder | None, exit_code: int | None, seconds: float, rack: Rack,
-                              rack_error: str | None = None) -> None:
-        details = dict(draft.details)
-        details["duration_ms"] = int(seconds * 1000)
-        if exit_code is not None:
-            details["exit_code"] = exit_code
-        session = None
-        event = draft
-        if recorder is not None:
-            cast = recorder.getvalue()
-            session_id = "ses_" + draft.id
-            digest = store.recording_sha256(cast)
-            details["recording_sha256"] = digest
-            details["recording_bytes"] = len(cast)
-            if recorder.truncated:
-                details["recording_truncated"] = True
-            session = ({"id": session_id, "source": self.config.name, "rack": rack.name, "app": cls.app,
-                        "actor": draft.actor, "command": cls.values.get("Command"), "started_at": draft.timestamp,
-                        "ended_at": self.now(), "duration_ms": details["duration_ms"], "exit_code": exit_code,
-                        "width": recorder.width, "height": recorder.height,
-                        "truncated": recorder.truncated, "sha256": digest}, cast)
-            event = event.replace(session_id=session_id)
-        done = catalog.describe_outcome(cls, 101, None, exit_code=exit_code)
-        details.update(done.details)
-        # The session happened whatever the command's exit code (kept in details); it failed only when the rack
-        # answered with an error frame.
-        outcome = "failed" if rack_error else "succeeded"
-        if rack_error:
-            details["error"] = rack_error
-        event = event.replace(description=done.description, target=done.target, outcome=outcome, status=101,
-                              details=details)
-        try:
-            await self.journal.outcome(intent_id, event, session=session)
-        except JournalUnavailable as e:
-            log.error("session outcome not recorded: %s", e)
+        recording = None
+        if cls is not None and draft is not None and intent_id is not None:
+            recorder = sessions.recorder_for(cls, ws.headers, record_input=self.config.record_input,
+                                             cap=self.config.recording_cap_bytes)
+            recording = sessions.Recording(self.journal, self.config.name, self.now, cls, draft, intent_id,
+                                           rack.name, query, dict(ws.headers), recorder)
+        await sessions.relay(ws, upstream, recording)
 
     async def aclose(self) -> None:
         await self.refusal_windows.aclose()  # refusal windows still open are journaled before the journal closes
@@ -738,13 +622,6 @@ def _printable(text: str | None, limit: int) -> str | None:
         return None
     return "".join(ch if ch.isprintable() else "\\0" if ch == "\x00" else ascii(ch)[1:-1]
                    for ch in text[:limit])
-
-
-def _int(value: str | None, default: int) -> int:
-    try:
-        return max(1, min(1000, int(value))) if value else default
-    except ValueError:
-        return default
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

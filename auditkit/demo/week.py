@@ -24,6 +24,7 @@ from auditkit.capture import keys
 from auditkit.capture.proxy import create_app
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import Journal, journal_source
+from auditkit.capture.tls import make_certificate
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient, RackError
 from convox_sim.servers import ServerThread
@@ -83,22 +84,10 @@ def _source_tarball(app: str, version: int) -> bytes:
 
 
 def _certificate(domain: str) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    """A certificate for `domain` valid for 90 days from now, and its key (PEM)."""
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=90))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem_key
+    cert, key = make_certificate([domain], not_before=now, not_after=now + dt.timedelta(days=90))
+    return cert.decode(), key.decode()
 
 
 def _week_start(end: dt.datetime) -> dt.datetime:

@@ -40,6 +40,7 @@ from auditkit import store
 from auditkit.model import asciicast
 from auditkit.model.events import FIELDS, Event, dumps, new_event_id, seal_halves, timestamp_ms, value_hmac
 from auditkit.share.links import LOCAL_RACK
+from auditkit.capture.wire import CONVOX_VERSION as CLI_VERSION
 
 __all__ = ["Summary", "write_history", "build_world", "hmac_key", "PARALLEL_MIN"]
 
@@ -51,7 +52,6 @@ PARALLEL_MIN = 100_000  # from this many events, each gateway's chain is generat
 LOCAL_SHARE = 0.012  # share of events on the mirror's own chain (share links created, viewed, revoked)
 P_UNKNOWN = 0.0012  # a write whose answer the gateway never saw (it restarted): outcome unknown
 P_RACK_ERROR = 0.012  # a write the rack answered with a server error
-CLI_VERSION = "3.24.9"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
