@@ -28,6 +28,7 @@ import httpx
 from auditkit import store
 from auditkit.errors import AuditkitError, ChainError, EventError
 from auditkit.model.events import Event, from_dict, now_timestamp
+from auditkit.files import write_private
 
 PAGE = 5000
 BULK_MIN = 50_000  # a backlog this big into an empty mirror defers its indexes to the end
@@ -65,10 +66,7 @@ def add_source(conn: sqlite3.Connection, name: str, url: str, key: str | None, d
     if key is not None:
         path = key_path(data_dir, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key.strip() + "\n")
-        os.chmod(path, 0o600)
+        write_private(path, key.strip() + "\n")
     store.set_source_url(conn, name, url.rstrip("/"))
 
 

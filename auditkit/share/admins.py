@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from auditkit.errors import AuditkitError
+from auditkit.files import write_private
 
 ADMINS_FILE = "admins.json"
 MIN_PASSWORD = 12
@@ -38,13 +39,7 @@ def load_admins(db_path: str | os.PathLike[str]) -> dict[str, str]:
 def _write_admins(db_path: str | os.PathLike[str], accounts: dict[str, str]) -> None:
     path = admins_path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = path.with_name(path.name + ".new")
-    fresh.unlink(missing_ok=True)
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"accounts": dict(sorted(accounts.items()))}, f, indent=2)
-        f.write("\n")
-    os.replace(fresh, path)
+    write_private(path, json.dumps({"accounts": dict(sorted(accounts.items()))}, indent=2) + "\n")
 
 
 def add_admin(db_path: str | os.PathLike[str], email: str, password: str) -> bool:

@@ -32,6 +32,7 @@ from auditkit import store
 from auditkit.errors import ShareError, ShareLinkExpired, ShareLinkRevoked, ShareLinkUnknown, ShareTokenError
 from auditkit.model.events import Event, format_timestamp, from_dict, new_event_id, parse_timestamp
 from auditkit.model.filters import TIME_KEYS, Filter, from_json, is_date, relative_seconds, resolve_time, to_json
+from auditkit.files import write_private
 
 NAMESPACE = "share-link"
 SECRET_FILE = "share-secret"
@@ -87,12 +88,9 @@ def secret_for(db_path: str | os.PathLike[str]) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_private(path, secrets.token_hex(32) + "\n", exclusive=True)
         except FileExistsError:
             pass  # made by a concurrent first use: read theirs
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32) + "\n")
     if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ShareError(f"{path} is readable by other users: `chmod 600 {path}` (or rotate the secret)")
     secret = path.read_text().strip()
@@ -310,13 +308,7 @@ def rotate_secret(conn: sqlite3.Connection, db_path: str | os.PathLike[str], by:
     now = _now(now)
     revoked = [revoke(conn, link.id, by, now, reason="signing secret rotated")
                for link in list_links(conn) if not link.revoked_at]
-    path = secret_path(db_path)
-    fresh = path.with_name(path.name + ".new")
-    fresh.unlink(missing_ok=True)
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32) + "\n")
-    os.replace(fresh, path)
+    write_private(secret_path(db_path), secrets.token_hex(32) + "\n")
     return revoked
 
 
