@@ -4,8 +4,6 @@ with an expiry (1 day, 7 days, 30 days, a date, never) and a note; shows the URL
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
 
 from rich.text import Text
 from textual import on, work
@@ -21,34 +19,19 @@ from auditkit.model.events import format_timestamp
 from auditkit.model.filters import TIME_KEYS, Filter, time_range
 from auditkit.review.tui.widgets.text_input import TextInput
 
-try:
-    from auditkit.share import links as sharing
-except ImportError:  # without share links the dialog says they are not available
-    sharing = None  # type: ignore[assignment]
+from auditkit.share import links as sharing
 
 EXPIRIES: list[tuple[str, str]] = [("1d", "1 day"), ("7d", "7 days"), ("30d", "30 days"), ("date", "a date"),
                                    ("never", "never")]
 DEFAULT_EXPIRY = "7d"
 
 
-def creator_name() -> str:
-    """Who the link is recorded as made by: $USER, else the login name, else "tui"."""
-    name = os.environ.get("USER")
-    if not name:
-        try:
-            name = getpass.getuser()
-        except (KeyError, OSError):
-            name = None
-    return name or "tui"
-
-
 def range_text(f: Filter, now: dt.datetime) -> str:
-    since, until = time_range(f, now)
-    if since is None and until is None:
-        return "all time"
-    low = format_timestamp(since) if since else "the first event"
-    high = format_timestamp(until) if until else "now (and later events)"
-    return f"{low} → {high}"
+    """The range the link will have, in the words the link's pages and `share list` use for it."""
+    try:
+        return sharing.filter_range_text(f, now)
+    except AuditkitError as e:
+        return str(e)
 
 
 class ShareScreen(ModalScreen[None]):
@@ -114,10 +97,6 @@ class ShareScreen(ModalScreen[None]):
 
     def action_create(self) -> None:
         result = self.query_one("#share-result", Static)
-        if sharing is None:
-            result.update(Text("share links are not available in this build (auditkit.sharing is missing)",
-                               style="red"))
-            return
         expires = self.expiry()
         if not expires:
             result.update(Text("give the date the link expires (YYYY-MM-DD)", style="red"))
