@@ -538,3 +538,17 @@ def test_an_undeclared_param_never_reaches_the_record_on_any_route(route, extra)
     if params:  # the rack echoing a value of the request: scrubbed from the recorded error
         done = describe_outcome(c, 400, {"error": "echo SeCrEt-Value-0x5eed"}, params=params)
         assert "SeCrEt-Value-0x5eed" not in recorded(done)
+
+
+def test_no_param_recorded_in_clear_can_take_the_place_of_what_the_recorder_writes():
+    """The recorder writes keys of its own beside a request's params in details: a param of the same name, recorded
+    in clear, would overwrite them (or be overwritten). None may exist on any route."""
+    own = {"params_hmac", "unnamed_params", "file_parts", "body", "error", "reason", "method", "path", "websocket",
+           "run_event", "duration_ms", "exit_code", "recording_sha256", "recording_bytes", "recording_truncated"}
+    for route in ROUTES:
+        clear = catalog.clear_params(route) | {m for m in route.maps} | {f"{m}_hmac" for m in route.maps}
+        assert not clear & own, (route.sdk, clear & own)
+        if route.special == "run":
+            assert "pid" not in clear, route.sdk
+        if route.special in catalog.ENV_SPECIALS:
+            assert not clear & {"release", "added", "changed", "removed", "set", "hmac", "previous", "note"}, route

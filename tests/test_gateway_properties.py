@@ -351,7 +351,7 @@ def text_field(value: str | None) -> str | None:
 
 # Keys of details that are not params of the request.
 NOT_PARAMS = frozenset({
-    "error", "pid", "release", "reason", "unnamed_params", "params_hmac", "files", "params", "method", "path",
+    "error", "pid", "release", "reason", "unnamed_params", "params_hmac", "file_parts", "params", "method", "path",
     "websocket", "run_event", "duration_ms", "exit_code", "recording_sha256", "recording_bytes",
     "recording_truncated", "link",
 })
@@ -383,7 +383,7 @@ def journal_agrees_with_rack(event: dict[str, Any], received: rack_mod.ReceivedR
        - the env of ReleaseCreate: the env change summary (details, or details["env"] with a build), its keys the
          env's keys and its HMACs those of the env's values (structs.Environment.Load);
        and nothing else may look like a param (every other key of details is one of NOT_PARAMS);
-    4. record the multipart file parts as details["files"][name] == {"filename", "size", "sha256"}.
+    4. record the multipart file parts as details["file_parts"][name] == {"filename", "size", "sha256"}.
     """
     problems: list[str] = []
     assert received.route is not None
@@ -509,7 +509,7 @@ def journal_agrees_with_rack(event: dict[str, Any], received: rack_mod.ReceivedR
     rack_files: dict[str, dict[str, Any]] = {}
     for part in received.files:
         rack_files.setdefault(part.name, {"filename": part.filename, "size": part.size, "sha256": part.sha256})
-    journal_files = details.get("files") or {}
+    journal_files = details.get("file_parts") or {}
     if journal_files != rack_files:
         problems.append(f"files: rack {rack_files}, journal {journal_files}")
     return problems
@@ -575,7 +575,7 @@ def test_the_comparison_accepts_each_recording_form_and_names_every_disagreement
                            (rack_mod.FilePart("src", "app.tgz", 3, "ab" * 32),))
     details = {"lock": "true", "params_hmac": {"dsn": h("postgres://u:pw@h")}, "parameters": ["A", "B", "C"],
                "parameters_hmac": {"A": h("1"), "B": h("2"), "C": h("3")},
-               "files": {"src": {"filename": "app.tgz", "size": 3, "sha256": "ab" * 32}}, "error": "x"}
+               "file_parts": {"src": {"filename": "app.tgz", "size": 3, "sha256": "ab" * 32}}, "error": "x"}
     good = journal_event("PUT", "/apps/web", "web", "web", details)
     assert journal_agrees_with_rack(good, received, KEY) == []
     # the bracketed field may also be named as it is on the wire
@@ -602,7 +602,7 @@ def test_the_comparison_accepts_each_recording_form_and_names_every_disagreement
     assert any(p.startswith("map") for p in problems(details={**details, "parameters": ["A", "C"]}))
     assert any(p.startswith("map") for p in problems(details={**details, "parameters_hmac": {
         "A": h("2"), "B": h("2"), "C": h("3")}}))
-    assert any(p.startswith("files") for p in problems(details={**details, "files": {}}))
+    assert any(p.startswith("files") for p in problems(details={**details, "file_parts": {}}))
 
 
 def test_the_comparison_of_a_websocket_and_of_a_path_the_rack_decoded():

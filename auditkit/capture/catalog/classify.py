@@ -121,7 +121,7 @@ def _unknown(method: str, path: str, params: Mapping[str, str], websocket: bool,
     if len(names) != len(params):
         details["unnamed_params"] = len(params) - len(names)
     if files:
-        details["files"] = {n: file_record(p) for n, p in sorted(files.items()) if plain_name(n)}
+        details["file_parts"] = {n: file_record(p) for n, p in sorted(files.items()) if plain_name(n)}
     segments = path.split("/")
     app = segments[2] if len(segments) > 2 and segments[1] == "apps" and segments[2] else None
     if websocket:

@@ -181,7 +181,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
     - certificate bodies → "sha256:<hex>";
     - every other param → its name in "params_hmac" with an HMAC of its value (events.value_hmac), never the
       value; a name that is not a plain identifier is not recorded: "unnamed_params" counts them;
-    - multipart file parts → "files": {name: {filename, size, sha256}};
+    - multipart file parts → "file_parts": {name: {filename, size, sha256}};
     - headers not declared by the route are never recorded (user agent and source IP are event fields);
       Authorization, Private-Key and Cookie never; declared secret-looking headers as "[redacted]".
     Header names are recorded lower-cased (`command`, `entrypoint`).
@@ -216,7 +216,7 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
     if unnamed:
         safe["unnamed_params"] = unnamed
     if files:
-        safe["files"] = {name: file_record(part) for name, part in sorted(files.items()) if plain_name(name)}
+        safe["file_parts"] = {name: file_record(part) for name, part in sorted(files.items()) if plain_name(name)}
     if route.special == "env_body":
         safe["env"] = (env_changes(previous_env, wire.parse_env(body), hmac_key) if body is not None
                        else {"previous": "unknown", "set": [], "note": "body not read"})
@@ -278,6 +278,6 @@ def carries_secrets(route: Route, safe: Mapping[str, Any]) -> bool:
     if route.special in ENV_SPECIALS or route.inline_params or route.secrets or route.maps:
         return True
     for name, value in safe.items():
-        if value == REDACTED or name.endswith("_hmac") or name in ("unnamed_params", "files"):
+        if value == REDACTED or name.endswith("_hmac") or name in ("unnamed_params", "file_parts"):
             return True
     return False

@@ -145,7 +145,7 @@ ROUTES: tuple[Route, ...] = (
        secrets=("src-creds-pass",), clear=("src-creds-user",)),
     _r("PUT", "/apps/{app}/builds/{id}", "BuildUpdate", "v3 v2 classic", "Builds", "updated",
        "Build {id} of app {app} updated by rack", target="{id}", app="app", secrets=("manifest",),
-       clear=("release", "status", "started", "ended", "reason", "entrypoint", "logs", "description"),
+       clear=("release", "status", "started", "ended", "entrypoint", "logs", "description"),
        note="sent by the build pod inside the rack; the manifest may carry environment defaults"),
     _r("POST", "/apps/{app}/builds/{id}/cancel", "BuildCancel", "v3", "Builds", "cancelled",
        "Cancelled build {id} of app {app}", target="{id}", app="app",
