@@ -43,7 +43,7 @@ from auditkit.model.events import FIELDS, Event, dumps, new_event_id, seal_halve
 from auditkit.model.filters import Filter
 from auditkit.share.links import LOCAL_RACK, ShareLink
 from auditkit.share.links import describe as describe_link
-from auditkit.synth.requests import Request, render
+from auditkit.synth.requests import UNRECORDED_VALUE, Request, render
 
 __all__ = ["Summary", "write_history", "build_world", "hmac_key", "PARALLEL_MIN"]
 
@@ -977,7 +977,7 @@ class Generator:
             keys = sorted(rng.sample(("Internal", "Timeout", "Rolling", "Sticky", "Cpu", "Memory", "Fargate"),
                                      rng.choice((1, 1, 2))))
             return [self._ev(t, actor, rack, Request("PUT", "/apps/{name}", {"name": name},
-                                                     {"parameters": {k: _PARAMETER for k in keys}}),
+                                                     {"parameters": tuple(keys)}),
                              details={"parameters": keys})]
         if v < 10:
             return [self._ev(t, actor, rack, Request("PUT", "/apps/{name}", {"name": name}, {"lock": "true"}),
@@ -1029,7 +1029,7 @@ class Generator:
                              details={"duration_ms": rng.randrange(20_000, 3_600_000)})]
         if v < 16:
             keys = sorted(rng.sample(_RACK_PARAMS, rng.choice((1, 1, 2))))
-            parameters = {"parameters": {k: _PARAMETER for k in keys}}
+            parameters = {"parameters": tuple(keys)}
             return [self._ev(t, actor, rack, Request("PUT", "/system", {}, parameters), 200 if admin else 403,
                              details={"parameters": keys, **({} if admin else refused)})]
         if v < 18:
@@ -1097,8 +1097,8 @@ class Generator:
         if v < 3:
             user = rng.choice(("AWS", "ci-pull", "acme-bot", "_json_key"))
             _secret(rng, "REGISTRY_PASSWORD")  # sent to the rack, never recorded
-            return [self._ev(t, actor, rack, Request("POST", "/registries", {},
-                                                     {"server": server, "username": user, "password": _PARAMETER}),
+            login = {"server": server, "username": user, "password": UNRECORDED_VALUE}
+            return [self._ev(t, actor, rack, Request("POST", "/registries", {}, login),
                              details={"server": server, "username": user})]
         if v < 4:
             return [self._ev(t, actor, rack, Request("DELETE", "/registries/{server}", {"server": server}))]
@@ -1128,13 +1128,13 @@ class Generator:
             prefix = {"postgres": "pg", "memcached": "memcache"}.get(kind, kind)
             new = f"{prefix}-{rng.choice(('audit', 'events', 'sessions', 'queue', 'cache2'))}"
             return [self._ev(t, actor, rack, Request("POST", "/resources", {},
-                                                     {"name": new, "kind": kind, "class": _PARAMETER,
-                                                      "storage": _PARAMETER, "version": _PARAMETER}),
+                                                     {"name": new, "kind": kind, "class": UNRECORDED_VALUE,
+                                                      "storage": UNRECORDED_VALUE, "version": UNRECORDED_VALUE}),
                              details={"kind": kind, "parameters": ["class", "storage", "version"]})]
         if v < 5:
             parameter = rng.choice(("class", "storage", "version", "durable"))
             return [self._ev(t, actor, rack, Request("PUT", "/resources/{name}", {"name": name},
-                                                     {"parameters": {parameter: _PARAMETER}}),
+                                                     {"parameters": (parameter,)}),
                              details={"parameters": [parameter]})]
         if v < 6:
             return [self._ev(t, actor, rack, Request("DELETE", "/resources/{name}", {"name": name}),
@@ -1202,7 +1202,7 @@ class Generator:
         event = self.rng.choice(("release:promote", "build:create", "app:create", "resource:create"))
         return [self._ev(t, actor, rack, Request("POST", "/events", {},
                                                  {"action": event, "status": "success",
-                                                  "data": {"app": app.name}}),
+                                                  "data": ("app",)}),
                          details={"action": event, "status": "success"})]
 
     def _x_denied(self, act: tuple) -> list:
@@ -1297,10 +1297,6 @@ class Generator:
 
 
 # --- the requests behind the gateway's events (rendered through the catalog by requests.render) -----------------------
-
-# The value of a parameter the history does not make up: the gateway records only its name (and an HMAC).
-_PARAMETER = "value"
-
 
 def _upload(app: str, key: str) -> Request:
     return Request("POST", "/apps/{app}/objects/{key}", {"app": app, "key": key})

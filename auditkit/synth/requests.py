@@ -26,6 +26,9 @@ from auditkit.capture import catalog
 Rendered = tuple[str, str, str, str | None, str | None]
 
 _NONE: Mapping = types.MappingProxyType({})
+# What the history sends where the gateway records a name but never the value: a map field's values, a resource's
+# parameters, a registry password.
+UNRECORDED_VALUE = "value"
 _MARK = "\x1e{}\x1f"
 _MARK_RE = re.compile("\x1e(\\d+)\x1f")
 _PLAIN_MAX = 120  # the catalog clips longer values in descriptions
@@ -34,15 +37,16 @@ _NOT_PLAIN = re.compile("[\r\n\t\x00\x1e\x1f]|://")
 
 
 class Request(NamedTuple):
-    """A request to a rack as the gateway sees it. `route` is the path with `{name}` fields filled from `slots`;
-    params map to a string, or to a dict for a map field (recorded by its keys; sent URL-encoded). `env` is an env
-    write's (added, changed, removed) keys against `previous`, the keys of the app's env before it. `response` holds
-    the values of the rack's answer the catalog reads (`id`, `pid`, `domain`), `exit_code` a session's."""
+    """A request to a rack as the gateway sees it. `route` is the path with `{name}` fields filled from `slots`.
+    A param maps to its value, or, for a map field (`parameters`, `data`), to the tuple of the map's keys: the
+    gateway records a map by its keys, so the history makes up no values (it sends UNRECORDED_VALUE). `env` is an
+    env write's (added, changed, removed) keys against `previous`, the keys of the app's env before it. `response`
+    holds the values of the rack's answer the catalog reads (`id`, `pid`, `domain`), `exit_code` a session's."""
 
     method: str
     route: str
     slots: Mapping[str, str]
-    params: Mapping[str, str | Mapping[str, str]] = _NONE
+    params: Mapping[str, str | tuple[str, ...]] = _NONE
     headers: Mapping[str, str] = _NONE
     vary: tuple[str, ...] = ()
     response: Mapping[str, str] = _NONE
@@ -59,15 +63,20 @@ class Request(NamedTuple):
 def render(request: Request, status: int | None) -> Rendered:
     """What the gateway records for `request` when the rack answered with `status` (None: no answer was recorded,
     so the event is the one the gateway wrote before forwarding)."""
-    values = _values(request)
+    slots = request.slots
+    values = [slots[name] for _, name in _SLOTS.get(request.route) or _slot_names(request.route)]
+    vary, params, headers, response = request.vary, request.params, request.headers, request.response
+    if vary:
+        values.extend(params[n] if n in params else headers[n] for n in vary)  # type: ignore[misc]
+        params = {n: v for n, v in params.items() if n not in vary}
+        headers = {n: v for n, v in headers.items() if n not in vary}
+    if response:
+        values.extend(response.values())
     if values and (max(map(len, values)) > _PLAIN_MAX or _NOT_PLAIN.search(" ".join(values))):
         return render_directly(request, status)
-    params, headers = request.params, request.headers
-    key = (request.method, request.route, request.websocket,
-           -1 if status is None else status >= 400, request.exit_code, request.vary, tuple(request.response),
-           tuple(map(bool, values)) if "" in values else None,
-           _fixed(params, request.vary) if params else None, _fixed(headers, request.vary) if headers else None,
-           request.env)
+    key = (request.method, request.route, request.websocket, -1 if status is None else status >= 400,
+           request.exit_code, vary, tuple(response), tuple(map(bool, values)) if "" in values else None,
+           tuple(params.items()) if params else None, tuple(headers.items()) if headers else None, request.env)
     shape = _SHAPES.get(key)
     if shape is None:
         shape = _SHAPES[key] = _shape(request, status, values)
@@ -84,8 +93,8 @@ def render_directly(request: Request, status: int | None, *,
     slots = {name: marks.get(("slot", name), value) for name, value in request.slots.items()}
     params: dict[str, str] = {}
     for name, value in request.params.items():
-        if isinstance(value, Mapping):
-            params[name] = urllib.parse.urlencode(dict(value))
+        if isinstance(value, tuple):
+            params[name] = urllib.parse.urlencode({key: UNRECORDED_VALUE for key in value})
         else:
             params[name] = marks.get(("param", name), value)
     previous_env = None
@@ -109,19 +118,9 @@ def render_directly(request: Request, status: int | None, *,
 _SHAPES: dict[tuple, Rendered] = {}
 
 
-def _values(request: Request) -> list[str]:
-    """What varies from event to event, in the order _names() names it."""
-    values = [request.slots[name] for _, name in _slot_names(request.route)]
-    if request.vary:
-        params = request.params
-        values.extend(params[n] if n in params else request.headers[n] for n in request.vary)  # type: ignore[misc]
-    if request.response:
-        values.extend(request.response.values())
-    return values
-
-
 def _names(request: Request) -> list[tuple[str, str]]:
-    """Where each value of _values() comes from: ("slot" | "param" | "header" | "response", name)."""
+    """Where each value render() takes from a request comes from: ("slot" | "param" | "header" | "response", name),
+    in its order: the path's slots, the params and headers named in `vary`, the rack's answer."""
     names = list(_slot_names(request.route))
     names.extend(("param" if n in request.params else "header", n) for n in request.vary)
     names.extend(("response", n) for n in request.response)
@@ -136,14 +135,6 @@ def _slot_names(route: str) -> list[tuple[str, str]]:
 
 
 _SLOTS: dict[str, list[tuple[str, str]]] = {}
-
-
-def _fixed(fields: Mapping[str, str | Mapping[str, str]], vary: tuple[str, ...]) -> tuple:
-    """The fields that are part of a request's shape: every one not named in `vary`, a map by its keys."""
-    if not fields:
-        return ()
-    return tuple((name, value if isinstance(value, str) else tuple(value))
-                 for name, value in fields.items() if name not in vary)
 
 
 def _shape(request: Request, status: int | None, values: list[str]) -> Rendered:
