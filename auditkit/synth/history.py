@@ -1,16 +1,15 @@
 """Synthetic history: a realistic, deterministic stretch of Convox rack activity written into a store.
 
-`auditkit synth`, `auditkit demo` and bench/query.py call write_history(). From the seed it builds a small company —
-40 people at one or two company domains (engineers, platform admins, a few read-only support and audit people, each
-in a time zone), 5 deploy keys, 3–12 racks named `org/rack` in two or three regions with their apps, services and
-resources — then plans activities over `days` days in each actor's working rhythm (weekday business hours dominate,
+`auditkit synth`, `auditkit demo` and bench/query.py call write_history(). From the seed it builds a small company
+(synth/world.py: about 40 people, 5 deploy keys, 3–12 racks in two or three regions with their apps, services and
+resources), then plans activities over `days` days in each actor's working rhythm (weekday business hours dominate,
 some nights and weekends, scheduled jobs at fixed hours) and expands every activity into the Rack API requests it
 takes and the events the capture gateway records for them: a deploy is a burst of object upload → build created →
 build logs → release created → release promoted within minutes, an env change records which keys were added,
 changed or removed and an HMAC of each new value (never the value), a few exec / SSH / resource-console sessions
-carry real-looking asciicast v2 recordings, and some requests fail, are denied or never got an answer. Each gateway
-event's category, action, description, app and target are the catalog's for its request (synth/requests.py); share
-links are described as share/links.py describes them.
+carry real-looking asciicast v2 recordings (synth/sessions.py), and some requests fail, are denied or never got an
+answer. Each gateway event's category, action, description, app and target are the catalog's for its request
+(synth/requests.py); share links are described as share/links.py describes them.
 
 Each region's gateway is one chain source (`gw-us`, `gw-eu`, `gw-ap`); share-link events are on the mirror's own
 `local` chain. Events are written with store.append() in time windows of about BATCH_EVENTS events (each window's
@@ -38,12 +37,13 @@ import traceback
 from typing import Any, Callable, Iterator
 
 from auditkit import store
-from auditkit.model import asciicast
 from auditkit.model.events import FIELDS, Event, dumps, new_event_id, seal_halves, timestamp_ms, value_hmac
 from auditkit.model.filters import Filter
 from auditkit.share.links import LOCAL_RACK, ShareLink
 from auditkit.share.links import describe as describe_link
 from auditkit.synth.requests import UNRECORDED_VALUE, Request, render
+from auditkit.synth.sessions import SCENARIOS, psql_session, redis_session, ssh_session
+from auditkit.synth.world import Actor, App, Rack, World, build_world
 
 __all__ = ["Summary", "write_history", "build_world", "hmac_key", "PARALLEL_MIN"]
 
@@ -55,7 +55,6 @@ PARALLEL_MIN = 100_000  # from this many events, each gateway's chain is generat
 LOCAL_SHARE = 0.012  # share of events on the mirror's own chain (share links created, viewed, revoked)
 P_UNKNOWN = 0.0012  # a write whose answer the gateway never saw (it restarted): outcome unknown
 P_RACK_ERROR = 0.012  # a write the rack answered with a server error
-CLI_VERSION = "3.24.9"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -63,180 +62,6 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 class Summary:
     events: int
     sessions: int
-
-
-# --- the world: people, keys, racks, apps ------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Actor:
-    name: str
-    type: str  # user | deploy_key | system
-    role: str  # admin | write | read (the gateway key's role)
-    region: str  # us | eu | ap, or "" when it does not matter
-    tz_minutes: int  # UTC offset of the actor's working day (fixed: no DST, so the history is machine-independent)
-    weight: float  # how busy: a multiplier on every kind of activity the actor does
-    ips: tuple[str, ...]  # the first is the usual one (the office, the CI runners)
-    agent: str
-
-
-@dataclasses.dataclass(frozen=True)
-class App:
-    name: str
-    stack: str  # rails | node | python | go
-    services: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class Rack:
-    name: str
-    region: str
-    source: str
-    stage: str  # production | staging | other
-    weight: float
-    apps: tuple[App, ...]
-    app_weights: tuple[float, ...]
-    resources: tuple[tuple[str, str], ...]  # (name, kind)
-
-
-@dataclasses.dataclass(frozen=True)
-class World:
-    seed: int
-    org: str
-    domains: tuple[str, ...]
-    actors: tuple[Actor, ...]
-    racks: tuple[Rack, ...]
-    sources: tuple[str, ...]  # gateway sources, largest first
-
-
-_FIRST = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj",
-          "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "wendy", "amir", "beatriz", "chen",
-          "dmitri", "emeka", "fatima", "gustavo", "hana", "ines", "jonas", "kenji", "leila", "marek", "noor",
-          "oskar", "priya", "quentin", "rosa", "sanjay", "tomasz", "uma", "valentina", "yusuf", "zofia", "lars",
-          "mei", "nadia", "pablo", "ravi", "sofia")
-_LAST = ("smith", "garcia", "nguyen", "mueller", "kowalski", "rossi", "tanaka", "okafor", "silva", "dubois",
-         "jensen", "novak", "haddad", "kim", "patel", "schmidt", "moreau", "lindqvist", "costa", "ivanova", "berg",
-         "khan", "park", "weber", "ferreira", "martin", "sato", "adeyemi", "horvat", "larsen")
-
-# (UTC offset in minutes, region, weight of people there)
-_ZONES = ((-480, "us", 3), (-300, "us", 5), (0, "eu", 2), (60, "eu", 4), (120, "eu", 1), (330, "ap", 1))
-
-# (name, region, stage, weight, app set)
-_RACKS = (
-    ("production", "us", "production", 1.0, "full"),
-    ("staging", "us", "staging", 1.2, "full"),
-    ("eu-west", "eu", "production", 0.7, "full"),
-    ("eu-staging", "eu", "staging", 0.5, "full"),
-    ("us-west", "us", "production", 0.4, "core"),
-    ("sandbox", "us", "other", 0.25, "sandbox"),
-    ("ap-southeast", "ap", "production", 0.35, "core"),
-    ("data", "us", "other", 0.3, "data"),
-    ("eu-central", "eu", "production", 0.3, "core"),
-    ("internal", "eu", "other", 0.2, "internal"),
-    ("perf", "us", "staging", 0.15, "core"),
-    ("dr-us-east-2", "us", "production", 0.1, "core"),
-)
-_APPS = {
-    "web": App("web", "rails", ("web", "worker")),
-    "api": App("api", "rails", ("api", "worker", "scheduler")),
-    "worker": App("worker", "python", ("worker", "cron")),
-    "billing": App("billing", "rails", ("web", "worker")),
-    "admin": App("admin", "node", ("web",)),
-    "search": App("search", "go", ("api", "indexer")),
-    "notifications": App("notifications", "node", ("worker", "smtp-relay")),
-    "reports": App("reports", "python", ("web", "worker")),
-    "playground": App("playground", "node", ("web",)),
-    "etl": App("etl", "python", ("worker", "scheduler")),
-    "airflow": App("airflow", "python", ("web", "scheduler", "worker")),
-    "metabase": App("metabase", "go", ("web",)),
-    "grafana": App("grafana", "go", ("web",)),
-    "vault-ui": App("vault-ui", "node", ("web",)),
-    "locust": App("locust", "python", ("master", "worker")),
-}
-_APP_SETS = {
-    "full": ("web", "api", "worker", "billing", "admin", "search", "notifications", "reports"),
-    "core": ("web", "api", "worker", "billing", "search"),
-    "sandbox": ("playground", "web", "api"),
-    "data": ("etl", "airflow", "metabase", "reports"),
-    "internal": ("grafana", "vault-ui", "admin"),
-}
-_RESOURCES = {
-    "full": (("pg-main", "postgres"), ("redis-cache", "redis"), ("pg-reports", "postgres"), ("memcache", "memcached")),
-    "core": (("pg-main", "postgres"), ("redis-cache", "redis")),
-    "sandbox": (("pg-sandbox", "postgres"),),
-    "data": (("pg-warehouse", "postgres"), ("mysql-legacy", "mysql"), ("redis-queue", "redis")),
-    "internal": (("pg-internal", "postgres"),),
-}
-_DEPLOY_KEYS = (
-    # name, role, profile style, weight, ips
-    ("ci-github-actions", "write", "ci", 9.0, ("192.0.2.41", "192.0.2.42", "192.0.2.43", "192.0.2.57")),
-    ("release-bot", "write", "train", 1.5, ("192.0.2.10",)),
-    ("review-apps", "write", "ci", 1.2, ("192.0.2.41", "192.0.2.42")),
-    ("terraform-cloud", "admin", "ci", 1.0, ("192.0.2.88", "192.0.2.89")),
-    ("nightly-scaler", "write", "scaler", 1.0, ("192.0.2.200",)),
-)
-_AGENTS = ("convox.go/3.24.9",) * 6 + ("convox.go/3.24.7",) * 3 + ("convox.go/3.23.4", "convox.go/3.21.1")
-_BROWSERS = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 "
-    "Safari/605.1.15",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
-)
-_OFFICE_IP = {"us": "198.51.100.23", "eu": "203.0.113.77", "ap": "203.0.113.140"}
-
-
-def build_world(seed: int) -> World:
-    """The company the history is about, from the seed alone."""
-    rng = random.Random(f"auditkit-synth:{seed}:world")
-    org = "acme"
-    domains = ("example.com", "example.net") if rng.random() < 0.6 else ("example.com",)
-    n_racks = rng.randint(3, 12)
-    chosen = list(_RACKS[:3]) + sorted(rng.sample(_RACKS[3:], n_racks - 3), key=_RACKS.index)
-    region_source = {"us": "gw-us", "eu": "gw-eu", "ap": "gw-ap"}
-    racks = []
-    for name, region, stage, weight, app_set in chosen:
-        apps = tuple(_APPS[a] for a in _APP_SETS[app_set])
-        app_weights = tuple(1.0 / (1 + 0.45 * i) for i in range(len(apps)))
-        racks.append(Rack(f"{org}/{name}", region, region_source[region], stage, weight, apps, app_weights,
-                          _RESOURCES[app_set]))
-
-    zone_table = [z for z in _ZONES for _ in range(z[2])]
-    pairs = rng.sample([(f, l) for f in _FIRST for l in _LAST], 400)
-    seen_first: set[str] = set()
-    people: list[tuple[str, str]] = []
-    for first, last in pairs:
-        if len(people) == 40:
-            break
-        if first in seen_first:
-            continue
-        seen_first.add(first)
-        people.append((first, last))
-    if not any(first == "alice" for first, _ in people):
-        people[0] = ("alice", people[0][1])  # the README's examples use alice@example.com
-        people.sort(key=lambda p: p[0] != "alice")
-    roles = ["admin"] * 6 + ["read"] * 5 + ["write"] * 29
-    rng.shuffle(roles)
-    actors: list[Actor] = []
-    for i, (first, last) in enumerate(people):
-        role = "admin" if first == "alice" else roles[i]
-        if len(domains) > 1 and i % 4 == 3:
-            email = f"{first}.{last}@{domains[1]}"
-        else:
-            email = f"{first}@{domains[0]}"
-        tz, region, _ = zone_table[rng.randrange(len(zone_table))]
-        weight = rng.lognormvariate(0.0, 0.7) * (0.5 if role == "read" else 1.0)
-        if rng.random() < 0.8:
-            home = f"198.51.100.{rng.randrange(30, 250)}"
-        else:
-            home = f"2001:db8:{rng.randrange(16**4):x}::{rng.randrange(1, 255):x}"
-        actors.append(Actor(email, "user", role, region, tz, weight, (_OFFICE_IP[region], home),
-                            _AGENTS[rng.randrange(len(_AGENTS))]))
-    for name, role, style, weight, ips in _DEPLOY_KEYS:
-        # Scheduled keys keep US-East hours; CI follows merges on both sides of the Atlantic (its profile says so).
-        actors.append(Actor(name, "deploy_key", role, "", -300 if style != "ci" else 0, weight, ips,
-                            f"convox.go/{CLI_VERSION}"))
-    actors.append(Actor("system", "system", "admin", "", 0, 1.0, (), ""))
-    sources_present = sorted({r.source for r in racks}, key=lambda s: -sum(r.weight for r in racks if r.source == s))
-    return World(seed, org, domains, tuple(actors), tuple(racks), tuple(sources_present))
 
 
 # --- time: working rhythm per time zone ----------------------------------------------------------------------------
@@ -877,7 +702,7 @@ class Generator:
         service = app.services[r % len(app.services)]
         pid = self._pid(st, service)
         if order in self.recorded:
-            scenario = _SCENARIOS[app.stack][(r >> 4) % len(_SCENARIOS[app.stack])]
+            scenario = SCENARIOS[app.stack][(r >> 4) % len(SCENARIOS[app.stack])]
             return [self._session(t, actor, rack, app, pid, scenario,
                                   lambda command, code: _exec(app.name, pid, command, code))]
         cmd = rng.choice(_EXEC_COMMANDS[app.stack])
@@ -1005,7 +830,7 @@ class Generator:
         v = r % 20
         instance = _instance(rng)
         if order in self.recorded:
-            return [self._session(t, actor, rack, None, instance, _scenario_ssh,
+            return [self._session(t, actor, rack, None, instance, ssh_session,
                                   lambda command, code: _shell(instance, "interactive"))]
         # The gateway lets only admins change the rack itself; others are refused before the rack sees it.
         admin = self.world.actors[actor].role == "admin"
@@ -1120,7 +945,7 @@ class Generator:
         resources = self.world.racks[rack].resources
         name, kind = resources[(r >> 5) % len(resources)]
         if order in self.recorded and kind in ("postgres", "redis"):
-            scenario = _scenario_psql if kind == "postgres" else _scenario_redis
+            scenario = psql_session if kind == "postgres" else redis_session
             return [self._session(t, actor, rack, app, name, scenario,
                                   lambda command, code: _console(app.name, name))]
         v = r % 20
@@ -1424,9 +1249,13 @@ def _shape(kind: str, r: int) -> int:
 _INTERACTIVE = frozenset({"exec", "infra", "resources"})
 
 
-# A recording: (command, asciicast bytes, duration ms, exit code, width, height).
-Recording = tuple[str, bytes, int, int, int, int]
-
+# The browsers auditors open share links in.
+_BROWSERS = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+)
 _MIGRATE = {"rails": "bin/rails db:migrate", "node": "npm run migrate", "python": "python manage.py migrate",
             "go": "./bin/migrate up"}
 _PROMOTE_ERRORS = ((409, "app is currently updating"), (500, "timeout waiting for rollout of service web"),
@@ -1458,260 +1287,6 @@ _CERT_DOMAINS = ("api.example.com", "www.example.com", "admin.example.com", "bil
                  "status.example.com", "eu.api.example.com")
 _REGISTRIES = ("ghcr.io", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "registry.gitlab.com", "quay.io",
                "index.docker.io")
-
-
-# --- recordings: asciicast v2 ----------------------------------------------------------------------------------------
-
-class _Cast:
-    """A scripted terminal session written with asciicast.Recorder: output events only (the terminal echoes what is
-    typed), at times this script chooses, so the bytes depend on the seed alone."""
-
-    def __init__(self, rng: random.Random, width: int, height: int, start_ms: int, command: str, title: str):
-        self.rng, self.t = rng, 0.0
-        self.recorder = asciicast.Recorder(width=width, height=height, command=command, title=title,
-                                           started=start_ms / 1000,
-                                           env={"SHELL": "/bin/bash", "TERM": "xterm-256color"})
-
-    def out(self, data: str, delay: float = 0.0) -> None:
-        self.t += delay
-        self.recorder.output(data, at=self.t)
-
-    def type(self, prompt: str, text: str) -> None:
-        """A prompt, a pause to think, then `text` typed a key at a time and Enter."""
-        self.out(prompt, self.rng.uniform(0.05, 0.4))
-        self.t += self.rng.uniform(0.8, 5.0)
-        for ch in text:
-            self.out(ch, self.rng.uniform(0.04, 0.22))
-        self.out("\r\n", self.rng.uniform(0.05, 0.3))
-
-    def result(self, text: str) -> None:
-        """Program output, a few chunks, lines ending in CRLF as a terminal shows them."""
-        lines = text.split("\n")
-        chunk: list[str] = []
-        for i, line in enumerate(lines):
-            chunk.append(line)
-            if len(chunk) >= 4 or i == len(lines) - 1:
-                self.out("\r\n".join(chunk) + "\r\n", self.rng.uniform(0.01, 0.35))
-                chunk = []
-
-    def finish(self) -> bytes:
-        return self.recorder.getvalue()
-
-    @property
-    def duration_ms(self) -> int:
-        return int(self.t * 1000)
-
-
-_LS_COLORS = {"dir": "\x1b[01;34m", "exe": "\x1b[01;32m", "link": "\x1b[01;36m", "file": "", "arc": "\x1b[01;31m"}
-
-
-def _ls_color(entries: list[tuple[str, str]], width: int = 120) -> str:
-    """What `ls --color` prints on a terminal `width` columns wide: sorted, in columns filled top to bottom."""
-    entries = sorted(entries, key=lambda e: e[0].lower())
-    n = len(entries)
-    for rows in range(1, n + 1):
-        cols = -(-n // rows)
-        widths = [max(len(name) for name, _ in entries[c * rows:(c + 1) * rows]) + 2 for c in range(cols)
-                  if entries[c * rows:(c + 1) * rows]]
-        if sum(widths) - 2 <= width:
-            break
-    lines = []
-    for r in range(rows):
-        cells = []
-        for c, w in enumerate(widths):
-            i = c * rows + r
-            if i >= n:
-                continue
-            name, kind = entries[i]
-            text = f"{_LS_COLORS[kind]}{name}\x1b[0m" if _LS_COLORS[kind] else name
-            last = c == len(widths) - 1 or (c + 1) * rows + r >= n
-            cells.append(text if last else text + " " * (w - len(name)))
-        lines.append("".join(cells))
-    return "\n".join(lines)
-
-
-_RAILS_LS = [("app", "dir"), ("bin", "dir"), ("config", "dir"), ("config.ru", "file"), ("db", "dir"),
-             ("Gemfile", "file"), ("Gemfile.lock", "file"), ("lib", "dir"), ("log", "dir"), ("public", "dir"),
-             ("Rakefile", "file"), ("entrypoint.sh", "exe"), ("current", "link"), ("tmp", "dir"),
-             ("vendor", "dir"), ("assets.tar.gz", "arc")]
-_NODE_LS = [("dist", "dir"), ("node_modules", "dir"), ("package.json", "file"), ("package-lock.json", "file"),
-            ("scripts", "dir"), ("server.js", "exe"), ("src", "dir"), ("static", "link"), ("README.md", "file")]
-_PY_LS = [("app", "dir"), ("jobs", "dir"), ("manage.py", "exe"), ("requirements.txt", "file"), ("static", "dir"),
-          ("templates", "dir"), ("wsgi.py", "file"), ("media", "link"), ("backup.tar.gz", "arc")]
-_GO_LS = [("bin", "dir"), ("config.yaml", "file"), ("healthcheck", "exe"), ("migrations", "dir"), ("server", "exe"),
-          ("web", "link")]
-
-
-def _shell_prompt(user: str, host: str, cwd: str, root: bool = True) -> str:
-    return f"\x1b[01;32m{user}@{host}\x1b[00m:\x1b[01;34m{cwd}\x1b[00m{'#' if root else '$'} "
-
-
-def _scenario_shell(listing: list, extra: list[tuple[str, str]], cwd: str = "/app") -> Callable:
-    def run(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
-        width, height = rng.choice(((120, 32), (160, 45), (100, 30), (212, 55)))
-        cast = _Cast(rng, width, height, t, "bash", pid)
-        prompt = _shell_prompt("root", pid, cwd)
-        cast.type(prompt, "ls --color")
-        cast.result(_ls_color(listing, width))
-        for command, output in rng.sample(extra, min(len(extra), rng.randint(2, 3))):
-            cast.type(prompt, command)
-            cast.result(output)
-        cast.type(prompt, "exit")
-        cast.out("exit\r\n", 0.05)
-        return "bash", cast.finish(), cast.duration_ms, 0, width, height
-    return run
-
-
-_RAILS_EXTRA = [
-    ("bin/rails runner 'puts User.count'", "48213"),
-    ("tail -n 3 log/production.log",
-     "I, [2026-11-19T14:02:11.411 #7]  INFO -- : [c3f1e2] Completed 200 OK in 41ms "
-     "(Views: 12.0ms | ActiveRecord: 9.8ms)\n"
-     "I, [2026-11-19T14:02:11.950 #7]  INFO -- : [a81d04] Started GET \"/api/v2/orders?page=3\" for 10.0.3.17\n"
-     "W, [2026-11-19T14:02:12.022 #9]  WARN -- : [a81d04] \x1b[33mSlow query (612ms)\x1b[0m "
-     "SELECT \"orders\".* FROM \"orders\""),
-    ("bin/rake db:migrate:status | tail -n 4",
-     "   up     20261102101500  Add index to orders state\n   up     20261110083000  Create refunds\n"
-     "   up     20261117121500  Add currency to invoices\n"
-     "  \x1b[31mdown\x1b[0m    20261118094500  Backfill refund reasons"),
-    ("df -h /tmp", "Filesystem      Size  Used Avail Use% Mounted on\noverlay          80G   31G   50G  39% /"),
-    ("ps aux | head -n 4",
-     "USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND\n"
-     "app            1  0.0  0.1   2384  1536 ?        Ss   09:12   0:00 /bin/sh -c bin/web\n"
-     "app            7 12.4  9.8 1273112 401208 ?      Sl   09:12  41:07 puma 6.4.2 (tcp://0.0.0.0:3000) [app]\n"
-     "root         214  0.0  0.0   4608  3840 pts/0    Ss   14:01   0:00 bash"),
-]
-_NODE_EXTRA = [
-    ("node -e 'console.log(process.version)'", "v20.11.1"),
-    ("cat package.json | head -n 5",
-     "{\n  \"name\": \"admin\",\n  \"version\": \"4.18.2\",\n  \"private\": true,\n  \"scripts\": {"),
-    ("du -sh node_modules", "412M\tnode_modules"),
-    ("free -m", "               total        used        free      shared  buff/cache   available\n"
-                "Mem:            7812        3120         811           2        3880        4402"),
-]
-_PY_EXTRA = [
-    ("python -c 'import django; print(django.get_version())'", "5.0.9"),
-    ("celery -A app inspect ping",
-     "->  celery@worker-5c9d7b8f4d-q2kzl: \x1b[32mOK\x1b[0m\n        pong\n\n1 node online."),
-    ("pip list 2>/dev/null | grep -i -E 'django|celery|redis'",
-     "celery            5.4.0\nDjango            5.0.9\nredis             5.0.8"),
-    ("df -h /tmp", "Filesystem      Size  Used Avail Use% Mounted on\noverlay          80G   27G   54G  34% /"),
-]
-_GO_EXTRA = [
-    ("./healthcheck", "\x1b[32m✔\x1b[0m database   ok (3ms)\n\x1b[32m✔\x1b[0m cache      ok (1ms)\n"
-                      "\x1b[33m!\x1b[0m search     degraded (412ms)"),
-    ("cat config.yaml | head -n 3", "listen: :8080\nlog_level: info\nshutdown_grace: 25s"),
-    ("uptime", " 14:03:07 up 3 days,  2:11,  0 users,  load average: 0.42, 0.51, 0.47"),
-]
-
-
-def _scenario_rails_console(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
-    width, height = rng.choice(((120, 32), (160, 45), (140, 40)))
-    command = "bin/rails console"
-    cast = _Cast(rng, width, height, t, command, pid)
-    cast.out("Loading production environment (Rails 7.1.3.4)\r\n", 2.4)
-    n = 1
-    exchanges = [
-        ("User.where(created_at: 1.day.ago..).count", "=> \x1b[34m\x1b[1m412\x1b[0m"),
-        ("Order.where(state: \"pending\").where(\"created_at < ?\", 2.hours.ago).count", "=> \x1b[34m\x1b[1m3\x1b[0m"),
-        ("Order.find(88123).state", "=> \x1b[31m\"refunded\"\x1b[0m"),
-        ("Invoice.last.total_cents", "=> \x1b[34m\x1b[1m129900\x1b[0m"),
-        ("Feature.enabled?(:new_checkout)", "=> \x1b[36m\x1b[1mtrue\x1b[0m"),
-    ]
-    for code, result in rng.sample(exchanges, rng.randint(2, 4)):
-        cast.type(f"irb(main):{n:03d}> ", code)
-        cast.result(result)
-        n += 1
-    cast.type(f"irb(main):{n:03d}> ", "exit")
-    return command, cast.finish(), cast.duration_ms, 0, width, height
-
-
-def _scenario_python_shell(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
-    """`python manage.py shell` with IPython installed: coloured In/Out prompts."""
-    width, height = rng.choice(((120, 32), (160, 45)))
-    command = "python manage.py shell"
-    cast = _Cast(rng, width, height, t, command, pid)
-    cast.out("Python 3.12.7 (main, Oct  1 2026, 08:10:12) [GCC 12.2.0]\r\n"
-             "Type 'copyright', 'credits' or 'license' for more information\r\n"
-             "IPython 8.29.0 -- An enhanced Interactive Python. Type '?' for help.\r\n\r\n", 1.8)
-    n = 1
-    for code, result in rng.sample([("from reports.models import Report", ""),
-                                     ("Report.objects.filter(status='failed').count()", "7"),
-                                     ("Report.objects.latest('created_at').id", "99412"),
-                                     ("from django.conf import settings; settings.DEBUG", "False")], 3):
-        cast.type(f"\x1b[32mIn [\x1b[1;32m{n}\x1b[0;32m]: \x1b[0m", code)
-        if result:
-            cast.result(f"\x1b[31mOut[\x1b[1;31m{n}\x1b[0;31m]: \x1b[0m{result}\n")
-        n += 1
-    cast.type(f"\x1b[32mIn [\x1b[1;32m{n}\x1b[0;32m]: \x1b[0m", "exit")
-    return command, cast.finish(), cast.duration_ms, 0, width, height
-
-
-_VAR_LOG = [("amazon", "dir"), ("audit", "dir"), ("boot.log", "file"), ("containers", "dir"), ("journal", "dir"),
-            ("kubelet.log", "file"), ("pods", "dir"), ("messages", "file"), ("aws-routed-eni", "dir"),
-            ("cloud-init.log", "file"), ("dmesg.old", "arc")]
-
-
-def _scenario_ssh(rng: random.Random, t: int, instance: str, actor: Actor) -> Recording:
-    width, height = rng.choice(((120, 32), (160, 45), (100, 30)))
-    host = f"ip-10-0-{rng.randrange(1, 60)}-{rng.randrange(2, 250)}"
-    cast = _Cast(rng, width, height, t, "interactive", instance)
-    cast.out(f"Last login: Tue Nov 18 09:12:44 2026 from 10.0.3.17\r\n\r\n"
-             "   ,     #_\r\n   ~\\_  ####_        Amazon Linux 2023\r\n  ~~  \\_#####\\\r\n  ~~     \\###|\r\n"
-             "  ~~       \\#/ ___   https://aws.amazon.com/linux/amazon-linux-2023\r\n\r\n", 0.9)
-    prompt = f"[\x1b[01;32mec2-user\x1b[0m@{host} ~]$ "
-    steps = [("uptime", f" 14:03:07 up {rng.randrange(1, 40)} days,  2:11,  1 user,  load average: 0.42, 0.51, 0.47"),
-             ("free -m", "               total        used        free      shared  buff/cache   available\n"
-                         "Mem:           15788        9120         811           2        5856       6402"),
-             ("ls --color /var/log", _ls_color(_VAR_LOG, width)),
-             ("sudo crictl ps | head -n 3",
-              "CONTAINER      IMAGE          CREATED       STATE    NAME     ATTEMPT  POD ID\n"
-              "3f1c2b7a9d10   9e2f7c1b3a44   2 hours ago   \x1b[32mRunning\x1b[0m  web      0        a1b2c3d4e5f6\n"
-              "8d7e6f5a4b3c   1c2d3e4f5a6b   2 hours ago   \x1b[32mRunning\x1b[0m  worker   0        f6e5d4c3b2a1")]
-    for command, output in steps[:2] + rng.sample(steps[2:], 2):
-        cast.type(prompt, command)
-        cast.result(output)
-    cast.type(prompt, "exit")
-    cast.out(f"logout\r\nConnection to {host} closed.\r\n", 0.1)
-    return "interactive", cast.finish(), cast.duration_ms, 0, width, height
-
-
-def _scenario_psql(rng: random.Random, t: int, name: str, actor: Actor) -> Recording:
-    width, height = rng.choice(((120, 32), (160, 45)))
-    cast = _Cast(rng, width, height, t, "psql", name)
-    cast.out("psql (16.4, server 15.8)\r\nSSL connection (protocol: TLSv1.3, cipher: TLS_AES_256_GCM_SHA384, "
-             "compression: off)\r\nType \"help\" for help.\r\n\r\n", 0.7)
-    prompt = "app=> "
-    cast.type(prompt, "\\dt")
-    cast.result("          List of relations\n Schema |     Name      | Type  | Owner\n"
-                "--------+---------------+-------+-------\n public | invoices      | table | app\n"
-                " public | orders        | table | app\n public | refunds       | table | app\n"
-                " public | users         | table | app\n(4 rows)\n")
-    cast.type(prompt, "select state, count(*) from orders group by 1 order by 2 desc;")
-    cast.result("  state   | count\n----------+--------\n complete | 981244\n pending  |    312\n"
-                " refunded |   4410\n(3 rows)\n")
-    cast.type(prompt, "exit")
-    return "psql", cast.finish(), cast.duration_ms, 0, width, height
-
-
-def _scenario_redis(rng: random.Random, t: int, name: str, actor: Actor) -> Recording:
-    width, height = 120, 32
-    cast = _Cast(rng, width, height, t, "redis-cli", name)
-    prompt = f"{name}.acme.internal:6379> "
-    cast.type(prompt, "INFO keyspace")
-    cast.result(f"# Keyspace\ndb0:keys={rng.randrange(1000, 90000)},expires=1203,avg_ttl=3600213")
-    cast.type(prompt, "DBSIZE")
-    cast.result(f"(integer) {rng.randrange(1000, 90000)}")
-    cast.type(prompt, "exit")
-    return "redis-cli", cast.finish(), cast.duration_ms, 0, width, height
-
-
-_SCENARIOS: dict[str, tuple[Callable, ...]] = {
-    "rails": (_scenario_shell(_RAILS_LS, _RAILS_EXTRA), _scenario_rails_console),
-    "node": (_scenario_shell(_NODE_LS, _NODE_EXTRA),),
-    "python": (_scenario_shell(_PY_LS, _PY_EXTRA), _scenario_python_shell),
-    "go": (_scenario_shell(_GO_LS, _GO_EXTRA, cwd="/srv"),),
-}
 
 
 # --- writing ---------------------------------------------------------------------------------------------------------
