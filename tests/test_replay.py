@@ -18,7 +18,7 @@ from pyte.screens import wcwidth
 from auditkit.model import asciicast
 from auditkit.review import replay
 from auditkit.review.replay import index
-from auditkit.synth import history as synth
+from auditkit.synth import sessions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -331,7 +331,7 @@ def test_the_index_can_be_cancelled_and_built_again():
 # --- markers --------------------------------------------------------------------------------------------------------
 
 def test_markers_are_the_commands_typed_at_prompts():
-    recording = synth._scenario_shell(synth._RAILS_LS, synth._RAILS_EXTRA)(random.Random(3), 0, "web-1", None)[1]
+    recording = sessions.shell_session(sessions.RAILS_LS, sessions.RAILS_EXTRA)(random.Random(3), 0, "web-1", None)[1]
     rec = replay.load(recording)
     rec.build_index()
     commands = [m.label for m in rec.markers]

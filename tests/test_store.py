@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from click.testing import CliRunner
 
 from auditkit.model import events as ev
@@ -806,3 +807,81 @@ def test_a_v3_file_from_before_the_text_view_migrates_and_takes_writes(db_path):
     store.append(conn, [draft(timestamp="2026-10-02T10:00:00.000Z", description="Promoted release ROPAL2 of app web")])
     assert store.count(conn, parse("ropal")) == 2
     assert store.verify(conn).ok
+
+
+# --- the schema: one for every way a file got there (read with sqlite-utils) ------------------------------------
+
+# Each migration as it shipped. A shipped migration never changes: files made by every earlier auditkit run it.
+MIGRATION_SHA256 = [
+    "6bb8fba2b1f1f1d0",
+    "ad5258433e68609e",
+    "48ae3e283f33379c",
+    "c4ccc213285b9d06",
+    "c39290b1cf1a6b4f",
+]
+SCHEMA_FIXTURE = Path(__file__).parent / "fixtures" / "schema.sql"
+
+
+def schema_of(path: Path) -> dict:
+    """Every table (columns, indexes, foreign keys, CREATE text), view and trigger of a file, as sqlite-utils reads
+    them; SQLite's own tables (sqlite_stat1 after an ANALYZE) left out."""
+    db = sqlite_utils.Database(path)
+    try:
+        return {
+            "tables": {t.name: (t.columns, t.indexes, t.foreign_keys, t.schema) for t in db.tables
+                       if not t.name.startswith("sqlite_")},
+            "views": {v.name: v.schema for v in db.views},
+            "triggers": {t.name: (t.table, t.sql) for t in db.triggers},
+        }
+    finally:
+        db.close()
+
+
+def schema_text(path: Path) -> str:
+    """The file's CREATE statements in the form of tests/fixtures/schema.sql."""
+    rows = raw_connect(path).execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY type, name").fetchall()
+    return "\n".join(f"-- {kind} {name} on {table}\n{sql};\n" for kind, name, table, sql in rows)
+
+
+def test_the_migrations_and_the_schema_they_make_are_the_shipped_ones(tmp_path):
+    assert [hashlib.sha256(m.encode()).hexdigest()[:16] for m in store.MIGRATIONS] == MIGRATION_SHA256
+    path = tmp_path / "fresh.db"
+    store.open_db(path).close()
+    assert schema_text(path) == SCHEMA_FIXTURE.read_text()
+    fresh = schema_of(path)
+    assert {"events", "sessions", "sync_state", "share_links", "intents", "gateway_keys", "deferred_indexes",
+            "events_fts"} <= set(fresh["tables"])
+    assert [c.name for c in fresh["tables"]["events"][0]] == list(store.EVENT_COLUMNS)
+    assert set(fresh["triggers"]) == {"events_no_update", "events_no_delete", "sessions_no_update",
+                                      "sessions_no_delete"}
+
+
+@pytest.mark.parametrize("first", range(1, store.SCHEMA_VERSION))
+def test_every_migration_path_makes_the_schema_of_a_fresh_file(tmp_path, first):
+    fresh = tmp_path / "fresh.db"
+    store.open_db(fresh).close()
+    path = tmp_path / f"from-v{first}.db"
+    old = store.open_db(path, migrate_to=first)
+    store.append(old, [draft(timestamp="2026-10-01T10:00:00.000Z"), draft(timestamp="2026-10-02T10:00:00.000Z")])
+    old.close()
+    for version in range(first + 1, store.SCHEMA_VERSION + 1):  # one version at a time, reopening in between
+        store.open_db(path, migrate_to=version).close()
+    assert schema_of(path) == schema_of(fresh)
+    assert schema_text(path) == schema_text(fresh)
+
+
+def test_a_bulk_load_leaves_the_schema_of_a_fresh_file(tmp_path):
+    fresh = tmp_path / "fresh.db"
+    store.open_db(fresh).close()
+    path = tmp_path / "bulk.db"
+    conn = store.open_db(path)
+    with store.bulk_load(conn):
+        assert store.indexes_deferred(conn)
+        deferred = {index.name for index in schema_of(path)["tables"]["events"][1]}
+        assert deferred == {"events_source_seq", "events_id"}  # the unique ones stay: they keep the chain whole
+        store.append(conn, [draft(timestamp=f"2026-10-0{i}T10:00:00.000Z") for i in range(1, 8)])
+    conn.close()
+    assert schema_of(path) == schema_of(fresh)  # the indexes came back exactly as they were
+    assert schema_text(path) == schema_text(fresh)

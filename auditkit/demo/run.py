@@ -45,7 +45,7 @@ def _verify_line(console: Console, label: str, conn) -> bool:  # type: ignore[no
 
 
 def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) -> None:
-    from auditkit.cli import _print_table
+    from auditkit.store.cli import print_events
     from auditkit.synth import history as synth
     from auditkit.demo import week
 
@@ -71,10 +71,10 @@ def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) 
                       f"them into {db_path} ({time.monotonic() - started:.1f}s)")
     journal = store.open_db(journal_path)
     console.rule(f"the gateway's journal ({journal_path})")
-    _print_table(journal, Filter(), 40, console)
+    print_events(journal, Filter(), 40, console)
     ok = _verify_line(console, "journal", journal)
     console.rule(f"the mirror ({db_path}): app shop, synced from the gateway's journal beside the synthetic month")
-    _print_table(conn, Filter.parse("app:shop"), 15, console)
+    print_events(conn, Filter.parse("app:shop"), 15, console)
     ok = _verify_line(console, "mirror", conn) and ok
     if not ok:
         sys.exit(1)

@@ -1,15 +1,15 @@
 """Synthetic history: a realistic, deterministic stretch of Convox rack activity written into a store.
 
-`auditkit synth`, `auditkit demo` and bench/query.py call write_history(). From the seed it builds a small company —
-40 people at one or two company domains (engineers, platform admins, a few read-only support and audit people, each
-in a time zone), 5 deploy keys, 3–12 racks named `org/rack` in two or three regions with their apps, services and
-resources — then plans activities over `days` days in each actor's working rhythm (weekday business hours dominate,
-some nights and weekends, scheduled jobs at fixed hours) and expands every activity into the events the capture
-gateway records for the Convox Rack API routes (reference/convox-rack-api.md §5): a deploy is a burst of object
-upload → build created → build logs → release created → release promoted within minutes, an env change records
-which keys were added, changed or removed and an HMAC of each new value (never the value), a few exec / SSH /
-resource-console sessions carry real-looking asciicast v2 recordings, and some requests fail, are denied or never
-got an answer.
+`auditkit synth`, `auditkit demo` and bench/query.py call write_history(). From the seed it builds a small company
+(synth/world.py: about 40 people, 5 deploy keys, 3–12 racks in two or three regions with their apps, services and
+resources), then plans activities over `days` days in each actor's working rhythm (weekday business hours dominate,
+some nights and weekends, scheduled jobs at fixed hours) and expands every activity into the Rack API requests it
+takes and the events the capture gateway records for them: a deploy is a burst of object upload → build created →
+build logs → release created → release promoted within minutes, an env change records which keys were added,
+changed or removed and an HMAC of each new value (never the value), a few exec / SSH / resource-console sessions
+carry real-looking asciicast v2 recordings (synth/sessions.py), and some requests fail, are denied or never got an
+answer. Each gateway event's category, action, description, app and target are the catalog's for its request
+(synth/requests.py); share links are described as share/links.py describes them.
 
 Each region's gateway is one chain source (`gw-us`, `gw-eu`, `gw-ap`); share-link events are on the mirror's own
 `local` chain. Events are written with store.append() in time windows of about BATCH_EVENTS events (each window's
@@ -37,10 +37,13 @@ import traceback
 from typing import Any, Callable, Iterator
 
 from auditkit import store
-from auditkit.model import asciicast
 from auditkit.model.events import FIELDS, Event, dumps, new_event_id, seal_halves, timestamp_ms, value_hmac
-from auditkit.share.links import LOCAL_RACK
-from auditkit.capture.wire import CONVOX_VERSION as CLI_VERSION
+from auditkit.model.filters import Filter
+from auditkit.share.links import LOCAL_RACK, ShareLink
+from auditkit.share.links import describe as describe_link
+from auditkit.synth.requests import UNRECORDED_VALUE, Request, render
+from auditkit.synth.sessions import SCENARIOS, psql_session, redis_session, ssh_session
+from auditkit.synth.world import Actor, App, Rack, World, build_world
 
 __all__ = ["Summary", "write_history", "build_world", "hmac_key", "PARALLEL_MIN"]
 
@@ -59,180 +62,6 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 class Summary:
     events: int
     sessions: int
-
-
-# --- the world: people, keys, racks, apps ------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Actor:
-    name: str
-    type: str  # user | deploy_key | system
-    role: str  # admin | write | read (the gateway key's role)
-    region: str  # us | eu | ap, or "" when it does not matter
-    tz_minutes: int  # UTC offset of the actor's working day (fixed: no DST, so the history is machine-independent)
-    weight: float  # how busy: a multiplier on every kind of activity the actor does
-    ips: tuple[str, ...]  # the first is the usual one (the office, the CI runners)
-    agent: str
-
-
-@dataclasses.dataclass(frozen=True)
-class App:
-    name: str
-    stack: str  # rails | node | python | go
-    services: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class Rack:
-    name: str
-    region: str
-    source: str
-    stage: str  # production | staging | other
-    weight: float
-    apps: tuple[App, ...]
-    app_weights: tuple[float, ...]
-    resources: tuple[tuple[str, str], ...]  # (name, kind)
-
-
-@dataclasses.dataclass(frozen=True)
-class World:
-    seed: int
-    org: str
-    domains: tuple[str, ...]
-    actors: tuple[Actor, ...]
-    racks: tuple[Rack, ...]
-    sources: tuple[str, ...]  # gateway sources, largest first
-
-
-_FIRST = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj",
-          "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "wendy", "amir", "beatriz", "chen",
-          "dmitri", "emeka", "fatima", "gustavo", "hana", "ines", "jonas", "kenji", "leila", "marek", "noor",
-          "oskar", "priya", "quentin", "rosa", "sanjay", "tomasz", "uma", "valentina", "yusuf", "zofia", "lars",
-          "mei", "nadia", "pablo", "ravi", "sofia")
-_LAST = ("smith", "garcia", "nguyen", "mueller", "kowalski", "rossi", "tanaka", "okafor", "silva", "dubois",
-         "jensen", "novak", "haddad", "kim", "patel", "schmidt", "moreau", "lindqvist", "costa", "ivanova", "berg",
-         "khan", "park", "weber", "ferreira", "martin", "sato", "adeyemi", "horvat", "larsen")
-
-# (UTC offset in minutes, region, weight of people there)
-_ZONES = ((-480, "us", 3), (-300, "us", 5), (0, "eu", 2), (60, "eu", 4), (120, "eu", 1), (330, "ap", 1))
-
-# (name, region, stage, weight, app set)
-_RACKS = (
-    ("production", "us", "production", 1.0, "full"),
-    ("staging", "us", "staging", 1.2, "full"),
-    ("eu-west", "eu", "production", 0.7, "full"),
-    ("eu-staging", "eu", "staging", 0.5, "full"),
-    ("us-west", "us", "production", 0.4, "core"),
-    ("sandbox", "us", "other", 0.25, "sandbox"),
-    ("ap-southeast", "ap", "production", 0.35, "core"),
-    ("data", "us", "other", 0.3, "data"),
-    ("eu-central", "eu", "production", 0.3, "core"),
-    ("internal", "eu", "other", 0.2, "internal"),
-    ("perf", "us", "staging", 0.15, "core"),
-    ("dr-us-east-2", "us", "production", 0.1, "core"),
-)
-_APPS = {
-    "web": App("web", "rails", ("web", "worker")),
-    "api": App("api", "rails", ("api", "worker", "scheduler")),
-    "worker": App("worker", "python", ("worker", "cron")),
-    "billing": App("billing", "rails", ("web", "worker")),
-    "admin": App("admin", "node", ("web",)),
-    "search": App("search", "go", ("api", "indexer")),
-    "notifications": App("notifications", "node", ("worker", "smtp-relay")),
-    "reports": App("reports", "python", ("web", "worker")),
-    "playground": App("playground", "node", ("web",)),
-    "etl": App("etl", "python", ("worker", "scheduler")),
-    "airflow": App("airflow", "python", ("web", "scheduler", "worker")),
-    "metabase": App("metabase", "go", ("web",)),
-    "grafana": App("grafana", "go", ("web",)),
-    "vault-ui": App("vault-ui", "node", ("web",)),
-    "locust": App("locust", "python", ("master", "worker")),
-}
-_APP_SETS = {
-    "full": ("web", "api", "worker", "billing", "admin", "search", "notifications", "reports"),
-    "core": ("web", "api", "worker", "billing", "search"),
-    "sandbox": ("playground", "web", "api"),
-    "data": ("etl", "airflow", "metabase", "reports"),
-    "internal": ("grafana", "vault-ui", "admin"),
-}
-_RESOURCES = {
-    "full": (("pg-main", "postgres"), ("redis-cache", "redis"), ("pg-reports", "postgres"), ("memcache", "memcached")),
-    "core": (("pg-main", "postgres"), ("redis-cache", "redis")),
-    "sandbox": (("pg-sandbox", "postgres"),),
-    "data": (("pg-warehouse", "postgres"), ("mysql-legacy", "mysql"), ("redis-queue", "redis")),
-    "internal": (("pg-internal", "postgres"),),
-}
-_DEPLOY_KEYS = (
-    # name, role, profile style, weight, ips
-    ("ci-github-actions", "write", "ci", 9.0, ("192.0.2.41", "192.0.2.42", "192.0.2.43", "192.0.2.57")),
-    ("release-bot", "write", "train", 1.5, ("192.0.2.10",)),
-    ("review-apps", "write", "ci", 1.2, ("192.0.2.41", "192.0.2.42")),
-    ("terraform-cloud", "admin", "ci", 1.0, ("192.0.2.88", "192.0.2.89")),
-    ("nightly-scaler", "write", "scaler", 1.0, ("192.0.2.200",)),
-)
-_AGENTS = ("convox.go/3.24.9",) * 6 + ("convox.go/3.24.7",) * 3 + ("convox.go/3.23.4", "convox.go/3.21.1")
-_BROWSERS = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 "
-    "Safari/605.1.15",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
-)
-_OFFICE_IP = {"us": "198.51.100.23", "eu": "203.0.113.77", "ap": "203.0.113.140"}
-
-
-def build_world(seed: int) -> World:
-    """The company the history is about, from the seed alone."""
-    rng = random.Random(f"auditkit-synth:{seed}:world")
-    org = "acme"
-    domains = ("example.com", "example.net") if rng.random() < 0.6 else ("example.com",)
-    n_racks = rng.randint(3, 12)
-    chosen = list(_RACKS[:3]) + sorted(rng.sample(_RACKS[3:], n_racks - 3), key=_RACKS.index)
-    region_source = {"us": "gw-us", "eu": "gw-eu", "ap": "gw-ap"}
-    racks = []
-    for name, region, stage, weight, app_set in chosen:
-        apps = tuple(_APPS[a] for a in _APP_SETS[app_set])
-        app_weights = tuple(1.0 / (1 + 0.45 * i) for i in range(len(apps)))
-        racks.append(Rack(f"{org}/{name}", region, region_source[region], stage, weight, apps, app_weights,
-                          _RESOURCES[app_set]))
-
-    zone_table = [z for z in _ZONES for _ in range(z[2])]
-    pairs = rng.sample([(f, l) for f in _FIRST for l in _LAST], 400)
-    seen_first: set[str] = set()
-    people: list[tuple[str, str]] = []
-    for first, last in pairs:
-        if len(people) == 40:
-            break
-        if first in seen_first:
-            continue
-        seen_first.add(first)
-        people.append((first, last))
-    if not any(first == "alice" for first, _ in people):
-        people[0] = ("alice", people[0][1])  # the README's examples use alice@example.com
-        people.sort(key=lambda p: p[0] != "alice")
-    roles = ["admin"] * 6 + ["read"] * 5 + ["write"] * 29
-    rng.shuffle(roles)
-    actors: list[Actor] = []
-    for i, (first, last) in enumerate(people):
-        role = "admin" if first == "alice" else roles[i]
-        if len(domains) > 1 and i % 4 == 3:
-            email = f"{first}.{last}@{domains[1]}"
-        else:
-            email = f"{first}@{domains[0]}"
-        tz, region, _ = zone_table[rng.randrange(len(zone_table))]
-        weight = rng.lognormvariate(0.0, 0.7) * (0.5 if role == "read" else 1.0)
-        if rng.random() < 0.8:
-            home = f"198.51.100.{rng.randrange(30, 250)}"
-        else:
-            home = f"2001:db8:{rng.randrange(16**4):x}::{rng.randrange(1, 255):x}"
-        actors.append(Actor(email, "user", role, region, tz, weight, (_OFFICE_IP[region], home),
-                            _AGENTS[rng.randrange(len(_AGENTS))]))
-    for name, role, style, weight, ips in _DEPLOY_KEYS:
-        # Scheduled keys keep US-East hours; CI follows merges on both sides of the Atlantic (its profile says so).
-        actors.append(Actor(name, "deploy_key", role, "", -300 if style != "ci" else 0, weight, ips,
-                            f"convox.go/{CLI_VERSION}"))
-    actors.append(Actor("system", "system", "admin", "", 0, 1.0, (), ""))
-    sources_present = sorted({r.source for r in racks}, key=lambda s: -sum(r.weight for r in racks if r.source == s))
-    return World(seed, org, domains, tuple(actors), tuple(racks), tuple(sources_present))
 
 
 # --- time: working rhythm per time zone ----------------------------------------------------------------------------
@@ -602,14 +431,14 @@ class Generator:
         d["timestamp"] = _format_ms(ms, self.ts_cache)
         return d
 
-    def _ev(self, ms: int, actor: int, rack: int, category: str, action: str, description: str, method: str | None,
-            path: str | None, status: int | None = 200, app: str | None = None, target: str | None = None,
+    def _ev(self, ms: int, actor: int, rack: int, request: Request, status: int | None = 200,
             details: dict | None = None, session_id: str | None = None, ip: str | None = None,
             agent: str | None = None) -> tuple[int, dict]:
-        a = self.world.actors[actor]
+        """The event the gateway records for `request` (rendered through the catalog, requests.render) once the
+        rack answered `status`. A write sometimes got no answer (unknown) or a server error instead."""
         rng = self.rng
         details = details if details is not None else {}
-        if status is not None and status < 400 and method not in (None, "GET") and self.source != "local":
+        if status is not None and status < 400 and request.method != "GET" and self.source != "local":
             roll = rng.random()
             if roll < P_UNKNOWN:
                 status = None
@@ -618,13 +447,28 @@ class Generator:
                 status, error = rng.choice(_RACK_ERRORS)
                 details = dict(details, error=error)
         if status is None:
-            outcome = "unknown" if method is not None else "succeeded"  # no method: the gateway's own action
+            outcome = "unknown"
         elif status < 400:
             outcome = "succeeded"
         elif status in (401, 403):
             outcome = "denied"
         else:
             outcome = "failed"
+        category, action, description, app, target = render(request, status)
+        return self._event(ms, actor, rack, category, action, description, app, target, outcome, status,
+                           request.method, request.path, details, session_id, ip, agent)
+
+    def _access(self, ms: int, actor: int, rack: int, action: str, description: str, target: str | None,
+                details: dict | None = None, ip: str | None = None, agent: str | None = None) -> tuple[int, dict]:
+        """An Access event that auditkit writes itself (gateway keys, share links): no request to a rack."""
+        return self._event(ms, actor, rack, "Access", action, description, None, target, "succeeded", None, None,
+                           None, details if details is not None else {}, None, ip, agent)
+
+    def _event(self, ms: int, actor: int, rack: int, category: str, action: str, description: str, app: str | None,
+               target: str | None, outcome: str, status: int | None, method: str | None, path: str | None,
+               details: dict, session_id: str | None, ip: str | None, agent: str | None) -> tuple[int, dict]:
+        a = self.world.actors[actor]
+        rng = self.rng
         if ip is None and a.ips:
             ip = a.ips[0] if (len(a.ips) == 1 or rng.random() < 0.7) else a.ips[1 + rng.randrange(len(a.ips) - 1)]
         bits = rng.getrandbits(128)
@@ -667,8 +511,7 @@ class Generator:
         out = []
         sha = _hex(rng, 64)
         key = f"tmp/{sha}.tgz"
-        out.append(self._ev(t, actor, rack, "Builds", "uploaded", f"Uploaded source object {key} for app {app.name}",
-                            "POST", f"/apps/{app.name}/objects/{key}", app=app.name, target=key,
+        out.append(self._ev(t, actor, rack, _upload(app.name, key),
                             details={"size": rng.randrange(180_000, 48_000_000)}))
         build = _rid(rng, "B")
         git = _hex(rng, 40)
@@ -678,25 +521,19 @@ class Generator:
             desc = rng.choice(("deploy", f"manual deploy {git[:7]}", f"{a.name.split('@')[0].split('.')[0]}/"
                                f"{rng.choice(('fix', 'feat', 'chore'))}-{rng.randrange(100, 999)}@{git[:7]}"))
         t += rng.randrange(2_000, 9_000)
-        out.append(self._ev(t, actor, rack, "Builds", "created", f"Created build {build} of app {app.name} ({desc})",
-                            "POST", f"/apps/{app.name}/builds", app=app.name, target=build,
+        out.append(self._ev(t, actor, rack, _build(app.name, build, desc),
                             details={"description": desc, "git_sha": git, "manifest": "convox.yml",
                                      "no_cache": rng.random() < 0.05, "url": f"object://{app.name}/{key}"}))
         if logs:
             t += rng.randrange(500, 3_000)
-            out.append(self._ev(t, actor, rack, "Builds", "accessed",
-                                f"Accessed logs of build {build} of app {app.name}",
-                                "GET", f"/apps/{app.name}/builds/{build}/logs", 101, app=app.name, target=build))
+            out.append(self._ev(t, actor, rack, _build_logs(app.name, build), 101))
         if build_fails:
             return out
         st.builds.append(build)
         del st.builds[:-8]
         t += rng.randrange(60_000, 540_000)  # the build
         release = _rid(rng, "R")
-        out.append(self._ev(t, actor, rack, "Releases", "created",
-                            f"Created release {release} of app {app.name} from build {build}",
-                            "POST", f"/apps/{app.name}/releases", app=app.name, target=release,
-                            details={"build": build}))
+        out.append(self._ev(t, actor, rack, _release(app.name, release, build), details={"build": build}))
         st.releases.append(release)
         del st.releases[:-8]
         if migrate:
@@ -704,20 +541,15 @@ class Generator:
             service = app.services[0]
             pid = f"{service}-run-{''.join(rng.choices('bcdfghjklmnpqrstvwxz2456789', k=5))}"
             cmd = _MIGRATE[app.stack]
-            out.append(self._ev(t, actor, rack, "Processes", "started",
-                                f"Started one-off process of {service} in app {app.name}: `{cmd}`", "POST",
-                                f"/apps/{app.name}/services/{service}/processes", app=app.name, target=pid,
+            out.append(self._ev(t, actor, rack, _process_run(app.name, service, pid, cmd),
                                 details={"command": cmd, "release": release}))
             t += rng.randrange(20_000, 120_000)
         t += rng.randrange(1_000, 25_000)
-        path = f"/apps/{app.name}/releases/{release}/promote"
         if promote_fails:
             status, error = rng.choice(_PROMOTE_ERRORS)
-            out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {app.name}",
-                                "POST", path, status, app=app.name, target=release, details={"error": error}))
+            out.append(self._ev(t, actor, rack, _promote(app.name, release), status, details={"error": error}))
             t += rng.randrange(60_000, 480_000)
-        out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {app.name}",
-                            "POST", path, app=app.name, target=release,
+        out.append(self._ev(t, actor, rack, _promote(app.name, release),
                             details={"force": False} if rng.random() < 0.9 else {"force": True}))
         st.release, st.build = release, build
         self._roll_pods(st, app)
@@ -729,35 +561,27 @@ class Generator:
         base = self.world.racks[rack].apps[app_i % 2].name  # web or api
         self.review_seq += rng.randrange(1, 6)
         name = f"{base}-pr-{self.review_seq}"
-        out = [self._ev(t, actor, rack, "Applications", "created", f"Created app {name}", "POST", "/apps",
-                        app=name, target=name, details={"generation": "3"})]
+        out = [self._ev(t, actor, rack, Request("POST", "/apps", {}, {"name": name, "generation": "3"}, vary=("name",)),
+                        details={"generation": "3"})]
         sha = _hex(rng, 64)
         key = f"tmp/{sha}.tgz"
         t += rng.randrange(3_000, 20_000)
-        out.append(self._ev(t, actor, rack, "Builds", "uploaded", f"Uploaded source object {key} for app {name}",
-                            "POST", f"/apps/{name}/objects/{key}", app=name, target=key,
-                            details={"size": rng.randrange(180_000, 48_000_000)}))
+        out.append(self._ev(t, actor, rack, _upload(name, key), details={"size": rng.randrange(180_000, 48_000_000)}))
         build, release, git = _rid(rng, "B"), _rid(rng, "R"), _hex(rng, 40)
         desc = f"pr-{self.review_seq}@{git[:7]}"
         t += rng.randrange(2_000, 9_000)
-        out.append(self._ev(t, actor, rack, "Builds", "created", f"Created build {build} of app {name} ({desc})",
-                            "POST", f"/apps/{name}/builds", app=name, target=build,
+        out.append(self._ev(t, actor, rack, _build(name, build, desc),
                             details={"description": desc, "git_sha": git, "manifest": "convox.yml", "no_cache": False,
                                      "url": f"object://{name}/{key}"}))
         t += rng.randrange(60_000, 400_000)
-        out.append(self._ev(t, actor, rack, "Releases", "created",
-                            f"Created release {release} of app {name} from build {build}", "POST",
-                            f"/apps/{name}/releases", app=name, target=release, details={"build": build}))
+        out.append(self._ev(t, actor, rack, _release(name, release, build), details={"build": build}))
         t += rng.randrange(2_000, 20_000)
-        out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {name}",
-                            "POST", f"/apps/{name}/releases/{release}/promote", app=name, target=release,
-                            details={"force": False}))
+        out.append(self._ev(t, actor, rack, _promote(name, release), details={"force": False}))
         # The pull request is merged or closed a few hours to days later (always inside the window).
         room = self.end_ms - 1 - t - 1_000
         lo = max(1, min(2 * HOUR_MS, room // 2))
         life = rng.randrange(lo, max(lo + 1, min(4 * DAY_MS, room)))
-        out.append(self._ev(t + 1_000 + life, actor, rack, "Applications", "deleted", f"Deleted app {name}",
-                            "DELETE", f"/apps/{name}", app=name, target=name))
+        out.append(self._ev(t + 1_000 + life, actor, rack, Request("DELETE", "/apps/{name}", {"name": name})))
         return out
 
     def _x_env(self, act: tuple) -> list:
@@ -777,21 +601,18 @@ class Generator:
             removed = [rng.choice(st.env)]
             if rng.random() < 0.3:
                 changed = [k for k in rng.sample(st.env, 1) if k not in removed]
-        keys = sorted(added + changed + removed)
         release = _rid(rng, "R")
         hmacs = {k: value_hmac(self.hmac_key, _secret(rng, k)) for k in sorted(added + changed)}
         failed = rng.random() < 0.015
         details = {"added": sorted(added), "changed": sorted(changed), "removed": sorted(removed), "hmac": hmacs}
+        request = Request("POST", "/apps/{app}/releases", {"app": app.name}, response={"id": release},
+                          env=(tuple(added), tuple(changed), tuple(removed)), previous=tuple(st.env))
         if failed:
             details["error"] = rng.choice(("invalid environment line: must be KEY=VALUE",
                                            "parent release is not the current release of this app"))
-            out = [self._ev(t, actor, rack, "Environment", "updated",
-                            f"Updated environment of app {app.name} ({', '.join(keys)})", "POST",
-                            f"/apps/{app.name}/releases", 422, app=app.name, details=details)]
+            out = [self._ev(t, actor, rack, request, 422, details=details)]
         else:
-            out = [self._ev(t, actor, rack, "Environment", "updated",
-                            f"Updated environment of app {app.name} ({', '.join(keys)}) as release {release}", "POST",
-                            f"/apps/{app.name}/releases", app=app.name, target=release, details=details)]
+            out = [self._ev(t, actor, rack, request, details=details)]
             st.env = sorted((set(st.env) | set(added)) - set(removed), key=_ENV_KEYS.index)
             st.releases.append(release)
             del st.releases[:-8]
@@ -799,9 +620,7 @@ class Generator:
             t += rng.randrange(1_500, 9_000)
             if failed:
                 release = st.release
-            out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {app.name}",
-                                "POST", f"/apps/{app.name}/releases/{release}/promote", app=app.name, target=release,
-                                details={"force": False}))
+            out.append(self._ev(t, actor, rack, _promote(app.name, release), details={"force": False}))
             st.release = release
             self._roll_pods(st, app)
         return out
@@ -810,9 +629,8 @@ class Generator:
         t, _, _, actor, rack, app_i, r, _ = act
         app, _ = self._app(rack, app_i)
         name = ("cli-env-mask", "feature-flags", "nginx-conf", "cli-env-mask")[r % 4]
-        return [self._ev(t, actor, rack, "Environment", "updated", f"Updated config {name} of app {app.name}", "PUT",
-                         f"/apps/{app.name}/configs/{name}", app=app.name, target=name,
-                         details={"value": "[redacted]"})]
+        return [self._ev(t, actor, rack, Request("PUT", "/apps/{app}/configs/{name}", {"app": app.name, "name": name},
+                                                 {"value": "[the config]"}), details={"value": "[redacted]"})]
 
     def _x_rollback(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
@@ -821,13 +639,10 @@ class Generator:
         old = st.builds[-2] if len(st.builds) > 1 else st.build
         previous = st.releases[-2] if len(st.releases) > 1 else st.release
         release = _rid(rng, "R")
-        out = [self._ev(t, actor, rack, "Releases", "created",
-                        f"Created release {release} of app {app.name} from build {old}",
-                        "POST", f"/apps/{app.name}/releases", app=app.name, target=release,
+        out = [self._ev(t, actor, rack, _release(app.name, release, old),
                         details={"build": old, "rollback_to": previous})]
         t += rng.randrange(1_000, 6_000)
-        out.append(self._ev(t, actor, rack, "Releases", "promoted", f"Promoted release {release} of app {app.name}",
-                            "POST", f"/apps/{app.name}/releases/{release}/promote", app=app.name, target=release,
+        out.append(self._ev(t, actor, rack, _promote(app.name, release),
                             details={"force": rng.random() < 0.3, "rollback": True}))
         st.releases.append(release)
         st.release, st.build = release, old
@@ -860,16 +675,12 @@ class Generator:
             status, error = 200, None
             if rng.random() < 0.03:
                 status, error = rng.choice(_SCALE_ERRORS)
-            text = " ".join(f"{k}={v}" for k, v in params.items())
             details: dict[str, Any] = dict(params)
             if error:
                 details["error"] = error
             elif "count" in params:
                 st.counts[service] = params["count"] or st.counts[service]
-            out.append(self._ev(t, actor, rack, "Processes", "scaled",
-                                f"Scaled service {service} of app {app.name} ({text})",
-                                "PUT", f"/apps/{app.name}/services/{service}", status, app=app.name, target=service,
-                                details=details))
+            out.append(self._ev(t, actor, rack, _scale(app.name, service, params), status, details=details))
             t += rng.randrange(3_000, 40_000)
         return out
 
@@ -879,9 +690,7 @@ class Generator:
         app, st = self._app(rack, app_i)
         out = []
         for service in (list(app.services) * 2)[r % len(app.services):][:size]:
-            out.append(self._ev(t, actor, rack, "Processes", "restarted",
-                                f"Restarted service {service} of app {app.name}",
-                                "POST", f"/apps/{app.name}/services/{service}/restart", app=app.name, target=service))
+            out.append(self._ev(t, actor, rack, _restart(app.name, service)))
             t += rng.randrange(1_000, 5_000)
         st.pods.update({s: _hex(rng, 10) for s in app.services})
         return out
@@ -892,28 +701,23 @@ class Generator:
         app, st = self._app(rack, app_i)
         service = app.services[r % len(app.services)]
         pid = self._pid(st, service)
-        path = f"/apps/{app.name}/processes/{pid}/exec"
         if order in self.recorded:
-            scenario = _SCENARIOS[app.stack][(r >> 4) % len(_SCENARIOS[app.stack])]
-            return [self._session(
-                t, actor, rack, app, "Processes", "executed", path, pid, scenario,
-                lambda code, cmd: f"Executed `{cmd}` in process {pid} of app {app.name} (exit {code})")]
+            scenario = SCENARIOS[app.stack][(r >> 4) % len(SCENARIOS[app.stack])]
+            return [self._session(t, actor, rack, app, pid, scenario,
+                                  lambda command, code: _exec(app.name, pid, command, code))]
         cmd = rng.choice(_EXEC_COMMANDS[app.stack])
         if rng.random() < 0.02:
-            return [self._ev(t, actor, rack, "Processes", "executed",
-                             f"Executed `{cmd}` in process {pid} of app {app.name}",
-                             "GET", path, 404, app=app.name, target=pid,
+            return [self._ev(t, actor, rack, _exec(app.name, pid, cmd, None), 404,
                              details={"command": cmd, "error": f"no such process: {pid}"})]
         code = rng.choices((0, 1, 2, 127, 130, 137), (84, 8, 1, 1, 5, 1))[0]
         duration = min(int(rng.expovariate(1 / 90_000)) + 800, 4 * HOUR_MS)
-        return [self._ev(t, actor, rack, "Processes", "executed",
-                         f"Executed `{cmd}` in process {pid} of app {app.name} (exit {code})", "GET", path, 101,
-                         app=app.name, target=pid,
+        return [self._ev(t, actor, rack, _exec(app.name, pid, cmd, code), 101,
                          details={"command": cmd, "exit_code": code, "duration_ms": duration, "tty": cmd in _TTY})]
 
-    def _session(self, t: int, actor: int, rack: int, app: App | None, category: str, action: str, path: str,
-                 target: str, scenario: Callable, describe: Callable[[int, str], str],
-                 extra: dict | None = None) -> tuple:
+    def _session(self, t: int, actor: int, rack: int, app: App | None, target: str, scenario: Callable,
+                 request: Callable[[str, int], Request], extra: dict | None = None) -> tuple:
+        """A recorded interactive session: the scenario's recording, and the event of `request(command, exit code)`
+        that references it."""
         rng = self.rng
         a = self.world.actors[actor]
         command, cast, duration, code, width, height = scenario(rng, t, target, a)
@@ -925,8 +729,7 @@ class Generator:
                 "duration_ms": duration, "exit_code": code, "width": width, "height": height}
         details = {"command": command, "exit_code": code, "duration_ms": duration, "tty": True,
                    "recording_sha256": digest, **(extra or {})}
-        ms, d = self._ev(t, actor, rack, category, action, describe(code, command), "GET", path, 101,
-                         app=app.name if app else None, target=target, details=details, session_id=session_id)
+        ms, d = self._ev(t, actor, rack, request(command, code), 101, details=details, session_id=session_id)
         d["status"], d["outcome"] = 101, "succeeded"  # a recorded session always got its answer
         d["details"].pop("error", None)
         return ms, d, (meta, cast)
@@ -940,22 +743,17 @@ class Generator:
         attached = r & 1
         cmd = rng.choice(_RUN_COMMANDS[app.stack])
         first = "sleep 3600" if attached else cmd  # an attached run starts a sleeper, then execs the command in it
-        out = [self._ev(t, actor, rack, "Processes", "started",
-                        f"Started one-off process of {service} in app {app.name}: `{first}`",
-                        "POST", f"/apps/{app.name}/services/{service}/processes", app=app.name, target=pid,
+        out = [self._ev(t, actor, rack, _process_run(app.name, service, pid, first),
                         details={"command": first, "release": st.release})]
         if attached:
             t += rng.randrange(4_000, 25_000)
             code = rng.choices((0, 1, 130), (88, 9, 3))[0]
             duration = min(int(rng.expovariate(1 / 120_000)) + 2_000, 20 * MINUTE_MS)
-            out.append(self._ev(t, actor, rack, "Processes", "executed",
-                                f"Executed `{cmd}` in process {pid} of app {app.name} (exit {code})", "GET",
-                                f"/apps/{app.name}/processes/{pid}/exec", 101, app=app.name, target=pid,
+            out.append(self._ev(t, actor, rack, _exec(app.name, pid, cmd, code), 101,
                                 details={"command": cmd, "exit_code": code, "duration_ms": duration, "tty": True,
                                          "entrypoint": True}))
             t += duration + rng.randrange(200, 2_000)
-            out.append(self._ev(t, actor, rack, "Processes", "stopped", f"Stopped process {pid} of app {app.name}",
-                                "DELETE", f"/apps/{app.name}/processes/{pid}", app=app.name, target=pid))
+            out.append(self._ev(t, actor, rack, _stop(app.name, pid)))
         return out
 
     def _x_ps_stop(self, act: tuple) -> list:
@@ -965,43 +763,34 @@ class Generator:
         status, details = 200, {}
         if self.rng.random() < 0.04:
             status, details = 404, {"error": f"no such process: {pid}"}
-        return [self._ev(t, actor, rack, "Processes", "stopped", f"Stopped process {pid} of app {app.name}", "DELETE",
-                         f"/apps/{app.name}/processes/{pid}", status, app=app.name, target=pid, details=details)]
+        return [self._ev(t, actor, rack, _stop(app.name, pid), status, details=details)]
 
     def _x_files(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
         rng = self.rng
         app, st = self._app(rack, app_i)
         pid = self._pid(st, app.services[r % len(app.services)])
-        path = f"/apps/{app.name}/processes/{pid}/files"
+        route, slots = "/apps/{app}/processes/{pid}/files", {"app": app.name, "pid": pid}
         if self.world.actors[actor].role == "read" or r & 2:
             files = [rng.choice(("/app/log/production.log", "/tmp/export.csv", "/app/tmp/heapdump.hprof",
                                  "/var/log/nginx/error.log", "/app/storage/report-2026.pdf"))]
-            return [self._ev(t, actor, rack, "Processes", "downloaded",
-                             f"Downloaded {files[0]} from process {pid} of app {app.name}",
-                             "GET", path, app=app.name, target=pid, details={"files": files})]
+            return [self._ev(t, actor, rack, Request("GET", route, slots, {"file": files[0]}),
+                             details={"files": files})]
         files = [rng.choice(("./fix_orders.rb", "./seed.sql", "./debug.py", "./patch.tar", "./backfill.js"))]
-        return [self._ev(t, actor, rack, "Processes", "uploaded", f"Copied files into process {pid} of app {app.name}",
-                         "POST", path, app=app.name, target=pid, details={"files": files})]
+        return [self._ev(t, actor, rack, Request("POST", route, slots), details={"files": files})]
 
     def _x_triggers(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
         app, _ = self._app(rack, app_i)
-        service = app.services[0]
-        base = f"/apps/{app.name}/services/{service}/triggers"
+        slots = {"app": app.name, "service": app.services[0]}
         variant = r % 3
         if variant == 0:
-            return [self._ev(t, actor, rack, "Processes", "enabled",
-                             f"Enabled autoscale triggers on service {service} of app {app.name}",
-                             "POST", base + "/enable", app=app.name, target=service)]
+            return [self._ev(t, actor, rack, Request("POST", "/apps/{app}/services/{service}/triggers/enable", slots))]
         if variant == 1:
-            return [self._ev(t, actor, rack, "Processes", "disabled",
-                             f"Disabled autoscale triggers on service {service} of app {app.name}",
-                             "POST", base + "/disable", app=app.name, target=service)]
+            return [self._ev(t, actor, rack, Request("POST", "/apps/{app}/services/{service}/triggers/disable", slots))]
         cpu = self.rng.choice((50, 60, 70, 80))
-        return [self._ev(t, actor, rack, "Processes", "updated",
-                         f"Set autoscale threshold of service {service} of app {app.name} (cpu={cpu}%)",
-                         "POST", base + "/threshold", app=app.name, target=service, details={"cpu": cpu})]
+        return [self._ev(t, actor, rack, Request("POST", "/apps/{app}/services/{service}/triggers/threshold", slots,
+                                                 {"cpu": str(cpu)}), details={"cpu": cpu})]
 
     def _x_app_admin(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
@@ -1012,32 +801,28 @@ class Generator:
         if v < 7:
             keys = sorted(rng.sample(("Internal", "Timeout", "Rolling", "Sticky", "Cpu", "Memory", "Fargate"),
                                      rng.choice((1, 1, 2))))
-            return [self._ev(t, actor, rack, "Applications", "updated",
-                             f"Updated parameters {', '.join(keys)} of app {name}",
-                             "PUT", f"/apps/{name}", app=name, target=name, details={"parameters": keys})]
+            return [self._ev(t, actor, rack, Request("PUT", "/apps/{name}", {"name": name},
+                                                     {"parameters": tuple(keys)}),
+                             details={"parameters": keys})]
         if v < 10:
-            return [self._ev(t, actor, rack, "Applications", "locked", f"Locked app {name}", "PUT", f"/apps/{name}",
-                             app=name, target=name, details={"lock": True})]
+            return [self._ev(t, actor, rack, Request("PUT", "/apps/{name}", {"name": name}, {"lock": "true"}),
+                             details={"lock": True})]
         if v < 13:
-            return [self._ev(t, actor, rack, "Applications", "unlocked", f"Unlocked app {name}", "PUT", f"/apps/{name}",
-                             app=name, target=name, details={"lock": False})]
+            return [self._ev(t, actor, rack, Request("PUT", "/apps/{name}", {"name": name}, {"lock": "false"}),
+                             details={"lock": False})]
         if v < 15:
             status = 200 if rng.random() < 0.85 else 400
-            return [self._ev(t, actor, rack, "Applications", "cancelled", f"Cancelled deployment of app {name}", "POST",
-                             f"/apps/{name}/cancel", status, app=name, target=name,
+            return [self._ev(t, actor, rack, Request("POST", "/apps/{name}/cancel", {"name": name}), status,
                              details={} if status == 200 else {"error": "app is not updating"})]
         if v < 17:
             cap = rng.choice((200, 500, 1000, 2500))
-            return [self._ev(t, actor, rack, "Applications", "updated",
-                             f"Set budget of app {name} (cap ${cap})", "POST",
-                             f"/apps/{name}/budget", app=name, target=name,
+            budget = {"monthly-cap-usd": str(cap), "alert-threshold-percent": "80", "at-cap-action": "alert-only"}
+            return [self._ev(t, actor, rack, Request("POST", "/apps/{app}/budget", {"app": name}, budget),
                              details={"monthly-cap-usd": cap, "alert-threshold-percent": 80,
                                       "at-cap-action": "alert-only"})]
-        verb, path, text = [("reset", "reset", f"Reset budget breaker of app {name}"),
-                            ("dismissed", "dismiss-recovery", f"Dismissed budget recovery banner of app {name}"),
-                            ("simulated", "simulate-shutdown", f"Simulated budget shutdown of app {name}")][v - 17]
-        return [self._ev(t, actor, rack, "Applications", verb, text, "POST", f"/apps/{name}/budget/{path}", app=name,
-                         target=name)]
+        route = ("/apps/{app}/budget/reset", "/apps/{app}/budget/dismiss-recovery",
+                 "/apps/{app}/budget/simulate-shutdown")[v - 17]
+        return [self._ev(t, actor, rack, Request("POST", route, {"app": name}))]
 
     def _x_infra(self, act: tuple) -> list:
         t, order, _, actor, rack, app_i, r, _ = act
@@ -1045,9 +830,8 @@ class Generator:
         v = r % 20
         instance = _instance(rng)
         if order in self.recorded:
-            return [self._session(t, actor, rack, None, "Infrastructure", "accessed", f"/instances/{instance}/shell",
-                                  instance, _scenario_ssh,
-                                  lambda code, cmd: f"Opened SSH session on instance {instance} (interactive)")]
+            return [self._session(t, actor, rack, None, instance, ssh_session,
+                                  lambda command, code: _shell(instance, "interactive"))]
         # The gateway lets only admins change the rack itself; others are refused before the rack sees it.
         admin = self.world.actors[actor].role == "admin"
         refused = {"error": "forbidden: changing the rack needs the admin role on this gateway"}
@@ -1055,27 +839,23 @@ class Generator:
             status, details = (200, {}) if admin else (403, refused)
             if admin and rng.random() < 0.05:
                 status, details = 404, {"error": f"instance not found: {instance}"}
-            return [self._ev(t, actor, rack, "Infrastructure", "terminated",
-                             f"Terminated instance {instance}", "DELETE",
-                             f"/instances/{instance}", status, target=instance, details=details)]
+            return [self._ev(t, actor, rack, Request("DELETE", "/instances/{id}", {"id": instance}), status,
+                             details=details)]
         if v < 10:
             cmd = rng.choice(("interactive", "interactive", "uptime", "df -h", "sudo journalctl -u kubelet -n 50"))
-            return [self._ev(t, actor, rack, "Infrastructure", "accessed",
-                             f"Opened SSH session on instance {instance} ({cmd})",
-                             "GET", f"/instances/{instance}/shell", 101, target=instance,
+            return [self._ev(t, actor, rack, _shell(instance, cmd), 101,
                              details={"command": None if cmd == "interactive" else cmd,
                                       "exit_code": 0, "duration_ms": rng.randrange(5_000, 900_000)})]
         if v < 13:
             host, port = rng.choice((("pg-main.acme.internal", 5432), ("redis-cache.acme.internal", 6379),
                                      ("10.0.14.22", 9200), ("pg-reports.acme.internal", 5432)))
-            return [self._ev(t, actor, rack, "Infrastructure", "accessed", f"Opened tunnel to {host}:{port}", "GET",
-                             f"/proxy/{host}/{port}", 101, target=f"{host}:{port}",
+            return [self._ev(t, actor, rack, Request("GET", "/proxy/{host}/{port}", {"host": host, "port": str(port)},
+                                                     websocket=True), 101,
                              details={"duration_ms": rng.randrange(20_000, 3_600_000)})]
         if v < 16:
             keys = sorted(rng.sample(_RACK_PARAMS, rng.choice((1, 1, 2))))
-            return [self._ev(t, actor, rack, "Infrastructure", "updated",
-                             f"Updated rack parameters {', '.join(keys)}", "PUT", "/system", 200 if admin else 403,
-                             target=self.world.racks[rack].name,
+            parameters = {"parameters": tuple(keys)}
+            return [self._ev(t, actor, rack, Request("PUT", "/system", {}, parameters), 200 if admin else 403,
                              details={"parameters": keys, **({} if admin else refused)})]
         if v < 18:
             version = rng.choice(("3.24.7", "3.24.8", "3.24.9"))
@@ -1084,16 +864,14 @@ class Generator:
                 status, details = 403, {**details, **refused}
             elif rng.random() < 0.1:
                 status, details["error"] = 409, "rack is currently updating"
-            return [self._ev(t, actor, rack, "Infrastructure", "updated", f"Updated rack to version {version}", "PUT",
-                             "/system", status, target=self.world.racks[rack].name, details=details)]
+            return [self._ev(t, actor, rack, Request("PUT", "/system", {}, {"version": version, "force": "false"}),
+                             status, details=details)]
         if v < 19:
             count, kind = rng.choice((3, 4, 6, 8)), rng.choice(("t3.large", "t3.xlarge", "m6i.large", "c6i.xlarge"))
-            return [self._ev(t, actor, rack, "Infrastructure", "scaled",
-                             f"Scaled rack to {count}×{kind}", "PUT", "/system", 200 if admin else 403,
-                             target=self.world.racks[rack].name,
+            return [self._ev(t, actor, rack, Request("PUT", "/system", {}, {"count": str(count), "type": kind}),
+                             200 if admin else 403,
                              details={"count": count, "type": kind, **({} if admin else refused)})]
-        return [self._ev(t, actor, rack, "Infrastructure", "cleaned", "Cleaned up orphaned Karpenter nodes", "POST",
-                         "/system/karpenter/cleanup", target=self.world.racks[rack].name)]
+        return [self._ev(t, actor, rack, Request("POST", "/system/karpenter/cleanup", {}))]
 
     def _x_security(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
@@ -1104,42 +882,36 @@ class Generator:
         cert = "cert-" + _hex(rng, 10)
         v = r % 18
         if v < 4:
-            return [self._ev(t, actor, rack, "Security", "created",
-                             f"Imported SSL certificate {cert} ({domain})", "POST",
-                             "/certificates", target=cert, details={"domain": domain, "chain": True})]
+            return [self._ev(t, actor, rack, Request("POST", "/certificates", {},
+                                                     response={"id": cert, "domain": domain}),
+                             details={"domain": domain, "chain": True})]
         if v < 6:
             domains = sorted({domain, rng.choice(_CERT_DOMAINS)})
-            return [self._ev(t, actor, rack, "Security", "created",
-                             f"Generated certificate {cert} for {','.join(domains)}",
-                             "POST", "/certificates/generate", target=cert, details={"domains": domains})]
+            return [self._ev(t, actor, rack, Request("POST", "/certificates/generate", {},
+                                                     {"domains": ",".join(domains)}, response={"id": cert}),
+                             details={"domains": domains})]
         if v < 8:
-            return [self._ev(t, actor, rack, "Security", "deleted", f"Deleted certificate {cert}", "DELETE",
-                             f"/certificates/{cert}", target=cert)]
+            return [self._ev(t, actor, rack, Request("DELETE", "/certificates/{id}", {"id": cert}))]
         if v < 10:
-            return [self._ev(t, actor, rack, "Security", "renewed", f"Renewed certificate(s) of {app.name}", "POST",
-                             f"/certificates/{app.name}/renew", app=app.name, target=app.name)]
+            return [self._ev(t, actor, rack, _renew(app.name))]
         if v < 12:
             service = app.services[0]
-            return [self._ev(t, actor, rack, "Security", "updated",
-                             f"Applied certificate {cert} to {service}:443 of app {app.name}",
-                             "PUT", f"/apps/{app.name}/ssl/{service}/443", app=app.name, target=cert,
+            return [self._ev(t, actor, rack, Request("PUT", "/apps/{app}/ssl/{service}/{port}",
+                                                     {"app": app.name, "service": service, "port": "443"},
+                                                     {"id": cert}, vary=("id",)),
                              details={"certificate": cert, "service": service, "port": 443})]
         if v < 13:
-            return [self._ev(t, actor, rack, "Security", "updated", "Updated Let's Encrypt DNS solver config", "PUT",
-                             "/letsencrypt/config", details={"solvers": ["route53"]})]
+            return [self._ev(t, actor, rack, Request("PUT", "/letsencrypt/config", {}),
+                             details={"solvers": ["route53"]})]
         if v < 14:
-            return [self._ev(t, actor, rack, "Security", "rotated",
-                             "Rotated instance SSH key", "POST", "/instances/keyroll",
-                             target=self.world.racks[rack].name)]
+            return [self._ev(t, actor, rack, Request("POST", "/instances/keyroll", {}))]
         if v < 16:
             status = 200 if a.role == "admin" else 403
             details = {} if status == 200 else {"error": "forbidden: rotating the signing key needs the admin role"}
-            return [self._ev(t, actor, rack, "Security", "rotated", "Rotated rack API signing key", "PUT",
-                             "/system/jwt/rotate", status, target=self.world.racks[rack].name, details=details)]
+            return [self._ev(t, actor, rack, Request("PUT", "/system/jwt/rotate", {}), status, details=details)]
         role, hours = rng.choice((("read", 8), ("read", 24), ("write", 1), ("write", 4), ("admin", 1)))
-        return [self._ev(t, actor, rack, "Security", "issued",
-                         f"Issued {role} rack access token valid {hours}h", "POST",
-                         "/system/jwt/token", target=self.world.racks[rack].name,
+        return [self._ev(t, actor, rack, Request("POST", "/system/jwt/token", {},
+                                                 {"role": role, "durationInHour": str(hours)}),
                          details={"role": role, "duration_hours": hours})]
 
     def _x_registry(self, act: tuple) -> list:
@@ -1150,11 +922,11 @@ class Generator:
         if v < 3:
             user = rng.choice(("AWS", "ci-pull", "acme-bot", "_json_key"))
             _secret(rng, "REGISTRY_PASSWORD")  # sent to the rack, never recorded
-            return [self._ev(t, actor, rack, "Registries", "added", f"Added registry {server} (user {user})", "POST",
-                             "/registries", target=server, details={"server": server, "username": user})]
+            login = {"server": server, "username": user, "password": UNRECORDED_VALUE}
+            return [self._ev(t, actor, rack, Request("POST", "/registries", {}, login),
+                             details={"server": server, "username": user})]
         if v < 4:
-            return [self._ev(t, actor, rack, "Registries", "removed", f"Removed registry {server}", "DELETE",
-                             f"/registries/{server}", target=server)]
+            return [self._ev(t, actor, rack, Request("DELETE", "/registries/{server}", {"server": server}))]
         app, _ = self._app(rack, app_i)
         out = []
         for i in range(size):
@@ -1162,9 +934,7 @@ class Generator:
                 ref = f"{app.name}/manifests/{rng.choice(('latest', 'main', 'v' + str(rng.randrange(100, 400))))}"
             else:
                 ref = f"{app.name}/blobs/uploads/{_hex(rng, 8)}-{_hex(rng, 4)}"
-            out.append(self._ev(t, actor, rack, "Registries", "pushed",
-                                f"Pushed image data to rack registry {ref}", "PUT",
-                                f"/v2/{ref}", 201, app=app.name, target=ref))
+            out.append(self._ev(t, actor, rack, Request("PUT", "/v2/{path}", {"path": ref}), 201))
             t += rng.randrange(1_000, 30_000)
         return out
 
@@ -1175,43 +945,39 @@ class Generator:
         resources = self.world.racks[rack].resources
         name, kind = resources[(r >> 5) % len(resources)]
         if order in self.recorded and kind in ("postgres", "redis"):
-            scenario = _scenario_psql if kind == "postgres" else _scenario_redis
-            return [self._session(t, actor, rack, app, "Resources", "accessed",
-                                  f"/apps/{app.name}/resources/{name}/console", name, scenario,
-                                  lambda code, cmd: f"Opened console on resource {name} of app {app.name}")]
+            scenario = psql_session if kind == "postgres" else redis_session
+            return [self._session(t, actor, rack, app, name, scenario,
+                                  lambda command, code: _console(app.name, name))]
         v = r % 20
         if v < 2:
             prefix = {"postgres": "pg", "memcached": "memcache"}.get(kind, kind)
             new = f"{prefix}-{rng.choice(('audit', 'events', 'sessions', 'queue', 'cache2'))}"
-            return [self._ev(t, actor, rack, "Resources", "created",
-                             f"Created resource {new} ({kind})", "POST", "/resources",
-                             target=new, details={"kind": kind, "parameters": ["class", "storage", "version"]})]
+            return [self._ev(t, actor, rack, Request("POST", "/resources", {},
+                                                     {"name": new, "kind": kind, "class": UNRECORDED_VALUE,
+                                                      "storage": UNRECORDED_VALUE, "version": UNRECORDED_VALUE}),
+                             details={"kind": kind, "parameters": ["class", "storage", "version"]})]
         if v < 5:
-            return [self._ev(t, actor, rack, "Resources", "updated",
-                             f"Updated resource {name}", "PUT", f"/resources/{name}",
-                             target=name,
-                             details={"parameters": [rng.choice(("class", "storage", "version", "durable"))]})]
+            parameter = rng.choice(("class", "storage", "version", "durable"))
+            return [self._ev(t, actor, rack, Request("PUT", "/resources/{name}", {"name": name},
+                                                     {"parameters": (parameter,)}),
+                             details={"parameters": [parameter]})]
         if v < 6:
-            return [self._ev(t, actor, rack, "Resources", "deleted", f"Deleted resource {name}", "DELETE",
-                             f"/resources/{name}", 200 if rng.random() < 0.7 else 409, target=name)]
+            return [self._ev(t, actor, rack, Request("DELETE", "/resources/{name}", {"name": name}),
+                             200 if rng.random() < 0.7 else 409)]
         if v < 9:
-            return [self._ev(t, actor, rack, "Resources", "linked", f"Linked resource {name} to app {app.name}", "POST",
-                             f"/resources/{name}/links", app=app.name, target=name)]
+            return [self._ev(t, actor, rack, Request("POST", "/resources/{name}/links", {"name": name},
+                                                     {"app": app.name}))]
         if v < 11:
-            return [self._ev(t, actor, rack, "Resources", "unlinked", f"Unlinked resource {name} from app {app.name}",
-                             "DELETE", f"/resources/{name}/links/{app.name}", app=app.name, target=name)]
+            return [self._ev(t, actor, rack, Request("DELETE", "/resources/{name}/links/{app}",
+                                                     {"name": name, "app": app.name}))]
+        data = {"app": app.name, "name": name}
         if v < 12:
-            return [self._ev(t, actor, rack, "Resources", "imported",
-                             f"Imported data into resource {name} of app {app.name}",
-                             "PUT", f"/apps/{app.name}/resources/{name}/data", app=app.name, target=name,
+            return [self._ev(t, actor, rack, Request("PUT", "/apps/{app}/resources/{name}/data", data),
                              details={"size": rng.randrange(1_000_000, 900_000_000)})]
         if v < 17:
-            return [self._ev(t, actor, rack, "Resources", "accessed",
-                             f"Opened console on resource {name} of app {app.name}",
-                             "GET", f"/apps/{app.name}/resources/{name}/console", 101, app=app.name, target=name,
+            return [self._ev(t, actor, rack, _console(app.name, name), 101,
                              details={"duration_ms": rng.randrange(10_000, 1_800_000)})]
-        return [self._ev(t, actor, rack, "Resources", "exported", f"Exported data of resource {name} of app {app.name}",
-                         "GET", f"/apps/{app.name}/resources/{name}/data", app=app.name, target=name,
+        return [self._ev(t, actor, rack, Request("GET", "/apps/{app}/resources/{name}/data", data),
                          details={"size": rng.randrange(1_000_000, 2_000_000_000)})]
 
     def _x_keys(self, act: tuple) -> list:
@@ -1222,20 +988,18 @@ class Generator:
         v = r % 5
         if v < 2:
             who = rng.choice(people)
-            return [self._ev(t, actor, rack, "Access", "created",
-                             f"Created gateway key for {who.name} (role {who.role})",
-                             None, None, None, target=who.name, details={"role": who.role}, agent="auditkit/0.1.0")]
+            return [self._access(t, actor, rack, "created", f"Created gateway key for {who.name} (role {who.role})",
+                                 who.name, {"role": who.role}, agent="auditkit/0.1.0")]
         if v < 3:
             who = rng.choice(people)
-            return [self._ev(t, actor, rack, "Access", "revoked",
-                             f"Revoked gateway key of {who.name}", None, None, None,
-                             target=who.name, agent="auditkit/0.1.0")]
+            return [self._access(t, actor, rack, "revoked", f"Revoked gateway key of {who.name}", who.name,
+                                 agent="auditkit/0.1.0")]
         key = rng.choice(keys)
         if v < 4:
-            return [self._ev(t, actor, rack, "Access", "rotated", f"Rotated deploy key {key.name}", None, None, None,
-                             target=key.name, details={"role": key.role}, agent="auditkit/0.1.0")]
-        return [self._ev(t, actor, rack, "Access", "created", f"Created deploy key {key.name} (role {key.role})", None,
-                         None, None, target=key.name, details={"role": key.role}, agent="auditkit/0.1.0")]
+            return [self._access(t, actor, rack, "rotated", f"Rotated deploy key {key.name}", key.name,
+                                 {"role": key.role}, agent="auditkit/0.1.0")]
+        return [self._access(t, actor, rack, "created", f"Created deploy key {key.name} (role {key.role})", key.name,
+                             {"role": key.role}, agent="auditkit/0.1.0")]
 
     def _x_other(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
@@ -1243,30 +1007,28 @@ class Generator:
         app, _ = self._app(rack, app_i)
         if r % 3:
             key = f"tmp/{_hex(rng, 64)}.tgz"
-            return [self._ev(t, actor, rack, "Builds", "deleted", f"Deleted object {key} of app {app.name}", "DELETE",
-                             f"/apps/{app.name}/objects/{key}", app=app.name, target=key)]
+            return [self._ev(t, actor, rack, Request("DELETE", "/apps/{app}/objects/{key}",
+                                                     {"app": app.name, "key": key}))]
         method, suffix = rng.choice((("PATCH", ""), ("POST", "/diagnose/run"), ("PUT", "/balancers/web")))
         path = f"/apps/{app.name}{suffix}"
-        # As the gateway records a write its catalog does not know (catalog._unknown).
-        return [self._ev(t, actor, rack, "Other", "updated", f"Unknown write {method} {path}",
-                         method, path, rng.choice((200, 404, 404)), app=app.name,
-                         details={"method": method, "path": path})]
+        # A write the catalog does not know: recorded as Other, "Unknown write METHOD /path".
+        return [self._ev(t, actor, rack, Request(method, "/apps/{app}" + suffix, {"app": app.name}),
+                         rng.choice((200, 404, 404)), details={"method": method, "path": path})]
 
     def _x_system(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
         app, _ = self._app(rack, app_i)
         v = r % 3
         if v == 0:
-            return [self._ev(t, actor, rack, "Infrastructure", "cleaned", "Cleaned up orphaned Karpenter nodes", "POST",
-                             "/system/karpenter/cleanup", target=self.world.racks[rack].name,
+            return [self._ev(t, actor, rack, Request("POST", "/system/karpenter/cleanup", {}),
                              details={"nodes": self.rng.randrange(0, 4), "scheduled": True})]
         if v == 1:
-            return [self._ev(t, actor, rack, "Security", "renewed", f"Renewed certificate(s) of {app.name}", "POST",
-                             f"/certificates/{app.name}/renew", app=app.name, target=app.name,
-                             details={"issuer": "letsencrypt", "scheduled": True})]
+            return [self._ev(t, actor, rack, _renew(app.name), details={"issuer": "letsencrypt", "scheduled": True})]
         event = self.rng.choice(("release:promote", "build:create", "app:create", "resource:create"))
-        return [self._ev(t, actor, rack, "Other", "created", f"Recorded rack event {event} of app {app.name}", "POST",
-                         "/events", app=app.name, details={"action": event, "status": "success"})]
+        return [self._ev(t, actor, rack, Request("POST", "/events", {},
+                                                 {"action": event, "status": "success",
+                                                  "data": ("app",)}),
+                         details={"action": event, "status": "success"})]
 
     def _x_denied(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
@@ -1278,44 +1040,32 @@ class Generator:
         if v == 0:
             pid = self._pid(st, app.services[0])
             cmd = rng.choice(_EXEC_COMMANDS[app.stack])
-            return [self._ev(t, actor, rack, "Processes", "executed",
-                             f"Executed `{cmd}` in process {pid} of app {app.name}",
-                             "GET", f"/apps/{app.name}/processes/{pid}/exec", 403, app=app.name, target=pid,
-                             details={"command": cmd, **error})]
+            return [self._ev(t, actor, rack, _exec(app.name, pid, cmd, None), 403, details={"command": cmd, **error})]
         if v == 1:
             key = rng.choice(st.env)
-            return [self._ev(t, actor, rack, "Environment", "updated", f"Updated environment of app {app.name} ({key})",
-                             "POST", f"/apps/{app.name}/releases", 403, app=app.name,
+            return [self._ev(t, actor, rack, Request("POST", "/apps/{app}/releases", {"app": app.name},
+                                                     env=((), (key,), ()), previous=tuple(st.env)), 403,
                              details={"added": [], "changed": [key], "removed": [],
                                       "hmac": {key: value_hmac(self.hmac_key, _secret(rng, key))}, **error})]
         if v == 2:
             service = app.services[0]
             count = rng.choice((0, 1, 5, 10))
-            return [self._ev(t, actor, rack, "Processes", "scaled",
-                             f"Scaled service {service} of app {app.name} (count={count})",
-                             "PUT", f"/apps/{app.name}/services/{service}", 403, app=app.name, target=service,
+            return [self._ev(t, actor, rack, _scale(app.name, service, {"count": count}), 403,
                              details={"count": count, **error})]
         if v == 3:
             service = app.services[0]
-            return [self._ev(t, actor, rack, "Processes", "restarted", f"Restarted service {service} of app {app.name}",
-                             "POST", f"/apps/{app.name}/services/{service}/restart", 403, app=app.name, target=service,
-                             details=error)]
-        return [self._ev(t, actor, rack, "Releases", "promoted",
-                         f"Promoted release {st.release} of app {app.name}", "POST",
-                         f"/apps/{app.name}/releases/{st.release}/promote", 403, app=app.name, target=st.release,
-                         details=error)]
+            return [self._ev(t, actor, rack, _restart(app.name, service), 403, details=error)]
+        return [self._ev(t, actor, rack, _promote(app.name, st.release), 403, details=error)]
 
     def _x_logs(self, act: tuple) -> list:
         t, _, _, actor, rack, app_i, r, _ = act
         app, st = self._app(rack, app_i)
         build = st.builds[-1 - (r % len(st.builds))]
-        return [self._ev(t, actor, rack, "Builds", "accessed",
-                         f"Accessed logs of build {build} of app {app.name}", "GET",
-                         f"/apps/{app.name}/builds/{build}/logs", 101, app=app.name, target=build)]
+        return [self._ev(t, actor, rack, _build_logs(app.name, build), 101)]
 
     def _x_share_link(self, act: tuple) -> list:
-        """A share link's life as auditkit.sharing records it on the mirror's local chain: created by an admin,
-        viewed by an auditor (pages, a download), sometimes revoked."""
+        """A share link's life as share/links.py records it on the mirror's local chain (its description of the link
+        included): created by an admin, viewed by an auditor (pages, a download), sometimes revoked."""
         t, _, _, actor, rack, _, r, size = act
         rng = self.rng
         views, revoked = _share_shape(r)
@@ -1328,9 +1078,9 @@ class Generator:
         expires_at = _format_ms(t + expires * DAY_MS, self.ts_cache) if expires else None
         note = rng.choice(("SOC 2 evidence", "quarterly access review", "incident review", "ISO 27001 audit",
                            "customer security questionnaire"))
-        out = [self._local(t, actor, rack, "created",
-                           f"Created share link {link}: {flt}, from {since}, "
-                           + (f"expires {expires_at[:16].replace('T', ' ')} UTC" if expires_at else "never expires"),
+        created = ShareLink(link, Filter.parse(flt), since, None, expires_at, note, self.world.actors[actor].name,
+                            _format_ms(t, self.ts_cache))
+        out = [self._local(t, actor, rack, "created", f"Created share link {link}: {describe_link(created)}",
                            link, None, None,
                            {"filter": flt, "since": since, "until": None, "expires_at": expires_at, "note": note})]
         span = max(1, self.end_ms - 1 - t)
@@ -1352,9 +1102,8 @@ class Generator:
 
     def _local(self, ms: int, actor: int | None, rack: int, action: str, text: str, link: str, ip: str | None,
                agent: str | None, details: dict) -> tuple[int, dict]:
-        """An Access event as auditkit.sharing writes it: rack 'local', the link as target, viewers as share:ID."""
-        ms, d = self._ev(ms, actor if actor is not None else 0, rack, "Access", action, text, None, None, None,
-                         target=link, ip=ip, agent=agent, details=details)
+        """An Access event as share/links.py writes it: rack 'local', the link as target, viewers as share:ID."""
+        ms, d = self._access(ms, actor if actor is not None else 0, rack, action, text, link, details, ip, agent)
         d["rack"] = LOCAL_RACK
         if actor is None:
             d["actor"], d["actor_type"] = f"share:{link}", "user"
@@ -1370,6 +1119,66 @@ class Generator:
             if t < ms < t + horizon:
                 return ms
         return t + 1_000 + int(self.rng.random() * (horizon - 1_000))
+
+
+# --- the requests behind the gateway's events (rendered through the catalog by requests.render) -----------------------
+
+def _upload(app: str, key: str) -> Request:
+    return Request("POST", "/apps/{app}/objects/{key}", {"app": app, "key": key})
+
+
+def _build(app: str, build: str, description: str) -> Request:
+    return Request("POST", "/apps/{app}/builds", {"app": app}, {"description": description}, vary=("description",),
+                   response={"id": build})
+
+
+def _build_logs(app: str, build: str) -> Request:
+    return Request("GET", "/apps/{app}/builds/{id}/logs", {"app": app, "id": build}, websocket=True)
+
+
+def _release(app: str, release: str, build: str) -> Request:
+    return Request("POST", "/apps/{app}/releases", {"app": app}, {"build": build}, vary=("build",),
+                   response={"id": release})
+
+
+def _promote(app: str, release: str) -> Request:
+    return Request("POST", "/apps/{app}/releases/{id}/promote", {"app": app, "id": release})
+
+
+def _process_run(app: str, service: str, pid: str, command: str) -> Request:
+    return Request("POST", "/apps/{app}/services/{service}/processes", {"app": app, "service": service},
+                   headers={"Command": command}, vary=("Command",), response={"pid": pid})
+
+
+def _exec(app: str, pid: str, command: str, exit_code: int | None) -> Request:
+    return Request("GET", "/apps/{app}/processes/{pid}/exec", {"app": app, "pid": pid}, headers={"Command": command},
+                   vary=("Command",), websocket=True, exit_code=exit_code)
+
+
+def _stop(app: str, pid: str) -> Request:
+    return Request("DELETE", "/apps/{app}/processes/{pid}", {"app": app, "pid": pid})
+
+
+def _scale(app: str, service: str, settings: dict[str, int]) -> Request:
+    return Request("PUT", "/apps/{app}/services/{name}", {"app": app, "name": service},
+                   {k: str(v) for k, v in settings.items()}, vary=tuple(settings))
+
+
+def _restart(app: str, service: str) -> Request:
+    return Request("POST", "/apps/{app}/services/{name}/restart", {"app": app, "name": service})
+
+
+def _shell(instance: str, command: str) -> Request:
+    return Request("GET", "/instances/{id}/shell", {"id": instance},
+                   headers={} if command == "interactive" else {"Command": command}, websocket=True)
+
+
+def _console(app: str, resource: str) -> Request:
+    return Request("GET", "/apps/{app}/resources/{name}/console", {"app": app, "name": resource}, websocket=True)
+
+
+def _renew(app: str) -> Request:
+    return Request("POST", "/certificates/{id}/renew", {"id": app})
 
 
 def _cumulative(weights: list[float], items: list[int]) -> tuple[list[float], list[int]]:
@@ -1440,9 +1249,13 @@ def _shape(kind: str, r: int) -> int:
 _INTERACTIVE = frozenset({"exec", "infra", "resources"})
 
 
-# A recording: (command, asciicast bytes, duration ms, exit code, width, height).
-Recording = tuple[str, bytes, int, int, int, int]
-
+# The browsers auditors open share links in.
+_BROWSERS = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+)
 _MIGRATE = {"rails": "bin/rails db:migrate", "node": "npm run migrate", "python": "python manage.py migrate",
             "go": "./bin/migrate up"}
 _PROMOTE_ERRORS = ((409, "app is currently updating"), (500, "timeout waiting for rollout of service web"),
@@ -1474,260 +1287,6 @@ _CERT_DOMAINS = ("api.example.com", "www.example.com", "admin.example.com", "bil
                  "status.example.com", "eu.api.example.com")
 _REGISTRIES = ("ghcr.io", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "registry.gitlab.com", "quay.io",
                "index.docker.io")
-
-
-# --- recordings: asciicast v2 ----------------------------------------------------------------------------------------
-
-class _Cast:
-    """A scripted terminal session written with asciicast.Recorder: output events only (the terminal echoes what is
-    typed), at times this script chooses, so the bytes depend on the seed alone."""
-
-    def __init__(self, rng: random.Random, width: int, height: int, start_ms: int, command: str, title: str):
-        self.rng, self.t = rng, 0.0
-        self.recorder = asciicast.Recorder(width=width, height=height, command=command, title=title,
-                                           started=start_ms / 1000,
-                                           env={"SHELL": "/bin/bash", "TERM": "xterm-256color"})
-
-    def out(self, data: str, delay: float = 0.0) -> None:
-        self.t += delay
-        self.recorder.output(data, at=self.t)
-
-    def type(self, prompt: str, text: str) -> None:
-        """A prompt, a pause to think, then `text` typed a key at a time and Enter."""
-        self.out(prompt, self.rng.uniform(0.05, 0.4))
-        self.t += self.rng.uniform(0.8, 5.0)
-        for ch in text:
-            self.out(ch, self.rng.uniform(0.04, 0.22))
-        self.out("\r\n", self.rng.uniform(0.05, 0.3))
-
-    def result(self, text: str) -> None:
-        """Program output, a few chunks, lines ending in CRLF as a terminal shows them."""
-        lines = text.split("\n")
-        chunk: list[str] = []
-        for i, line in enumerate(lines):
-            chunk.append(line)
-            if len(chunk) >= 4 or i == len(lines) - 1:
-                self.out("\r\n".join(chunk) + "\r\n", self.rng.uniform(0.01, 0.35))
-                chunk = []
-
-    def finish(self) -> bytes:
-        return self.recorder.getvalue()
-
-    @property
-    def duration_ms(self) -> int:
-        return int(self.t * 1000)
-
-
-_LS_COLORS = {"dir": "\x1b[01;34m", "exe": "\x1b[01;32m", "link": "\x1b[01;36m", "file": "", "arc": "\x1b[01;31m"}
-
-
-def _ls_color(entries: list[tuple[str, str]], width: int = 120) -> str:
-    """What `ls --color` prints on a terminal `width` columns wide: sorted, in columns filled top to bottom."""
-    entries = sorted(entries, key=lambda e: e[0].lower())
-    n = len(entries)
-    for rows in range(1, n + 1):
-        cols = -(-n // rows)
-        widths = [max(len(name) for name, _ in entries[c * rows:(c + 1) * rows]) + 2 for c in range(cols)
-                  if entries[c * rows:(c + 1) * rows]]
-        if sum(widths) - 2 <= width:
-            break
-    lines = []
-    for r in range(rows):
-        cells = []
-        for c, w in enumerate(widths):
-            i = c * rows + r
-            if i >= n:
-                continue
-            name, kind = entries[i]
-            text = f"{_LS_COLORS[kind]}{name}\x1b[0m" if _LS_COLORS[kind] else name
-            last = c == len(widths) - 1 or (c + 1) * rows + r >= n
-            cells.append(text if last else text + " " * (w - len(name)))
-        lines.append("".join(cells))
-    return "\n".join(lines)
-
-
-_RAILS_LS = [("app", "dir"), ("bin", "dir"), ("config", "dir"), ("config.ru", "file"), ("db", "dir"),
-             ("Gemfile", "file"), ("Gemfile.lock", "file"), ("lib", "dir"), ("log", "dir"), ("public", "dir"),
-             ("Rakefile", "file"), ("entrypoint.sh", "exe"), ("current", "link"), ("tmp", "dir"),
-             ("vendor", "dir"), ("assets.tar.gz", "arc")]
-_NODE_LS = [("dist", "dir"), ("node_modules", "dir"), ("package.json", "file"), ("package-lock.json", "file"),
-            ("scripts", "dir"), ("server.js", "exe"), ("src", "dir"), ("static", "link"), ("README.md", "file")]
-_PY_LS = [("app", "dir"), ("jobs", "dir"), ("manage.py", "exe"), ("requirements.txt", "file"), ("static", "dir"),
-          ("templates", "dir"), ("wsgi.py", "file"), ("media", "link"), ("backup.tar.gz", "arc")]
-_GO_LS = [("bin", "dir"), ("config.yaml", "file"), ("healthcheck", "exe"), ("migrations", "dir"), ("server", "exe"),
-          ("web", "link")]
-
-
-def _shell_prompt(user: str, host: str, cwd: str, root: bool = True) -> str:
-    return f"\x1b[01;32m{user}@{host}\x1b[00m:\x1b[01;34m{cwd}\x1b[00m{'#' if root else '$'} "
-
-
-def _scenario_shell(listing: list, extra: list[tuple[str, str]], cwd: str = "/app") -> Callable:
-    def run(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
-        width, height = rng.choice(((120, 32), (160, 45), (100, 30), (212, 55)))
-        cast = _Cast(rng, width, height, t, "bash", pid)
-        prompt = _shell_prompt("root", pid, cwd)
-        cast.type(prompt, "ls --color")
-        cast.result(_ls_color(listing, width))
-        for command, output in rng.sample(extra, min(len(extra), rng.randint(2, 3))):
-            cast.type(prompt, command)
-            cast.result(output)
-        cast.type(prompt, "exit")
-        cast.out("exit\r\n", 0.05)
-        return "bash", cast.finish(), cast.duration_ms, 0, width, height
-    return run
-
-
-_RAILS_EXTRA = [
-    ("bin/rails runner 'puts User.count'", "48213"),
-    ("tail -n 3 log/production.log",
-     "I, [2026-11-19T14:02:11.411 #7]  INFO -- : [c3f1e2] Completed 200 OK in 41ms "
-     "(Views: 12.0ms | ActiveRecord: 9.8ms)\n"
-     "I, [2026-11-19T14:02:11.950 #7]  INFO -- : [a81d04] Started GET \"/api/v2/orders?page=3\" for 10.0.3.17\n"
-     "W, [2026-11-19T14:02:12.022 #9]  WARN -- : [a81d04] \x1b[33mSlow query (612ms)\x1b[0m "
-     "SELECT \"orders\".* FROM \"orders\""),
-    ("bin/rake db:migrate:status | tail -n 4",
-     "   up     20261102101500  Add index to orders state\n   up     20261110083000  Create refunds\n"
-     "   up     20261117121500  Add currency to invoices\n"
-     "  \x1b[31mdown\x1b[0m    20261118094500  Backfill refund reasons"),
-    ("df -h /tmp", "Filesystem      Size  Used Avail Use% Mounted on\noverlay          80G   31G   50G  39% /"),
-    ("ps aux | head -n 4",
-     "USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND\n"
-     "app            1  0.0  0.1   2384  1536 ?        Ss   09:12   0:00 /bin/sh -c bin/web\n"
-     "app            7 12.4  9.8 1273112 401208 ?      Sl   09:12  41:07 puma 6.4.2 (tcp://0.0.0.0:3000) [app]\n"
-     "root         214  0.0  0.0   4608  3840 pts/0    Ss   14:01   0:00 bash"),
-]
-_NODE_EXTRA = [
-    ("node -e 'console.log(process.version)'", "v20.11.1"),
-    ("cat package.json | head -n 5",
-     "{\n  \"name\": \"admin\",\n  \"version\": \"4.18.2\",\n  \"private\": true,\n  \"scripts\": {"),
-    ("du -sh node_modules", "412M\tnode_modules"),
-    ("free -m", "               total        used        free      shared  buff/cache   available\n"
-                "Mem:            7812        3120         811           2        3880        4402"),
-]
-_PY_EXTRA = [
-    ("python -c 'import django; print(django.get_version())'", "5.0.9"),
-    ("celery -A app inspect ping",
-     "->  celery@worker-5c9d7b8f4d-q2kzl: \x1b[32mOK\x1b[0m\n        pong\n\n1 node online."),
-    ("pip list 2>/dev/null | grep -i -E 'django|celery|redis'",
-     "celery            5.4.0\nDjango            5.0.9\nredis             5.0.8"),
-    ("df -h /tmp", "Filesystem      Size  Used Avail Use% Mounted on\noverlay          80G   27G   54G  34% /"),
-]
-_GO_EXTRA = [
-    ("./healthcheck", "\x1b[32m✔\x1b[0m database   ok (3ms)\n\x1b[32m✔\x1b[0m cache      ok (1ms)\n"
-                      "\x1b[33m!\x1b[0m search     degraded (412ms)"),
-    ("cat config.yaml | head -n 3", "listen: :8080\nlog_level: info\nshutdown_grace: 25s"),
-    ("uptime", " 14:03:07 up 3 days,  2:11,  0 users,  load average: 0.42, 0.51, 0.47"),
-]
-
-
-def _scenario_rails_console(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
-    width, height = rng.choice(((120, 32), (160, 45), (140, 40)))
-    command = "bin/rails console"
-    cast = _Cast(rng, width, height, t, command, pid)
-    cast.out("Loading production environment (Rails 7.1.3.4)\r\n", 2.4)
-    n = 1
-    exchanges = [
-        ("User.where(created_at: 1.day.ago..).count", "=> \x1b[34m\x1b[1m412\x1b[0m"),
-        ("Order.where(state: \"pending\").where(\"created_at < ?\", 2.hours.ago).count", "=> \x1b[34m\x1b[1m3\x1b[0m"),
-        ("Order.find(88123).state", "=> \x1b[31m\"refunded\"\x1b[0m"),
-        ("Invoice.last.total_cents", "=> \x1b[34m\x1b[1m129900\x1b[0m"),
-        ("Feature.enabled?(:new_checkout)", "=> \x1b[36m\x1b[1mtrue\x1b[0m"),
-    ]
-    for code, result in rng.sample(exchanges, rng.randint(2, 4)):
-        cast.type(f"irb(main):{n:03d}> ", code)
-        cast.result(result)
-        n += 1
-    cast.type(f"irb(main):{n:03d}> ", "exit")
-    return command, cast.finish(), cast.duration_ms, 0, width, height
-
-
-def _scenario_python_shell(rng: random.Random, t: int, pid: str, actor: Actor) -> Recording:
-    """`python manage.py shell` with IPython installed: coloured In/Out prompts."""
-    width, height = rng.choice(((120, 32), (160, 45)))
-    command = "python manage.py shell"
-    cast = _Cast(rng, width, height, t, command, pid)
-    cast.out("Python 3.12.7 (main, Oct  1 2026, 08:10:12) [GCC 12.2.0]\r\n"
-             "Type 'copyright', 'credits' or 'license' for more information\r\n"
-             "IPython 8.29.0 -- An enhanced Interactive Python. Type '?' for help.\r\n\r\n", 1.8)
-    n = 1
-    for code, result in rng.sample([("from reports.models import Report", ""),
-                                     ("Report.objects.filter(status='failed').count()", "7"),
-                                     ("Report.objects.latest('created_at').id", "99412"),
-                                     ("from django.conf import settings; settings.DEBUG", "False")], 3):
-        cast.type(f"\x1b[32mIn [\x1b[1;32m{n}\x1b[0;32m]: \x1b[0m", code)
-        if result:
-            cast.result(f"\x1b[31mOut[\x1b[1;31m{n}\x1b[0;31m]: \x1b[0m{result}\n")
-        n += 1
-    cast.type(f"\x1b[32mIn [\x1b[1;32m{n}\x1b[0;32m]: \x1b[0m", "exit")
-    return command, cast.finish(), cast.duration_ms, 0, width, height
-
-
-_VAR_LOG = [("amazon", "dir"), ("audit", "dir"), ("boot.log", "file"), ("containers", "dir"), ("journal", "dir"),
-            ("kubelet.log", "file"), ("pods", "dir"), ("messages", "file"), ("aws-routed-eni", "dir"),
-            ("cloud-init.log", "file"), ("dmesg.old", "arc")]
-
-
-def _scenario_ssh(rng: random.Random, t: int, instance: str, actor: Actor) -> Recording:
-    width, height = rng.choice(((120, 32), (160, 45), (100, 30)))
-    host = f"ip-10-0-{rng.randrange(1, 60)}-{rng.randrange(2, 250)}"
-    cast = _Cast(rng, width, height, t, "interactive", instance)
-    cast.out(f"Last login: Tue Nov 18 09:12:44 2026 from 10.0.3.17\r\n\r\n"
-             "   ,     #_\r\n   ~\\_  ####_        Amazon Linux 2023\r\n  ~~  \\_#####\\\r\n  ~~     \\###|\r\n"
-             "  ~~       \\#/ ___   https://aws.amazon.com/linux/amazon-linux-2023\r\n\r\n", 0.9)
-    prompt = f"[\x1b[01;32mec2-user\x1b[0m@{host} ~]$ "
-    steps = [("uptime", f" 14:03:07 up {rng.randrange(1, 40)} days,  2:11,  1 user,  load average: 0.42, 0.51, 0.47"),
-             ("free -m", "               total        used        free      shared  buff/cache   available\n"
-                         "Mem:           15788        9120         811           2        5856       6402"),
-             ("ls --color /var/log", _ls_color(_VAR_LOG, width)),
-             ("sudo crictl ps | head -n 3",
-              "CONTAINER      IMAGE          CREATED       STATE    NAME     ATTEMPT  POD ID\n"
-              "3f1c2b7a9d10   9e2f7c1b3a44   2 hours ago   \x1b[32mRunning\x1b[0m  web      0        a1b2c3d4e5f6\n"
-              "8d7e6f5a4b3c   1c2d3e4f5a6b   2 hours ago   \x1b[32mRunning\x1b[0m  worker   0        f6e5d4c3b2a1")]
-    for command, output in steps[:2] + rng.sample(steps[2:], 2):
-        cast.type(prompt, command)
-        cast.result(output)
-    cast.type(prompt, "exit")
-    cast.out(f"logout\r\nConnection to {host} closed.\r\n", 0.1)
-    return "interactive", cast.finish(), cast.duration_ms, 0, width, height
-
-
-def _scenario_psql(rng: random.Random, t: int, name: str, actor: Actor) -> Recording:
-    width, height = rng.choice(((120, 32), (160, 45)))
-    cast = _Cast(rng, width, height, t, "psql", name)
-    cast.out("psql (16.4, server 15.8)\r\nSSL connection (protocol: TLSv1.3, cipher: TLS_AES_256_GCM_SHA384, "
-             "compression: off)\r\nType \"help\" for help.\r\n\r\n", 0.7)
-    prompt = "app=> "
-    cast.type(prompt, "\\dt")
-    cast.result("          List of relations\n Schema |     Name      | Type  | Owner\n"
-                "--------+---------------+-------+-------\n public | invoices      | table | app\n"
-                " public | orders        | table | app\n public | refunds       | table | app\n"
-                " public | users         | table | app\n(4 rows)\n")
-    cast.type(prompt, "select state, count(*) from orders group by 1 order by 2 desc;")
-    cast.result("  state   | count\n----------+--------\n complete | 981244\n pending  |    312\n"
-                " refunded |   4410\n(3 rows)\n")
-    cast.type(prompt, "exit")
-    return "psql", cast.finish(), cast.duration_ms, 0, width, height
-
-
-def _scenario_redis(rng: random.Random, t: int, name: str, actor: Actor) -> Recording:
-    width, height = 120, 32
-    cast = _Cast(rng, width, height, t, "redis-cli", name)
-    prompt = f"{name}.acme.internal:6379> "
-    cast.type(prompt, "INFO keyspace")
-    cast.result(f"# Keyspace\ndb0:keys={rng.randrange(1000, 90000)},expires=1203,avg_ttl=3600213")
-    cast.type(prompt, "DBSIZE")
-    cast.result(f"(integer) {rng.randrange(1000, 90000)}")
-    cast.type(prompt, "exit")
-    return "redis-cli", cast.finish(), cast.duration_ms, 0, width, height
-
-
-_SCENARIOS: dict[str, tuple[Callable, ...]] = {
-    "rails": (_scenario_shell(_RAILS_LS, _RAILS_EXTRA), _scenario_rails_console),
-    "node": (_scenario_shell(_NODE_LS, _NODE_EXTRA),),
-    "python": (_scenario_shell(_PY_LS, _PY_EXTRA), _scenario_python_shell),
-    "go": (_scenario_shell(_GO_LS, _GO_EXTRA, cwd="/srv"),),
-}
 
 
 # --- writing ---------------------------------------------------------------------------------------------------------
