@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from auditkit import store
-from auditkit.errors import AuditkitError
 
 
 class CommandError(click.ClickException):
@@ -30,7 +29,4 @@ def db_option(func: Any) -> Any:
 
 
 def open_mirror(db_path: Path | None, *, must_exist: bool = True) -> sqlite3.Connection:
-    path = db_path or store.default_db_path()
-    if must_exist and not path.exists():
-        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
-    return store.open_db(path)
+    return store.open_existing(db_path) if must_exist else store.open_db(db_path or store.default_db_path())

@@ -31,6 +31,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from auditkit import store
 from auditkit.errors import ShareError, ShareLinkExpired, ShareLinkRevoked, ShareLinkUnknown, ShareTokenError
 from auditkit.model.events import Event, format_timestamp, from_dict, new_event_id, parse_timestamp
+from auditkit.model.times import utc_text
 from auditkit.model.filters import TIME_KEYS, Filter, from_json, is_date, relative_seconds, resolve_time, to_json
 from auditkit.files import write_private
 
@@ -314,13 +315,7 @@ def rotate_secret(conn: sqlite3.Connection, db_path: str | os.PathLike[str], by:
 
 # --- words for people -----------------------------------------------------------------------------------------------
 
-def human_time(timestamp: str) -> str:
-    """'2026-12-03 10:00 UTC' (seconds shown only when not zero)."""
-    moment = parse_timestamp(timestamp)
-    text = moment.strftime("%Y-%m-%d %H:%M")
-    if moment.second or moment.microsecond:
-        text += moment.strftime(":%S")
-    return text + " UTC"
+human_time = utc_text  # '2026-12-03 10:00 UTC': the one wording of a moment (model.times)
 
 
 def _time_value_text(value: str) -> str:

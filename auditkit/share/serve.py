@@ -115,10 +115,7 @@ def build_metadata(db_name: str, admins: dict[str, str], public_url: str) -> tup
 
 def require_mirror(db_path: str | os.PathLike[str]) -> Path:
     """The mirror's path; AuditkitError when there is no database there."""
-    path = Path(db_path)
-    if not path.exists():
-        raise AuditkitError(f"no database at {path} (run `auditkit synth` or `make demo` to make one)")
-    return path
+    return store.existing_path(db_path)
 
 
 def make_datasette(db_path: str | os.PathLike[str], *, base_url: str = sharing.DEFAULT_BASE_URL,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 from typing import Sequence
 
+from auditkit.model.times import clock_text
 from auditkit.review.replay.recording import Recording
 
 IDLE_LIMIT = 2.0
@@ -45,9 +46,4 @@ class Timeline:
         return min(self._times[i] + (p - self._play[i]), self._times[-1])
 
 
-def format_time(seconds: float) -> str:
-    """m:ss (or h:mm:ss) for a timeline."""
-    seconds = max(0, int(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+format_time = clock_text  # m:ss (or h:mm:ss) for a timeline: the one playback clock (model.times)
