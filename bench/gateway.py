@@ -21,7 +21,6 @@ import base64
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from convox_sim.servers import free_port  # noqa: E402
 
 from auditkit import store  # noqa: E402
 from auditkit.capture import keys  # noqa: E402
@@ -41,11 +41,6 @@ from auditkit.capture.wire import USER_AGENT  # noqa: E402
 
 RACK_PASSWORD = "bench-rack-password"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_up(url: str, timeout: float = 20.0) -> None:

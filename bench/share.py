@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from convox_sim.servers import free_port  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -79,11 +80,6 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, list[float
     p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
     return statistics.median(times), p95, times
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(db: Path, port: int) -> subprocess.Popen:

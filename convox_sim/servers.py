@@ -1,13 +1,25 @@
 """Serving ASGI apps on loopback inside this process (uvicorn in a thread): the demo runs the simulated rack and the
-gateway this way, and the tests use it to put real HTTP and websockets between client, gateway and rack."""
+gateway this way, and the tests use it to put real HTTP and websockets between client, gateway and rack; and finding
+a free port for servers run as processes."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
 
 import uvicorn
+
+
+def free_port(preferred: int = 0) -> int:
+    """A TCP port free on loopback now: `preferred` when it is free, else any (the kernel's pick)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class ServerThread:

@@ -12,7 +12,7 @@ Needs bash, ls (GNU), vim, less, curl and tmux (`apt-get install -y tmux vim les
 - replay_tmux.json: for each capture, the frame count fed, tmux's cursor, whether the alternate screen was on, and
   the tmux version.
 
-tests/test_replay_tmux.py checks that auditkit.replay renders each cut exactly as tmux did. CI needs none of the
+tests/review/test_replay_tmux.py checks that auditkit.replay renders each cut exactly as tmux did. CI needs none of the
 programs: the fixtures are committed. Re-run this script only to change or add a scenario.
 """
 

@@ -1,65 +1,16 @@
-"""Shared fixtures: fresh stores, an event factory, and a hand-built corpus of a few hundred events.
-
-The corpus is what tests/test_filters.py compares the filter language against: several actors, racks, apps,
-categories, actions and outcomes, timestamps spread over about 60 days (with runs of equal timestamps, events on
-day edges and events appended out of time order), on two chains. Its text is ASCII so that Python's case folding and
-SQLite's agree. `Corpus.events` keeps the append order, which is how ties of equal timestamps are broken.
-"""
+"""Shared fixtures: fresh stores, an event factory and the hand-built corpus (tests/helpers.py builds them)."""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import itertools
-import random
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
-from auditkit.model import events as ev
 from auditkit import store
-from auditkit.capture.tls import make_certificate
-
-UTC = dt.timezone.utc
-
-# The fixed "now" the corpus and the relative filters (since:7d) are read against.
-NOW = dt.datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
-# The corpus spans [START, START + 60 days).
-START = dt.datetime(2026, 9, 2, 0, 0, 0, tzinfo=UTC)
-
-
-def ts(moment: dt.datetime) -> str:
-    """A datetime as an event timestamp, written here without events.format_timestamp."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-_ids = itertools.count(1)
-
-
-def draft(**fields: Any) -> ev.Event:
-    """An unsealed event with plausible defaults; any field can be given."""
-    n = next(_ids)
-    values: dict[str, Any] = dict(
-        id=f"EV{n:024d}",
-        timestamp="2026-10-01T10:00:00.000Z",
-        actor="alice@example.com",
-        actor_type="user",
-        rack="acme/production",
-        category="Releases",
-        action="promoted",
-        description=f"Promoted release R{n:06d} of app web",
-        app="web",
-        target=f"R{n:06d}",
-        outcome="succeeded",
-        status=200,
-        method="POST",
-        path="/apps/web/releases",
-    )
-    values.update(fields)
-    return ev.Event(**values)
+from auditkit.model import events as ev
+from helpers import Corpus, build_corpus, draft
 
 
 @pytest.fixture
@@ -79,134 +30,6 @@ def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
     c.close()
 
 
-def raw_connect(path: Path) -> sqlite3.Connection:
-    """The database file as an attacker (or an admin) sees it: plain sqlite3, autocommit, no auditkit."""
-    c = sqlite3.connect(path, isolation_level=None)
-    c.row_factory = sqlite3.Row
-    return c
-
-
-# --- the corpus -------------------------------------------------------------------------------------------------
-
-ACTORS = [
-    ("alice@example.com", "user"),
-    ("bob@example.com", "user"),
-    ("carol@example.org", "user"),
-    ("Dave.Ops@Example.com", "user"),
-    ("ci-bot", "deploy_key"),
-    ("deploy-prod", "deploy_key"),
-    ("system", "system"),
-]
-RACKS = ["acme/production", "acme/staging", "beta/edge"]
-APPS = ["web", "api", "worker", "billing", None]
-
-# (category, action, description template, target template); {app}, {id} and {word} are filled in.
-TEMPLATES = [
-    ("Releases", "promoted", "Promoted release {id} of app {app}", "{id}"),
-    ("Releases", "promoted", "Rolled back: promoted release {id} of app {app}", "{id}"),
-    ("Builds", "created", "Created build B{id} for app {app} ({word})", "B{id}"),
-    ("Builds", "uploaded", "Uploaded source for build B{id}", "B{id}"),
-    ("Environment", "updated", "Updated environment of app {app} (DATABASE_URL, {word})", "{id}"),
-    ("Processes", "scaled", "Scaled {app} to 3 processes", None),
-    ("Processes", "executed", "Ran exec session in {app}: bash", "p-{id}"),
-    ("Processes", "terminated", "Stopped process p-{id} of {app}", "p-{id}"),
-    ("Infrastructure", "terminated", "Terminated instance i-0{id}", "i-0{id}"),
-    ("Infrastructure", "updated", "Updated rack params: NodeType=t3.large", None),
-    ("Security", "imported", "Imported certificate for {word}.example.com", "cert-{id}"),
-    ("Security", "rotated", "Rotated API key of the rack", None),
-    ("Registries", "added", "Added registry quay.io/{word}", "quay.io/{word}"),
-    ("Registries", "removed", "Removed registry docker.io/{word}", "docker.io/{word}"),
-    ("Resources", "created", "Created resource {word}-db (postgres)", "{word}-db"),
-    ("Applications", "created", "Created app {app}", None),
-    ("Applications", "deleted", "Deleted app {app} after PANIC in cleanup", None),
-    ("Access", "viewed", "Viewed share link L{id} (100% of scope)", "L{id}"),
-    ("Other", "updated", "Unknown write: PUT /weird/path_with_underscores", None),
-]
-WORDS = ["SENTRY_DSN", "cache", "Blue", "green", "nightly", "hotfix", "canary", "payments", "web", "Quartz"]
-OUTCOMES = ["succeeded"] * 6 + ["failed", "failed", "denied", "unknown"]
-
-
-@dataclasses.dataclass
-class Corpus:
-    path: Path
-    events: list[ev.Event]  # sealed, in the order they were appended
-
-    def connect(self) -> sqlite3.Connection:
-        return store.open_db(self.path, readonly=True)
-
-
-def corpus_drafts(seed: int = 20261101, count: int = 320) -> list[ev.Event]:
-    rng = random.Random(seed)
-    span_ms = 60 * 86400 * 1000
-    start_ms = int(START.timestamp() * 1000)
-    drafts: list[ev.Event] = []
-    moments: list[dt.datetime] = []
-    for i in range(count):
-        roll = rng.random()
-        if moments and roll < 0.12:
-            moment = rng.choice(moments)  # an equal timestamp
-        elif roll < 0.16:
-            # day edges: the first and the last millisecond of a day
-            day = START + dt.timedelta(days=rng.randrange(60))
-            moment = day if rng.random() < 0.5 else day + dt.timedelta(days=1, milliseconds=-1)
-        else:
-            moment = dt.datetime.fromtimestamp((start_ms + rng.randrange(span_ms)) / 1000, tz=UTC)
-        moments.append(moment)
-        actor, actor_type = rng.choice(ACTORS)
-        category, action, description, target = rng.choice(TEMPLATES)
-        app = rng.choice(APPS)
-        short = f"R{rng.randrange(16**5):05X}"
-        word = rng.choice(WORDS)
-        fill = dict(app=app or "none", id=short, word=word)
-        drafts.append(draft(
-            timestamp=ts(moment),
-            actor=actor,
-            actor_type=actor_type,
-            rack=rng.choice(RACKS),
-            category=category,
-            action=action,
-            description=description.format(**fill),
-            app=app,
-            target=target.format(**fill) if target else None,
-            outcome=rng.choice(OUTCOMES),
-        ))
-    # A few fixed events the queries below rely on (exact edges around NOW and a known target).
-    drafts += [
-        draft(timestamp=ts(NOW - dt.timedelta(days=7)), description="Exactly seven days before now",
-              target="RKZQXWVTSA", actor="bob@example.com"),
-        draft(timestamp=ts(NOW - dt.timedelta(days=7, milliseconds=1)), description="One ms too old for 7d",
-              target="RKZQXWVTSA", app=None),
-        draft(timestamp="2026-10-05T00:00:00.000Z", description="Midnight Oct 5 UTC", app="api"),
-        draft(timestamp="2026-10-04T22:00:00.000Z", description="Midnight Oct 5 in +02:00", app="api"),
-        draft(timestamp="2026-10-04T21:59:59.999Z", description="Just before midnight Oct 5 in +02:00", app="api"),
-        draft(timestamp=ts(NOW + dt.timedelta(hours=1)), description="An event after now (clock skew)"),
-    ]
-    return drafts
-
-
-def build_corpus(path: Path) -> Corpus:
-    conn = store.open_db(path)
-    drafts = corpus_drafts()
-    rng = random.Random(7)
-    appended: list[ev.Event] = []
-    # Appended in batches, alternately on two chains, so keys are assigned out of time order and ties cross chains.
-    position = 0
-    while position < len(drafts):
-        size = rng.randrange(1, 40)
-        batch = drafts[position:position + size]
-        source = "gw-eu" if (position // 7) % 2 else store.LOCAL_SOURCE
-        appended += store.append(conn, batch, source=source)
-        position += size
-    conn.close()
-    return Corpus(path, appended)
-
-
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return build_corpus(tmp_path_factory.mktemp("corpus") / "corpus.db")
-
-
-# A real self-signed certificate for shop.example.com and www.shop.example.com (the simulated rack parses it), made
-# once per session and shared by the rack and gateway tests.
-CERT = make_certificate(["shop.example.com", "www.shop.example.com"],
-                        not_after=dt.datetime(2036, 11, 23, 7, 8, 12, tzinfo=UTC))[0].decode()

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -99,13 +98,9 @@ def _demo_link(conn, db_path: Path, base_url: str) -> tuple[sharing.ShareLink, s
 
 def _port(preferred: int) -> int:
     """`preferred` when it is free on loopback, else any free port."""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
+    from convox_sim.servers import free_port
+
+    return free_port(preferred)
 
 
 @contextlib.contextmanager

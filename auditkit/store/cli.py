@@ -8,7 +8,6 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console

@@ -3,7 +3,7 @@
 A file's `PRAGMA user_version` is the number of MIGRATIONS applied to it (db.migrate applies the rest). The SQL is
 written below in one section per owner — the code that reads and writes those tables — and MIGRATIONS joins the
 sections' pieces in the order each version first shipped them. A shipped migration never changes: a file made by
-any version must migrate to the schema a fresh file gets (tests/test_store.py checks both).
+any version must migrate to the schema a fresh file gets (tests/store/test_store.py checks both).
 
 - `events.n` is a time-ordered key, (ms << KEY_SHIFT) + tiebreak: ORDER BY n is newest/oldest first, time ranges are
   ranges of n, keyset pages resume after an n, and each secondary index (actor, rack, …) is implicitly (column, n).

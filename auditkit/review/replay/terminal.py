@@ -2,7 +2,7 @@
 
 pyte is extended in three ways: the alternate screen (DEC private modes 47, 1047 and 1049, as tmux does them), a fast
 path for plain ASCII text (the fast path for escape sequences is the stream's), and tmux's behaviour wherever pyte's
-differs, checked against tmux by tests/test_replay_tmux.py (real programs) and scripts/replay_fidelity.py (random
+differs, checked against tmux by tests/review/test_replay_tmux.py (real programs) and scripts/replay_fidelity.py (random
 sequences): erasing, scrolling and inserting use the background colour only; the cursor at the wrap position, above or
 below the scroll region, after DECRC; IL/DL outside the region; wide characters overwritten by halves; `CSI 3 J` leaves
 the screen alone; DECCOLM clears without resizing; REP, SU/SD, CSI s/u, NEL and DEC line drawing work.

@@ -17,7 +17,7 @@ SHARE_CSS = f"{STATIC}/auditkit-share.css"
 # Share pages load nothing from elsewhere, and only what they use from here. The player (3.18) compiles its
 # WebAssembly terminal from bytes inside its bundle ('wasm-unsafe-eval') and fetches the recording (connect-src); it
 # sets styles through the CSSOM, so no 'unsafe-inline'; no page loads images, fonts or workers.
-# tests/test_browser.py replays a recording under this policy in Chromium and fails on any violation.
+# tests/share/test_browser.py replays a recording under this policy in Chromium and fails on any violation.
 SHARE_CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; "
              "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 

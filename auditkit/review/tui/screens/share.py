@@ -15,8 +15,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from auditkit import store
 from auditkit.errors import AuditkitError
-from auditkit.model.events import format_timestamp
-from auditkit.model.filters import TIME_KEYS, Filter, time_range
+from auditkit.model.filters import TIME_KEYS, Filter
 from auditkit.review.tui.widgets.text_input import TextInput
 
 from auditkit.share import links as sharing

@@ -1,10 +1,10 @@
-"""Snapshots (pytest-textual-snapshot) of every TUI screen over the fixed mirror of tests/test_tui.py: the main list
+"""Snapshots (pytest-textual-snapshot) of every TUI screen over the fixed mirror of tests/review/test_tui.py: the main list
 (100×30 and 80×24), the filter bar with an error, each picker, the time range, the detail of a recorded session,
 the share dialog and the key list.
 
 Deterministic by construction: fixed events (fixed ids and timestamps, so fixed hashes), a fixed clock, UTC, no
 polling, no cursor blink, and every worker awaited before the screenshot. Update with
-`.venv/bin/python -m pytest tests/test_tui_snapshots.py --snapshot-update` and look at the SVGs before committing.
+`.venv/bin/python -m pytest tests/review/test_tui_snapshots.py --snapshot-update` and look at the SVGs before committing.
 """
 
 from __future__ import annotations

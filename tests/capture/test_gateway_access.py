@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -37,6 +37,7 @@ from auditkit.capture import keys, refusals
 from auditkit.capture.proxy import create_app
 from auditkit.capture.journal import journal_source
 from auditkit.capture.wire import basic_authorization
+from helpers import basic
 
 PROD, STAGING, SANDBOX = "acme/production", "acme/staging", "sandbox"  # sandbox: a configured name without "/"
 SOURCE = "gw"  # the chain name: sandbox is listed as organization "gw"
@@ -54,11 +55,6 @@ def new_ip() -> str:
     """A source address no other test uses (sent as X-Forwarded-For, trusted from loopback)."""
     n = next(_addresses)
     return f"198.51.{100 + n // 250}.{n % 250 + 1}"
-
-
-def basic(username: str, password: str, *, escape: Callable[[str], str] = lambda p: urllib.parse.quote(p, safe="")
-          ) -> str:
-    return basic_authorization(username, escape(password))
 
 
 def cli_login_header(token: str) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from auditkit.model import events as ev
+from helpers import ROOT
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "event-format.md"
+DOC = ROOT / "docs" / "event-format.md"
 
 
 def _vectors() -> list[tuple[dict, str, str]]:

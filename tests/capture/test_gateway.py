@@ -48,10 +48,10 @@ from convox_sim.servers import ServerThread
 from auditkit.model.events import value_hmac
 from auditkit.capture import config as cfg
 from auditkit.capture import keys
-from auditkit.capture.wire import CONVOX_VERSION, EXIT_MARKER, USER_AGENT, basic_authorization, encode_map
+from auditkit.capture.wire import CONVOX_VERSION, EXIT_MARKER, USER_AGENT, encode_map
 from auditkit.capture.proxy import create_app
 from auditkit.capture.journal import Journal, journal_source
-from conftest import CERT
+from helpers import CERT, basic, free_port, private_key, raw_bytes
 
 RACK = "acme/production"
 RACK_QA = "acme/qa"  # a second name for the same simulated rack; its base64 carries `=` padding
@@ -61,30 +61,6 @@ SOURCE = "gw"
 ALICE, ADMIN, AUDREY, MEMBER_BOB, DEPLOY = (
     "alice@example.com", "root@example.com", "audrey@example.com", "bob@example.com", "ci-deploy")
 AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
-
-
-
-def private_key(marker: str) -> str:
-    return f"-----BEGIN PRIVATE KEY-----\n{marker}\n-----END PRIVATE KEY-----\n"
-
-
-def basic(username: str, password: str) -> str:
-    """The Authorization header the Convox SDK sends for RACK_URL userinfo (the password percent-escaped)."""
-    return basic_authorization(username, urllib.parse.quote(password, safe=""))
-
-
-def raw_bytes(db: Path | str) -> bytes:
-    """The bytes of a SQLite database and its -wal and -shm files, read by another process: closing a descriptor
-    of a database file in this process would drop the POSIX locks its live connections hold (sqlite.org/
-    howtocorrupt.html §2.2) and let another process reset the WAL under them."""
-    files = [f for f in (str(db), f"{db}-wal", f"{db}-shm") if Path(f).exists()]
-    return subprocess.run(["cat", *files], capture_output=True, check=True).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the world: a rack, two gateways, their journals ---------------------------------------------------------------
@@ -176,7 +152,7 @@ def _start_gateway(d: Path, name: str, rack_port: int, dead_port: int, **options
     racks = [cfg.parse_rack_flag(f"{RACK}=http://convox:{RACK_PW}@127.0.0.1:{rack_port}"),
              cfg.parse_rack_flag(f"{RACK_QA}=http://convox:{RACK_PW}@127.0.0.1:{rack_port}"),
              cfg.parse_rack_flag(f"{RACK_DEAD}=http://convox:{RACK_PW}@127.0.0.1:{dead_port}")]
-    # Refused credentials are journaled once per source IP and window (tests/test_gateway_access.py): here the
+    # Refused credentials are journaled once per source IP and window (tests/capture/test_gateway_access.py): here the
     # window outlasts the module, so those events are written at shutdown and never land among a test's events.
     config = cfg.load(None, racks=racks, journal=d / f"{name}.db", data_dir=d, name=SOURCE, http=True,
                       refusal_window=3600, **options)

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import re
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +21,10 @@ from auditkit.capture import catalog
 from auditkit.model import events as ev
 from auditkit.capture.catalog import ROUTES, Classification, classify, describe_outcome
 from auditkit.capture.wire import USER_AGENT
+from helpers import ROOT
 
 HMAC_KEY = b"test-gateway-secret-0123456789ab"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "routes.md"
+DOC = ROOT / "docs" / "routes.md"
 
 # One distinctive sample per path var, so a description can be searched for it.
 SAMPLES = {

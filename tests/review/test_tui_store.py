@@ -17,7 +17,7 @@ from auditkit.model import events as ev
 from auditkit import store
 from auditkit.model.filters import parse
 
-from conftest import NOW, draft, raw_connect
+from helpers import NOW, draft, raw_connect
 
 FILTERS = ["", "user:alice@example.com", "rack:acme/production -outcome:succeeded", "since:30d",
            "promoted", "we", "release user:bob@example.com"]

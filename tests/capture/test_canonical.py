@@ -1,8 +1,8 @@
 """The one parse (auditkit/capture/canonical.py): paths, parameter pairs and bodies read as the Go rack reads them,
 and everything a Go rack and a Python parser could read differently refused with a reason.
 
-The gateway-level consequences (nothing forwarded, a denied event) are in tests/test_gateway.py; the differential
-property against the simulated rack is in tests/test_gateway_properties.py.
+The gateway-level consequences (nothing forwarded, a denied event) are in tests/capture/test_gateway.py; the differential
+property against the simulated rack is in tests/capture/test_gateway_properties.py.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from auditkit.capture.proxy import create_app
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import journal_source
 from auditkit.mirror.sync import Feed, SyncError, sync_once
+from helpers import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +211,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
         add_source(conn, "gw", server.url, key, db.parent)
         conn.close()
         rng = random.Random(7)
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         # Kill points spread over the whole run: each process is killed once the mirror passes its target seq,
         # after a random extra moment (mid-page, mid-commit, between pages).
         targets = sorted(rng.sample(range(1, 60_000), 20))
@@ -318,7 +319,7 @@ def test_follow_mirrors_a_new_event_within_a_second(gateway, tmp_path):
     key_file.write_text(gateway["auditor"])
     assert CliRunner().invoke(main, ["sync", "add", "gw", gateway["url"], "--key-file", str(key_file),
                                      "--db", str(db)]).exit_code == 0
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "auditkit.cli", "sync", "--follow", "--db", str(db)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -26,7 +26,7 @@ from auditkit.errors import (
 from auditkit.model.events import format_timestamp
 from auditkit.model.filters import Filter, parse
 
-from conftest import NOW, draft, ts
+from helpers import NOW, draft, ts
 
 BASE = "https://audit.example.com"
 

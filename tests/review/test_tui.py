@@ -1,4 +1,4 @@
-"""The TUI's flows, driven with Textual's pilot over a fixed mirror (tests/test_tui_snapshots.py shares it):
+"""The TUI's flows, driven with Textual's pilot over a fixed mirror (tests/review/test_tui_snapshots.py shares it):
 filtering narrows the list to exactly the expected events, pickers and time presets build the filter, the detail
 shows the chain status, new events written by another process appear without moving the selection, follow mode
 keeps the newest selected, and far jumps (G, the scrollbar) show exactly the rows of the store's own listing.
@@ -32,7 +32,6 @@ from auditkit.review.tui import mirror as mirror_mod
 from auditkit.review.tui.app import KEY_SECTIONS, AuditApp
 from auditkit.review.tui.keys import keys_text, listing
 from auditkit.review.tui.mirror import Cancelled, Mirror
-from auditkit.review.tui.screens import share
 from auditkit.review.tui.screens.events import EventsScreen
 from auditkit.review.tui.widgets.event_list import EventList
 from auditkit.synth import history as synth

@@ -35,7 +35,6 @@ import json
 import logging
 import re
 import secrets
-import subprocess
 import time
 import urllib.parse
 from pathlib import Path
@@ -53,10 +52,11 @@ from auditkit.capture import config as cfg
 from auditkit.capture import keys
 from auditkit.capture.journal import journal_source
 from auditkit.capture.proxy import create_app
-from auditkit.capture.wire import basic_authorization, encode_map
+from auditkit.capture.wire import encode_map
 from auditkit.model.events import value_hmac
 from convox_sim import rack as rack_mod
 from convox_sim.servers import ServerThread
+from helpers import basic, raw_bytes
 
 RACK = "acme/production"
 RACK_PW = "rackPW-" + secrets.token_hex(12)
@@ -75,13 +75,6 @@ PROPERTY_SETTINGS = dict(deadline=None, print_blob=True, database=None,
 
 
 # --- the world: the simulated rack, the gateway, its journal and its log ------------------------------------------
-
-def raw_bytes(db: Path) -> bytes:
-    """The bytes of a SQLite database and its -wal and -shm files, read by another process: closing a descriptor
-    of a database file in this process would drop the POSIX locks its live connections hold (sqlite.org/
-    howtocorrupt.html §2.2)."""
-    files = [f for f in (str(db), f"{db}-wal", f"{db}-shm") if Path(f).exists()]
-    return subprocess.run(["cat", *files], capture_output=True, check=True).stdout
 
 
 class StatusSpy:
@@ -222,11 +215,6 @@ class Exchange:
     events: list[dict[str, Any]]
     rack_status: list[int]
     log_lines: list[str]
-
-
-def basic(username: str, password: str) -> str:
-    """The Authorization header the Convox SDK sends for RACK_URL userinfo (the password percent-escaped)."""
-    return basic_authorization(username, urllib.parse.quote(password, safe=""))
 
 
 def send(world: World, request: Request, authorization: str | None = None) -> Exchange:
@@ -926,8 +914,6 @@ def websocket_requests(draw: st.DrawFn) -> Request:
         headers[header] = draw(st.sampled_from(["echo hi", "bash", "80", "24", "true", "false"]))
     query_text = "&".join(form_pair(draw, n, v) for n, v in query)
     return Request("GET", path + ("?" + query_text if query_text else ""), headers, None, route)
-
-
 
 
 @settings(max_examples=WEBSOCKET_EXAMPLES, **PROPERTY_SETTINGS)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from pathlib import Path
 
 import pyte
 import pytest
@@ -19,8 +18,7 @@ from auditkit.model import asciicast
 from auditkit.review import replay
 from auditkit.review.replay import index
 from auditkit.synth import sessions
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from helpers import FIXTURES
 
 
 def cast(events: list, width: int = 40, height: int = 6, **header) -> bytes:

@@ -12,7 +12,6 @@ and whether the alternate screen was on.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from pyte.graphics import FG_BG_256
@@ -20,8 +19,8 @@ from pyte.screens import wcwidth
 
 from auditkit.review import replay
 from auditkit.review.replay import index, terminal
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 CAPTURES = json.loads((FIXTURES / "replay_tmux.json").read_text())
 _HEX_INDEX = {FG_BG_256[i]: i for i in range(16)}
 _NAME_INDEX = {("bright" if i > 7 else "") + terminal.ANSI_NAMES[i % 8]: i for i in range(16)}

@@ -28,7 +28,7 @@ from auditkit.model import filters
 from auditkit.errors import FilterError
 from auditkit.model.filters import Filter, Term, parse
 
-from conftest import NOW, UTC, draft, raw_connect
+from helpers import NOW, UTC, draft, raw_connect
 
 # --- the reference ----------------------------------------------------------------------------------------------
 

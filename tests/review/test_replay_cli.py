@@ -16,7 +16,7 @@ from auditkit.review import replay
 from auditkit.cli import main
 from auditkit.review.tui.screens import replay as screen_mod
 
-from conftest import draft, raw_connect
+from helpers import draft, raw_connect
 
 CAST = (b'{"version": 2, "width": 80, "height": 24, "timestamp": 1790848800}\n'
         b'[0.5, "o", "$ "]\n[1.5, "o", "ls\\r\\nfile\\r\\n$ "]\n[9.0, "o", "exit\\r\\n"]\n')

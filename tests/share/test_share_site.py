@@ -34,7 +34,7 @@ from auditkit.share import admins, serve, links as sharing
 from auditkit.share.site import gate, instance
 from auditkit.model.filters import parse
 
-from conftest import draft, ts
+from helpers import draft, ts
 
 UTC = dt.timezone.utc
 ADMIN = "admin@example.com"

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
-import socket
 import threading
 import time
 import warnings
@@ -28,7 +27,7 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its TestCli
 from convox_sim import shell as sh
 from auditkit.capture.wire import EXIT_MARKER, basic_authorization, decode_map, encode_map
 from convox_sim.rack import create_app
-from conftest import CERT
+from helpers import CERT, free_port
 
 PASSWORD = "s3cret-rack-password"
 NOW = dt.datetime(2026, 11, 2, 9, 30, 0, tzinfo=dt.timezone.utc)
@@ -632,18 +631,13 @@ def test_same_seed_same_rack_and_same_output():
 
 # --- on a real socket -------------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 def live_rack():
     uvicorn = pytest.importorskip("uvicorn")
     pytest.importorskip("websockets")
     app = create_app(PASSWORD, seed=3, clock=lambda: NOW)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
                                            ws_ping_interval=None))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -22,7 +22,7 @@ from auditkit.cli import main
 from auditkit.errors import ChainError, StoreError
 from auditkit.model.filters import parse
 
-from conftest import NOW, draft, raw_connect
+from helpers import FIXTURES, NOW, draft, raw_connect
 
 GENESIS = "0" * 64
 
@@ -819,7 +819,7 @@ MIGRATION_SHA256 = [
     "c4ccc213285b9d06",
     "c39290b1cf1a6b4f",
 ]
-SCHEMA_FIXTURE = Path(__file__).parent / "fixtures" / "schema.sql"
+SCHEMA_FIXTURE = FIXTURES / "schema.sql"
 
 
 def schema_of(path: Path) -> dict:

@@ -41,7 +41,7 @@ from auditkit.capture import config as cfg
 from auditkit.capture import keys
 from auditkit.capture.proxy import create_app
 from auditkit.capture.journal import ORPHAN_REASON, ChainMismatch, Journal, OutcomeHeld, journal_source
-from conftest import CERT, draft
+from helpers import CERT, draft, free_port, private_key
 
 RACK = "acme/production"
 RACK_PW = "rackPW-" + secrets.token_hex(12)
@@ -49,16 +49,6 @@ SOURCE = "gw"
 ALICE, AUDREY = "alice@example.com", "audrey@example.com"
 AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
-
-
-def private_key(marker: str) -> str:
-    return f"-----BEGIN PRIVATE KEY-----\n{marker}\n-----END PRIVATE KEY-----\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -586,7 +576,7 @@ def test_state_left_in_the_old_data_dir_is_refused_with_how_to_move_it(rack, tmp
     (old_cwd / "data").mkdir(parents=True)
     home.mkdir()
     journal = home / "journal.db"
-    issued = make_journal(journal)
+    make_journal(journal)
     # An older gateway, run from old_cwd, made its state in old_cwd/data (as `--data-dir data` still does).
     proc, url = serve(journal, rack_server, tmp_path / "old.log", cwd=old_cwd, http=False,
                       extra=("--data-dir", "data"))

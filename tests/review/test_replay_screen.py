@@ -6,7 +6,6 @@ output), a fixed clock, no autoplay, no cursor blink, workers awaited before eac
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
@@ -20,8 +19,8 @@ from auditkit.review.tui.screens import replay as screen_mod
 from auditkit.review.tui.screens.replay import ReplayApp, ReplayScreen
 from auditkit.review.tui.widgets.replay_terminal import TerminalView
 from auditkit.review.tui.widgets.replay_timeline import TimelineBar
+from helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 VIM = (FIXTURES / "replay_vim.cast").read_bytes()
 EVENTS = [(6.2, "Processes executed: dev@box ran vim in web"), (17.0, "Processes terminated web-1")]
 

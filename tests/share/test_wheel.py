@@ -26,8 +26,9 @@ import httpx
 import pytest
 
 from auditkit.share.site.responses import PLAYER_JS, SHARE_CSP
+from helpers import ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 # Not copied into the tree the wheel is built from: environments, data and what earlier builds left.
 LEFT_OUT = shutil.ignore_patterns(".venv", "venv", ".git", "data", "build", "dist", "*.egg-info", "__pycache__",
                                   ".pytest_cache", ".hypothesis", "out")
