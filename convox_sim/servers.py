@@ -4,7 +4,9 @@ a free port for servers run as processes."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
 from typing import Any
@@ -20,6 +22,32 @@ def free_port(preferred: int = 0) -> int:
         except OSError:
             s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_listening(port: int, proc: subprocess.Popen, timeout: float = 20.0, what: str = "the server") -> None:
+    """Return once something accepts connections on 127.0.0.1:`port`; RuntimeError if `proc` exits or `timeout`
+    passes first (the process is then killed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"{what} did not start (exit {proc.poll()})") from None
+            time.sleep(0.05)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; waits for it either way."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class ServerThread:

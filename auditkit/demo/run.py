@@ -128,11 +128,9 @@ def _datasette(db_path: Path, port: int) -> Iterator[tuple[str, str]]:
                 time.sleep(0.1)
         yield login, base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        from convox_sim.servers import stop_process
+
+        stop_process(proc)
 
 
 def _explore(console: Console, db_path: Path, journal_path: Path, base: str, share_url: str) -> None:

@@ -23,7 +23,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from auditkit.model import asciicast
 from auditkit.capture import catalog
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
-from convox_sim.servers import ServerThread
+from convox_sim.servers import ServerThread, stop_process, wait_until_listening
 from auditkit.model.events import value_hmac
 from auditkit.capture import config as cfg
 from auditkit.capture import keys
@@ -1071,26 +1070,14 @@ def _serve(journal: Path, port: int, rack_port: int, log: Path, fault: str | Non
         args.append("--http")
     with open(log, "ab") as f:
         proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=journal.parent)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(f"gateway did not start: {log.read_text()}")
-            time.sleep(0.05)
+    try:
+        wait_until_listening(port, proc, what="the gateway")
+    except RuntimeError as e:
+        raise AssertionError(f"{e}: {log.read_text()}") from None
+    return proc
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+_stop = stop_process
 
 
 def _cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

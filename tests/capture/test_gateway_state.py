@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import pytest
 from auditkit import store
 from convox_sim import rack as rack_mod
 from convox_sim.client import CommandError, RackClient, RackError
-from convox_sim.servers import ServerThread
+from convox_sim.servers import ServerThread, stop_process, wait_until_listening
 from auditkit.model.events import value_hmac
 from auditkit.model.filters import Filter
 from auditkit.capture import config as cfg
@@ -178,26 +177,14 @@ def serve(journal: Path, rack_server: ServerThread, log: Path, *, cwd: Path, htt
     env["PYTHONUNBUFFERED"] = "1"
     with open(log, "ab") as f:
         proc = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"{'http' if http else 'https'}://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(f"gateway did not start: {log.read_text()}")
-            time.sleep(0.05)
+    try:
+        wait_until_listening(port, proc, what="the gateway")
+    except RuntimeError as e:
+        raise AssertionError(f"{e}: {log.read_text()}") from None
+    return proc, f"{'http' if http else 'https'}://127.0.0.1:{port}"
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+stop = stop_process
 
 
 def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

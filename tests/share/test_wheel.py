@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from auditkit.share.site.responses import PLAYER_JS, SHARE_CSP
+from convox_sim.servers import stop_process
 from helpers import ROOT
 
 REPO = ROOT
@@ -162,10 +163,5 @@ def test_auditkit_serve_from_the_wheel_opens_a_share_link(installed):
             assert metadata.json()["title"] == "auditkit"
             assert metadata.json()["databases"]["audit"]["tables"]["events"]["fts_table"] == "events_fts"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         proc.stdout.close()
