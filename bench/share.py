@@ -5,7 +5,7 @@ on SQLite in the same run.
     .venv/bin/python bench/share.py [--source /tmp/bench1m.db] [--copy /tmp/bench1m-share.db] [--runs 30]
 
 The mirror is copied first (every view is recorded as an Access event, so the bench writes to its copy, never to
-the shared source); the source is made with `auditkit synth --events 1000000` when it does not exist (~65 s).
+the shared source); the source is made with `auditkit synth --events 1000000` when it does not exist.
 The link matches ~100k events (the rack whose count is nearest 100,000, unless --filter says otherwise).
 
 Target (issue 5): first page and 100th page each <= 100 ms. The route does more than the query: it re-verifies the

@@ -12,7 +12,7 @@ Each measurement runs the app headless (App.run_test, 120×40) in a fresh subpro
 - jumps: G, g and the scrollbar dragged to 1/2 and 3/4 of all events, with the row cache emptied first, until the
   visible rows are fetched and drawn (a jump far from both ends costs an O(offset) walk of the index).
 Targets (issue 6): first paint and RSS at 1M within 1.5× of 1k; filter repaint p95 <= 150 ms at 1M.
-The 1M mirror is reused when it exists (`auditkit synth --events 1000000 --db /tmp/bench1m.db` makes one in ~65 s).
+The 1M mirror is reused when it exists (`auditkit synth --events 1000000 --db /tmp/bench1m.db` makes one).
 """
 
 from __future__ import annotations

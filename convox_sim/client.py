@@ -1,7 +1,8 @@
-"""A Convox client that speaks the Rack API wire exactly as the Convox CLI and SDK do (reference §2–§4, §7):
-form-encoded params, doubly-encoded maps, option headers, `convox.go` user agent, basic auth from RACK_URL, the
-throw-away GET before a websocket, stdin as TEXT frames, an empty BINARY frame for EOF, and the exit-code marker; the
-wire's details (version, marker, map and env codecs, Basic credentials) are auditkit.capture.wire's.
+"""A Convox client that speaks the Rack API wire exactly as the Convox CLI and SDK do (convox/convox pkg/cli and
+sdk, convox/stdsdk): form-encoded params, doubly-encoded maps, option headers, `convox.go` user agent, basic auth
+from RACK_URL, the throw-away GET before a websocket, stdin as TEXT frames, an empty BINARY frame for EOF, and the
+exit-code marker; the wire's details (version, marker, map and env codecs, Basic credentials) are
+auditkit.capture.wire's.
 
 The demo's scripted users and the gateway's tests drive the gateway with it.
 """
@@ -78,7 +79,7 @@ class RackClient:
         except ValueError:  # some routes answer with an empty or plain-text body
             return response.text
 
-    # Calls the CLI makes, one per command (reference §7).
+    # Calls the CLI makes, one per command (as convox/convox pkg/cli sends them).
     def apps_create(self, name: str) -> Any:
         # AppCreateOptions.Generation defaults to "2" in the CLI; a v3 rack makes a generation 3 app all the same.
         return self.json("POST", "/apps", {"name": name, "generation": "2"})
@@ -213,7 +214,7 @@ class RackClient:
 
     def run_attached(self, app: str, service: str, command: str, stdin: list[str] | None = None,
                      **kw: Any) -> ExecResult:
-        """`convox run`: start `sleep 3600`, exec the real command in it, stop it (reference §4)."""
+        """`convox run`: start `sleep 3600`, exec the real command in it, stop it (as the CLI does)."""
         process = self.run_detached(app, service, "sleep 3600")
         try:
             return self.exec(app, process["id"], command, stdin, entrypoint=True, **kw)

@@ -2,13 +2,14 @@
 
 It owns one in-memory rack (apps, builds, releases, services, processes, instances, certificates, registries,
 resources, system parameters) and answers the Convox v3 Rack API on the wire as convox/convox 3.24.x does
-(reference/convox-rack-api.md): every route of the v3 route table, Basic auth (any username with the rack password,
-or `jwt` with a token the rack issued), `Request-Id` on every response, stdapi's error rendering (`{"error":"…"}` when
-Accept names application/json, else the message as text/plain), `r.Form` semantics for params (form body of
-POST/PUT/PATCH, then the query string; map params URL-encoded twice), option structs in headers, raw bodies streamed
-(counted and hashed, never held whole), JSON shaped like the Go structs (field names, RFC 3339 times, indented), and the
-websocket framing of §4 (stdin in TEXT frames, an empty BINARY frame for EOF, output in TEXT frames, the exit-code
-marker, `ERROR: …` for handler errors, then an empty BINARY frame). Interactive sessions run auditkit/demo/shell.py.
+(pkg/api/routes.go and its handlers): every route of the v3 route table, Basic auth (any username with the rack
+password, or `jwt` with a token the rack issued), `Request-Id` on every response, stdapi's error rendering
+(`{"error":"…"}` when Accept names application/json, else the message as text/plain), `r.Form` semantics for params
+(form body of POST/PUT/PATCH, then the query string; map params URL-encoded twice), option structs in headers, raw
+bodies streamed (counted and hashed, never held whole), JSON shaped like the Go structs (field names, RFC 3339
+times, indented), and the websocket framing of stdsdk and stdapi (stdin in TEXT frames, an empty BINARY frame for
+EOF, output in TEXT frames, the exit-code marker, `ERROR: …` for handler errors, then an empty BINARY frame).
+Interactive sessions run convox_sim/shell.py.
 
 The details the gateway reads the same way (the version, the exit-code marker, map params, env text, Basic
 credentials) are auditkit.capture.wire's, the one module of auditkit this package imports.
@@ -384,7 +385,7 @@ class ReceivedRequest(NamedTuple):
     files: tuple[FilePart, ...] = ()
 
 
-# Demo apps (aligned with auditkit/demo/synth.py's "core" rack): name → (stack, services, app resources).
+# Demo apps (aligned with auditkit/synth/history.py's "core" rack): name → (stack, services, app resources).
 # A service is (name, count, cpu, memory, port, command).
 ServiceTemplate = tuple[str, int, int, int, "int | None", str]
 APP_TEMPLATES: dict[str, tuple[str, tuple[ServiceTemplate, ...], tuple[tuple[str, str], ...]]] = {

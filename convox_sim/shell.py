@@ -4,7 +4,7 @@ and `convox resources console` against the demo rack.
 It owns no I/O. A `Session` is a small state machine: `start()` returns the banner and first prompt, `feed(text)` takes
 raw stdin (what the CLI sends in websocket TEXT frames, keystroke by keystroke on a TTY) and returns what the terminal
 shows, `eof()` is stdin's end (the empty BINARY frame), and `exit_code` becomes an int when the session is over.
-`run(argv)` runs one command non-interactively (`convox exec <pid> echo hi`). auditkit/demo/rack.py does the framing.
+`run(argv)` runs one command non-interactively (`convox exec <pid> echo hi`). convox_sim/rack.py does the framing.
 
 On a TTY it behaves like bash behind a pty: it echoes what is typed, handles Enter (\\r), backspace, Ctrl-C, Ctrl-D,
 Ctrl-U, Ctrl-L and the arrow keys for history, prints a coloured prompt and ends lines with \\r\\n. Without a TTY it

@@ -1,4 +1,4 @@
-"""Compare auditkit.replay's terminal with tmux on escape sequences, named and random; shrink any difference.
+"""Compare auditkit.review.replay's terminal with tmux on escape sequences, named and random; shrink any difference.
 
     python scripts/replay_fidelity.py                 # the named cases and 60 random sequences
     python scripts/replay_fidelity.py --seed 3 --random 200
@@ -7,7 +7,8 @@
 For each sequence: tmux shows the bytes in a 30x6 pane (as scripts/replay_fixtures.py does), replay renders them, and
 the cells (character, colours, attributes; trailing blanks aside, which tmux's capture leaves out) and the cursor are
 compared. A random sequence that differs is shrunk to the fewest pieces that still differ, which is what to read.
-Needs tmux. This is a development tool (about 0.5 s per tmux capture); the tests run on committed fixtures instead.
+Needs tmux. This is a development tool (each sequence is a tmux capture, which is slow); the tests run on committed
+fixtures instead.
 
 Known differences left (tmux's own quirks on rare input, where replay does what xterm does): a half of a wide character
 erased on its own or split by character insertion; backspace at column 0 of a wrapped line (tmux goes up a line);

@@ -6,13 +6,13 @@
 
 Needs bash, ls (GNU), vim, less, curl and tmux (`apt-get install -y tmux vim less curl`). Writes, under tests/fixtures/:
 - replay_<name>.cast: the programs' output, recorded through a pseudo-terminal of the scenario's size by
-  auditkit.asciicast.Recorder (output events as the pty delivered them, real timing);
+  auditkit.model.asciicast.Recorder (output events as the pty delivered them, real timing);
 - replay_<name>.<cut>.screen: `tmux capture-pane -p -e` of a tmux pane of the same size after `cat` of the same bytes
   (the frames up to the cut; "end" is all of them) with output post-processing and echo off;
 - replay_tmux.json: for each capture, the frame count fed, tmux's cursor, whether the alternate screen was on, and
   the tmux version.
 
-tests/review/test_replay_tmux.py checks that auditkit.replay renders each cut exactly as tmux did. CI needs none of the
+tests/review/test_replay_tmux.py checks that auditkit.review.replay renders each cut exactly as tmux did. CI needs none of the
 programs: the fixtures are committed. Re-run this script only to change or add a scenario.
 """
 

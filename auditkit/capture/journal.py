@@ -130,8 +130,8 @@ class Journal:
         except AuditkitError:
             self._conn.close()
             raise
-        # The journal keeps no full-text index: it would double the writer's work per event (bench/gateway.py);
-        # the mirror that sync fills has one. Free text on a journal scans.
+        # The journal keeps no full-text index: the writer would pay for it on every event (bench/RESULTS.md); the
+        # mirror that sync fills has one. Free text on a journal scans.
         store.drop_text_index(self._conn)
         self.recovered = store.recover_intents(self._conn, source)
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()

@@ -71,7 +71,7 @@ class Gateway:
         self.runs: dict[tuple[str, str], tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         # aiohttp, not httpx, for the upstream: httpcore's pool re-polls every pooled socket for every request, which
-        # capped the gateway at ~300 writes/s under 16 concurrent clients (bench/gateway.py).
+        # costs throughput under concurrent clients (bench/gateway.py; bench/RESULTS.md).
         self._session: aiohttp.ClientSession | None = None
 
     # --- who and where --------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ class Gateway:
 
     def session(self) -> aiohttp.ClientSession:
         """The upstream HTTP client, made on first use inside the server's event loop. Racks commonly present
-        self-signed certificates and the Convox CLI does not verify them either (reference §3)."""
+        self-signed certificates and the Convox CLI does not verify them either (stdsdk's InsecureSkipVerify)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=False, limit=256),
@@ -652,8 +652,8 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
         await gateway.websocket(ws)
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    # Console mode (reference §3): `/auth` and `/racks` without a Rack header are answered by the gateway itself;
-    # with one (or a direct-mode username) they are forwarded like any request.
+    # Console mode (as `convox login` and `convox racks` drive it): `/auth` and `/racks` without a Rack header are
+    # answered by the gateway itself; with one (or a direct-mode username) they are forwarded like any request.
     routes = feed.routes(gateway) + [
         Route("/auth", gateway.console_auth, methods=["GET"]),
         Route("/racks", gateway.console_racks, methods=["GET"]),

@@ -2,8 +2,8 @@
 on first start, named after the journal's chain; and the one maker of self-signed certificates (make_certificate),
 which the demo and the tests use too.
 
-The Convox CLI does not verify the rack's certificate (reference §3), so a self-signed certificate works for it;
-other clients can pin the printed SHA-256 fingerprint.
+The Convox CLI does not verify the rack's certificate (stdsdk sets InsecureSkipVerify), so a self-signed
+certificate works for it; other clients can pin the printed SHA-256 fingerprint.
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""Review: the replay engine and the Textual TUI."""
+"""Review: the replay engine, screen-free (replay/), the Textual TUI (tui/), and the `auditkit tui` and
+`auditkit replay` commands (cli)."""

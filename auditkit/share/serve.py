@@ -4,7 +4,7 @@
   package: Datasette loads it by its entry point and finds its templates and static files in it), the metadata
   (metadata.yml: the checkout's, else the copy the plugin package carries) and settings that turn off SQL for
   everyone but admins, database downloads and CSV streaming. Its signing secret is the share-link secret
-  (sharing.secret_for).
+  (auditkit.share.links.secret_for).
 - The admins are the accounts of auditkit.share.admins (and `root`, the one-time login URL). Their hashes reach
   Datasette through environment variables named in the metadata, so /-/metadata never shows them.
 - Everyone else (anonymous visitors and share-link holders) reaches only the share pages, the login page and

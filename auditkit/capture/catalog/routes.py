@@ -1,7 +1,8 @@
-"""The catalog's one table, ROUTES: every Rack API route (v3, modern v2 and classic v2; the spec is
-reference/convox-rack-api.md) the gateway knows, with what a request to it is recorded as — category, action verb,
-description template, target, the app — and its redaction rules; plus the vocabularies a row is checked against
-(methods, versions, specials). docs/routes.md is rendered from it (catalog/docs.py).
+"""The catalog's one table, ROUTES: every Rack API route the gateway knows (v3: convox/convox pkg/api/routes.go;
+modern v2: convox/rack pkg/api/routes.go; classic v2: convox/rack api/controllers/routes.go), with what a request
+to it is recorded as — category, action verb, description template, target, the app — and its redaction rules;
+plus the vocabularies a row is checked against (methods, versions, specials). docs/routes.md is rendered from it
+(catalog/docs.py).
 
 Templates use `{name}` placeholders (path vars, params and declared headers as recorded, computed values, fields of
 the rack's answer) and `[ … ]` optional parts; catalog/classify.py fills them.
@@ -49,7 +50,7 @@ class Route:
     """One row of the catalog. Templates follow the module docstring; names are as on the wire."""
 
     method: str  # GET POST PUT DELETE …, SOCKET for a websocket upgrade, ANY for every method
-    path: str  # the pattern, `{var}` placeholders as in the reference
+    path: str  # the pattern, `{var}` placeholders as in the rack's route table
     sdk: str  # the handler / SDK method name
     versions: tuple[str, ...]  # subset of VERSIONS
     category: str | None  # None only when audited=False
@@ -149,7 +150,7 @@ ROUTES: tuple[Route, ...] = (
        note="sent by the build pod inside the rack; the manifest may carry environment defaults"),
     _r("POST", "/apps/{app}/builds/{id}/cancel", "BuildCancel", "v3", "Builds", "cancelled",
        "Cancelled build {id} of app {app}", target="{id}", app="app",
-       note="in the rack's route table after the reference was written"),
+       note="in convox/convox's v3 route table (pkg/api/routes.go)"),
     _r("SOCKET", "/apps/{app}/builds/{id}/logs", "BuildLogs", "v3 v2 classic", "Builds", "accessed",
        "Accessed logs of build {id} of app {app}", target="{id}", app="app",
        note="audited read; `build` and `deploy` open it themselves"),

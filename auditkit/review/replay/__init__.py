@@ -4,7 +4,7 @@ loader reads a recording (plain or gzip) into a Recording of frames and markers;
 shows what tmux shows, fed by stream; index feeds the whole recording once for keyframes, command markers and the
 text search reads; player seeks (nearest keyframe, then the frames after it); search finds text as it appeared on
 screen; markers and timeline give the points to jump to and the idle-compressed clock; session opens a mirrored
-session's recording after checking its hash. This module re-exports what callers use.
+session's recording after checking its hash. This package re-exports what callers use.
 """
 
 from auditkit.review.replay.loader import RecordingError, load

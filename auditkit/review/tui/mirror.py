@@ -26,7 +26,7 @@ from auditkit import store
 from auditkit.model.events import Event
 from auditkit.model.filters import Filter
 
-# How many statement steps pass between two looks at `cancelled()` (a look costs ~100 ns).
+# How many statement steps pass between two looks at `cancelled()` (each look is a call into Python).
 _CHECK_EVERY = 2000
 
 

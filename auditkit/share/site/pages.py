@@ -1,5 +1,5 @@
 """The share pages a link holder sees, each re-verifying the link from the `ds_share` cookie on every request and
-reading only through store.page / store.iter_rows / store.session_event with sharing.scope(link):
+reading only through store.page / store.iter_rows / store.session_event with links.scope(link):
 
     /-/share/<token>             verify, set the cookie, 302 to /-/shared (the token leaves the address bar)
     /-/shared[?before=N&start=K] a page of the link's events, newest first (keyset: page 100 costs page 1)
@@ -7,7 +7,7 @@ reading only through store.page / store.iter_rows / store.session_event with sha
     /-/shared/replay/<session>   the asciinema player on a recording referenced by an in-scope event
     /-/shared/cast/<session>     that recording (asciicast v2)
 
-Every view (page, download, replay, recording) is an Access event (sharing.record_view); a refused attempt on a
+Every view (page, download, replay, recording) is an Access event (links.record_view); a refused attempt on a
 known link is one too (outcome denied). Also /robots.txt, which keeps crawlers out of the whole instance.
 """
 

@@ -32,7 +32,8 @@ from auditkit.review.tui.widgets.replay_timeline import TimelineBar
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 SEEK_STEP = 5.0
 FPS = 30
-# A seek that would feed more output than this waits for the index (about 50 ms at replay's ~5 MiB/s).
+# A seek that would feed more output than this waits for the index instead of freezing the screen (bench/RESULTS.md
+# has the feed rate it was chosen for).
 SEEK_BUDGET = 256 * 1024
 
 
