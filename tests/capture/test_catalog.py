@@ -543,7 +543,7 @@ def test_an_undeclared_param_never_reaches_the_record_on_any_route(route, extra)
 def test_no_param_recorded_in_clear_can_take_the_place_of_what_the_recorder_writes():
     """The recorder writes keys of its own beside a request's params in details: a param of the same name, recorded
     in clear, would overwrite them (or be overwritten). None may exist on any route."""
-    own = {"params_hmac", "unnamed_params", "file_parts", "body", "error", "reason", "method", "path", "websocket",
+    own = {"params_hmac", "unnamed_params", "file_parts", "map_forms", "body", "error", "reason", "method", "path", "websocket",
            "run_event", "duration_ms", "exit_code", "recording_sha256", "recording_bytes", "recording_truncated"}
     for route in ROUTES:
         clear = catalog.clear_params(route) | {m for m in route.maps} | {f"{m}_hmac" for m in route.maps}
@@ -552,3 +552,15 @@ def test_no_param_recorded_in_clear_can_take_the_place_of_what_the_recorder_writ
             assert "pid" not in clear, route.sdk
         if route.special in catalog.ENV_SPECIALS:
             assert not clear & {"release", "added", "changed", "removed", "set", "hmac", "previous", "note"}, route
+
+
+@pytest.mark.parametrize("name,key", [("parameters[DbPassword]", "DbPassword"), ("parameters.DbPassword", "DbPassword"),
+                                      ("Parameters[Db][Password]", "Db[Password]")])
+def test_bracket_and_dotted_forms_of_a_map_are_keys_of_that_map(name, key):
+    c = cls("PUT", "/system", params={name: "pw-form-1", "parameters": "NodeType=t3.large"})
+    assert c.details["parameters"] == sorted(["NodeType", key]) and c.details["map_forms"] == [name]
+    assert c.details["parameters_hmac"][key] == ev.value_hmac(HMAC_KEY, "pw-form-1")
+    assert "pw-form-1" not in recorded(c) and key in c.description
+    # on a route that takes no map they are params like any other: by name and HMAC
+    other = cls("POST", "/apps", params={"name": "x", name: "pw-form-1"})
+    assert other.details["params_hmac"][name] == ev.value_hmac(HMAC_KEY, "pw-form-1")

@@ -339,7 +339,7 @@ def text_field(value: str | None) -> str | None:
 
 # Keys of details that are not params of the request.
 NOT_PARAMS = frozenset({
-    "error", "pid", "release", "reason", "unnamed_params", "params_hmac", "file_parts", "params", "method", "path",
+    "error", "pid", "release", "reason", "unnamed_params", "params_hmac", "file_parts", "map_forms", "params", "method", "path",
     "websocket", "run_event", "duration_ms", "exit_code", "recording_sha256", "recording_bytes",
     "recording_truncated", "link",
 })

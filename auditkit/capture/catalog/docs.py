@@ -74,9 +74,11 @@ def render_markdown() -> str:
         " a route does not declare; response bodies (only the fields a template names are read).",
         "- Params are recorded by allowlist: a route records in clear only the params in its **In clear** column",
         "  (those its templates name, plus a few public options). Every other param — the ones marked 🔒, any",
-        "  name the route does not know, bracket or dotted map forms (`parameters[DbPassword]`) — is recorded by",
-        "  name under `params_hmac` with `hmac-sha256` of its value, never the value. A name that is not a plain",
-        "  identifier is only counted (`unnamed_params`). Multipart file parts: `files` {name: filename, size, sha256}.",
+        "  name the route does not know — is recorded by name under `params_hmac` with `hmac-sha256` of its value,",
+        "  never the value. On a route that takes a map, its bracket and dotted forms (`parameters[DbPassword]`,",
+        "  `parameters.DbPassword`) are keys of that map (keys + HMAC), their names listed in `map_forms`. A request",
+        "  with a name that is not a plain identifier is refused. Multipart file parts: `file_parts` {name: filename,",
+        "  size, sha256}.",
         "- No name is ever clear if it looks secret: one of the words"
         f" {', '.join(_code(w) for w in sorted(SECRET_WORDS))}, or ending in",
         f"  {', '.join(_code(s) for s in SECRET_SUFFIXES)} (`src-creds-pass`, `api_key`, `Private-Key`,"

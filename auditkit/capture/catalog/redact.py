@@ -3,7 +3,8 @@ secret.
 
 Recording is by allowlist: a route records in clear only the params its templates name plus its `clear` options
 (clear_params), never a secret-looking name; every other param — registry passwords, config values, certificate
-keys, names the route does not know, bracket or dotted map forms — is recorded by name with an HMAC of its value.
+keys, names the route does not know — is recorded by name with an HMAC of its value; bracket and dotted forms of a
+map the route takes (`parameters[K]`) are keys of that map.
 URL userinfo is masked in every recorded value. Authorization, `Private-Key` and cookies are never recorded. An env
 change is recorded as the keys added, changed and removed against the previous env plus an HMAC
 (events.value_hmac) of each new value; map fields (`parameters`, `Environment`, …) are recorded as their keys plus
@@ -170,6 +171,9 @@ def hmac_of(hmac_key: bytes | None, value: str) -> str:
     return value_hmac(hmac_key, value) if hmac_key is not None else REDACTED
 
 
+_MAP_FORM_RE = re.compile(r"(?P<map>[^\[\].]+)(?:\[(?P<k1>[^\[\]]*)\]|\.(?P<k2>[^\[\]]+))(?P<rest>.*)")
+
+
 def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] | None = None, *,
            hmac_key: bytes | None = None, previous_env: Mapping[str, str] | None = None,
            body: bytes | str | None = None, files: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -177,7 +181,9 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
 
     - the params clear_params(route) names → their value (URL userinfo masked, clipped to 500 characters);
     - the ReleaseCreate `env` → env_changes() against `previous_env` (classic env routes read `body`);
-    - map fields and inline parameters → their sorted keys, plus "<name>_hmac" with an HMAC of each value;
+    - map fields and inline parameters → their sorted keys, plus "<name>_hmac" with an HMAC of each value; the
+      bracket and dotted forms of a map the route takes (`parameters[K]`, `parameters.K`, `parameters[K][L]`) are
+      keys of that map, their names listed in "map_forms";
     - certificate bodies → "sha256:<hex>";
     - every other param → its name in "params_hmac" with an HMAC of its value (events.value_hmac), never the
       value; a name that is not a plain identifier is not recorded: "unnamed_params" counts them;
@@ -189,17 +195,26 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
     safe: dict[str, Any] = {}
     inline: dict[str, str] = {}
     hashed: dict[str, str] = {}
+    maps: dict[str, dict[str, str]] = {}  # map param → its keys and values, as sent and as bracket or dotted forms
+    forms: list[str] = []
     unnamed = 0
     clear = _clear_of(route)
-    map_names = {m.lower() for m in route.maps}
+    map_names = {m.lower(): m for m in route.maps}
     for name, value in params.items():
         lowered = name.lower()
+        form = _MAP_FORM_RE.fullmatch(name)
         if not plain_name(name):
             unnamed += 1
         elif route.special == "env" and name == _ENV_PARAM:
             safe["env"] = env_changes(previous_env, wire.parse_env(value), hmac_key)
         elif lowered in map_names:
-            _record_map(safe, name, wire.decode_map(value), hmac_key)
+            maps[name] = {**maps.get(name, {}), **wire.decode_map(value)}  # the map's own value wins
+        elif form and form.group("map").lower() in map_names and (form.group("k1") or form.group("k2")):
+            # parameters[DbPassword]=… or parameters.DbPassword=…: some SDKs encode maps so; a key of the map
+            target = map_names[form.group("map").lower()]
+            key = (form.group("k1") or form.group("k2")) + (form.group("rest") or "")
+            maps[target] = {key: value, **maps.get(target, {})}
+            forms.append(name)
         elif route.inline_params and name not in route.fields:
             inline[name] = value
         elif name in route.digests:
@@ -210,7 +225,11 @@ def redact(route: Route, params: Mapping[str, str], headers: Mapping[str, str] |
             hashed[name] = value
     if inline:
         # Inline parameters join a `parameters` map sent beside them (the map's value wins for a key in both).
-        _record_map(safe, "parameters", {**inline, **wire.decode_map(params.get("parameters"))}, hmac_key)
+        maps["parameters"] = {**inline, **maps.get("parameters", {})}
+    for name, mapping in maps.items():
+        _record_map(safe, name, mapping, hmac_key)
+    if forms:
+        safe["map_forms"] = sorted(forms)
     if hashed:
         safe["params_hmac"] = {name: hmac_of(hmac_key, hashed[name]) for name in sorted(hashed)}
     if unnamed:
