@@ -1,6 +1,6 @@
 """The route catalog: what a request to a rack is recorded as, and that no secret ever reaches the record.
 
-Requests are written as the convox CLI sends them (reference/convox-rack-api.md §2–§8): form params, headers,
+Requests are written as the convox CLI sends them (convox/convox sdk/ and stdsdk): form params, headers,
 websocket upgrades. Every classification made here is also turned into a real events.Event, so a catalog output
 that the event model would refuse (unknown verb, a float in details) fails here, not in the gateway.
 """

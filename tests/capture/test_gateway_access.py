@@ -46,7 +46,7 @@ ALICE, STAGER, AUDREY, ADMIN, CI = ("alice@example.com", "stan@example.com", "au
                                     "root@example.com", "ci-staging")
 WINDOW = 1.0  # seconds: the test gateway's refusal window
 AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
-CLI_HEADERS = {"User-Agent": "convox.go/dev", "Version": "dev", "Accept": "*/*"}  # reference §3, CLI from source
+CLI_HEADERS = {"User-Agent": "convox.go/dev", "Version": "dev", "Accept": "*/*"}  # the Convox CLI built from source
 
 _addresses = itertools.count(1)
 
@@ -477,7 +477,7 @@ def test_keys_made_before_grants_keep_every_rack(tmp_path: Path):
 
 def test_convox_login_racks_and_switch_against_the_gateway(world: World):
     """`convox login GATEWAY -t KEY`, `convox racks`, `convox switch acme/staging`, then a command, exactly as the
-    CLI sends them (reference §3): no Rack header until the switch, the token url.QueryEscape'd."""
+    CLI sends them (convox/convox pkg/cli/login.go, sdk/auth.go): no Rack header until the switch, the token url.QueryEscape'd."""
     ip = new_ip()
     mark = world.journal.head()
     before = len(world.received)

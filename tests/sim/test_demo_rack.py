@@ -1,4 +1,4 @@
-"""The simulated rack (auditkit/demo/rack.py) speaks the Convox v3 Rack API as reference/convox-rack-api.md describes:
+"""The simulated rack (convox_sim/rack.py) speaks the Convox v3 Rack API as convox/convox's pkg/api serves it:
 Basic auth and its refusals, Request-Id on every response, stdapi's error shapes, r.Form params (doubly encoded maps),
 header options, streamed raw bodies, stateful apps/builds/releases/services/processes/instances/certificates/
 registries/system, and the websocket framing of exec, shell, console, logs and proxy sessions.
