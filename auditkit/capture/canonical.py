@@ -40,8 +40,13 @@ __all__ = ["Refused", "FilePart", "canonical_path", "parse_pairs", "parse_media_
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})  # the methods whose body Go's ParseForm reads
-# Request headers every client sends (the Convox CLI sends `Version: dev`): never mistaken for a param sent as a
-# header.
+# The most a urlencoded body may hold: Go's ParseForm reads nothing of a larger one ("http: POST too large").
+MAX_FORM_BODY = 10 << 20
+# Headers forwarded to the rack on a recorded request, besides the route's declared option headers: what every
+# client sends (the Convox CLI sends `Version: dev`). Authorization and Convox-Actor are the gateway's own.
+FORWARDED_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "content-type", "user-agent",
+                               "version", "convox-tid", "x-convox-tid", "origin", "expect"})
+# Request headers every client sends: never mistaken for a param sent as a header.
 HTTP_HEADERS = frozenset({"accept", "accept-encoding", "authorization", "connection", "content-length",
                           "content-type", "cookie", "date", "host", "origin", "te", "upgrade", "user-agent",
                           "version"})

@@ -169,8 +169,18 @@ class Gateway:
                 auto_decompress=False, skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
         return self._session
 
-    def upstream_headers(self, headers: Any, rack: Rack, principal: keys.Principal) -> dict[str, str]:
-        out = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP | CLIENT_ONLY}
+    def upstream_headers(self, headers: Any, rack: Rack, principal: keys.Principal,
+                         parsed: Parsed | None = None) -> dict[str, str]:
+        """The headers the rack gets. On a recorded request only those it was classified by: the few every
+        client sends and the route's declared option headers (stdapi's c.Value falls back to a header of a
+        param's name, so an undeclared header could carry a param the record never saw); a proxy route, and a
+        read that is not recorded, get the client's headers as they came."""
+        route = parsed.matched[0] if parsed is not None and parsed.matched else None
+        allowed: set[str] | None = None
+        if parsed is not None and parsed.recorded and not (route is not None and route.passes_headers):
+            allowed = canonical.FORWARDED_HEADERS | ({h.lower() for h in route.headers} if route else set())
+        out = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP | CLIENT_ONLY
+               and (allowed is None or k.lower() in allowed)}
         out["Authorization"] = rack.authorization
         out["Convox-Actor"] = principal.name
         return out
@@ -211,6 +221,12 @@ class Gateway:
         if not recorded:
             parsed.stream = has_body
             return parsed  # a read that is not recorded: forwarded as it came, nothing of it is kept
+        seen: set[str] = set()
+        for name, _ in headers.items():
+            if name.lower() in seen:
+                raise Refused(400, f"the header {canonical.shown(name)} is given more than once (the rack and the "
+                                   "record could read different copies)")
+            seen.add(name.lower())
         query = canonical.parse_pairs(raw_query, "query")
         body_pairs: list[tuple[str, str]] = []
         multipart = False
@@ -236,6 +252,8 @@ class Gateway:
                 else:
                     kind, options = canonical.parse_media_type(content_type)
                     if kind == canonical.FORM_TYPE:
+                        if len(body) > canonical.MAX_FORM_BODY:
+                            raise Refused(413, "a form body over 10 MiB, which the rack would not read")
                         body_pairs = canonical.parse_pairs(body, "form")
                     elif kind == canonical.MULTIPART_TYPE:
                         body_pairs, parsed.files = canonical.parse_multipart(body, options.get("boundary", ""))
@@ -257,9 +275,6 @@ class Gateway:
                                    "(1–80 letters, digits, _ . - [ ]), so it could not be recorded as sent")
         if route is not None:
             declared = {h.lower() for h in route.headers}
-            for header in route.headers:
-                if len(headers.getlist(header)) > 1:
-                    raise Refused(400, f"the header {header} is given more than once")
             for name in catalog.clear_params(route):
                 if name.lower() not in declared and name.lower() not in canonical.HTTP_HEADERS and name in headers:
                     raise Refused(400, f"the parameter '{name}' is sent as a header, which the rack may read")
@@ -302,7 +317,7 @@ class Gateway:
             try:
                 intent_id = await self.journal.intent(draft)
             except JournalUnavailable as e:
-                log.error("refusing %s %s: %s", method, path, e)
+                log.error("refusing %s %s: %s", method, catalog.mask_userinfo(path), e)
                 return error(503, "auditkit gateway: the audit journal cannot be written, so the request was not "
                                   "forwarded; try again later")
         # Forwarded byte for byte as it was sent and parsed: yarl must neither re-encode nor resolve dot segments.
@@ -311,7 +326,7 @@ class Gateway:
         content: Any = body if body is not None else request.stream() if parsed.stream else None
         try:
             upstream = await self.session().request(method, url, headers=self.upstream_headers(
-                request.headers, rack, principal), data=content, allow_redirects=False)
+                request.headers, rack, principal, parsed), data=content, allow_redirects=False)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             if draft is not None and intent_id is not None:
                 failed = draft.replace(outcome="failed", status=502, details={**draft.details,
@@ -402,7 +417,9 @@ class Gateway:
         """Journal a request refused before anything was forwarded because it could not be parsed as the rack
         would read it: outcome denied, action denied, the reason, the path as sent (escaped)."""
         raw = (scope.get("raw_path") or scope["path"].encode("utf-8")).split(b"?", 1)[0]
-        shown = canonical.shown_target(raw)
+        # as sent, but decoded for masking: a password in a %2F%2F-encoded URL is still a password
+        shown = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}",
+                       catalog.mask_userinfo(urllib.parse.unquote(canonical.shown_target(raw))))
         try:
             path = canonical.canonical_path(raw)
             matched = catalog.match(method, path)
@@ -584,7 +601,7 @@ class Gateway:
                 return
         try:
             upstream = await sessions.connect(rack.url, parsed.target,
-                                              self.upstream_headers(ws.headers, rack, principal))
+                                              self.upstream_headers(ws.headers, rack, principal, parsed))
         except sessions.CONNECT_ERRORS as e:
             status = getattr(getattr(e, "response", None), "status_code", 502)
             if draft is not None and intent_id is not None:
@@ -651,15 +668,15 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
     async def ws_endpoint(ws: WebSocket) -> None:
         await gateway.websocket(ws)
 
-    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     # Console mode (as `convox login` and `convox racks` drive it): `/auth` and `/racks` without a Rack header are
     # answered by the gateway itself; with one (or a direct-mode username) they are forwarded like any request.
     routes = feed.routes(gateway) + [
         Route("/auth", gateway.console_auth, methods=["GET"]),
         Route("/racks", gateway.console_racks, methods=["GET"]),
-        Route("/{path:path}", http_endpoint, methods=methods),
+        Route("/{path:path}", http_endpoint, methods=["GET"]),
         WebSocketRoute("/{path:path}", ws_endpoint),
     ]
+    routes[-2].methods = None  # type: ignore[union-attr]  # every method: an odd one is recorded, never a bare 405
     for route in routes[-2:]:
         # Starlette's `.*` stops at a newline: such a path would be answered 404 unrecorded instead of reaching
         # the one parse, which refuses it and journals the refusal.

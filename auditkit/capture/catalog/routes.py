@@ -61,6 +61,7 @@ class Route:
     audited: bool = True  # False: matched but not recorded (a read listed for the record)
     session: bool = False  # an interactive terminal session to record as asciicast
     raw_body: bool = False  # the body must be streamed, never parsed or buffered
+    passes_headers: bool = False  # a proxy to something else: the client's headers are forwarded as they come
     json_body: bool = False  # the body is JSON (not a form): recorded by size and sha256, never in clear
     clear: tuple[str, ...] = ()  # params recorded in clear beyond those the templates name (see clear_params)
     secrets: tuple[str, ...] = ()  # params / headers recorded as "[redacted]" (beyond the generic rule)
@@ -258,7 +259,7 @@ ROUTES: tuple[Route, ...] = (
        "Opened tunnel to {host}:{port}", target="{host}:{port}"),
     _r("ANY", "/custom/http/proxy/{path}", "ProxyHttpService", "v3", "Infrastructure", "accessed",
        "Proxied HTTP {method} to {X-Host}:{X-Port}/{path}", target="{X-Host}:{X-Port}", raw_body=True,
-       headers=("X-Host", "X-Port")),
+       headers=("X-Host", "X-Port"), passes_headers=True),
     # --- Registries -----------------------------------------------------------------------------------------
     _r("POST", "/registries", "RegistryAdd", "v3 v2 classic", "Registries", "added",
        "Added registry {server}[ (user {username})]", target="{server}", secrets=("password",)),
@@ -268,7 +269,7 @@ ROUTES: tuple[Route, ...] = (
        "Removed registry {server}", target="{server}", note="the server is in the query string"),
     _r("ANY", "/v2/{path}", "RegistryProxy", "v3", "Registries", "pushed",
        "Pushed image data to rack registry {path}", target="{path}", raw_body=True, special="registry_proxy",
-       note="docker push through the rack registry"),
+       note="docker push through the rack registry", passes_headers=True),
     # --- Resources ------------------------------------------------------------------------------------------
     _r("POST", "/resources", "SystemResourceCreate", "v3 v2 classic", "Resources", "created",
        "Created resource {name}[ ({kind})][ ({type})]", target="{name}", maps=("parameters",),
