@@ -15,7 +15,6 @@ def test_the_import_contracts_hold():
     lint = Path(sys.executable).with_name("lint-imports")
     result = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "broken" not in result.stdout.lower() or " 0 broken" in result.stdout.lower()
 
 
 def test_a_gateway_process_loads_neither_textual_nor_datasette_nor_pyte(tmp_path: Path):
