@@ -7,7 +7,8 @@ sha256) and the new cursor are committed in one transaction, so a crash at any p
 nothing.
 
 Keys never enter the database: a source's key comes from $AUDITKIT_SYNC_KEY_<NAME> or from data/sync-<name>.key
-(mode 0600), written by `auditkit sync add`.
+(mode 0600), written by `auditkit sync add`. How the gateway is trusted (TLS pin, CA file or --insecure) is
+mirror/trust.py's; `add_source` asks the feed which chain it serves, so a source is named as the feed names it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from auditkit import store
 from auditkit.errors import AuditkitError, ChainError, EventError
 from auditkit.model.events import Event, from_dict, now_timestamp
 from auditkit.files import write_private
+from auditkit.mirror.trust import Pins, check_url, save as save_pins, ssl_context, tls_refusal
 
 PAGE = 5000
 BULK_MIN = 50_000  # a backlog this big into an empty mirror defers its indexes to the end
@@ -57,17 +59,37 @@ def env_var(name: str) -> str:
     return "AUDITKIT_SYNC_KEY_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-def add_source(conn: sqlite3.Connection, name: str, url: str, key: str | None, data_dir: Path) -> None:
-    """Register a feed. The key, when given, is written to data_dir/sync-<name>.key with mode 0600."""
+def check_name(name: str) -> None:
     if not _NAME_RE.fullmatch(name) or name == store.LOCAL_SOURCE:
-        raise SyncError(f"'{name}' cannot name a source (letters, digits, . _ -; not 'local')")
+        raise SyncError(f"{name!r} cannot name a source (letters, digits, . _ -; not 'local')")
+
+
+def add_source(conn: sqlite3.Connection, name: str | None, url: str, key: str, data_dir: Path,
+               pins: Pins = Pins(), *, write_key: bool = True, client: httpx.Client | None = None) -> str:
+    """Register the feed at `url` and return its name: the chain the feed serves, asked at once (over the pinned
+    TLS, with `key`), so a `name` the feed would refuse is refused here. The key is written to
+    data_dir/sync-<name>.key with mode 0600 when `write_key` (not when it comes from the source's environment
+    variable)."""
+    if name is not None:
+        check_name(name)
     if not re.match(r"^https?://[^/]+", url):
-        raise SyncError(f"'{url}' is not an http(s) URL of a gateway")
-    if key is not None:
-        path = key_path(data_dir, name)
+        raise SyncError(f"{url!r} is not an http(s) URL of a gateway")
+    url = url.rstrip("/")
+    check_url(url, pins)
+    feed = Feed(name or "new source", url, key, pins, client=client, retries=2)
+    try:
+        served = feed.served_chain()
+    finally:
+        feed.close()
+    if name is not None and served != name:
+        raise SyncError(f"the feed at {url} serves chain '{served}', not '{name}': name the source '{served}' "
+                        f"(or leave NAME out to take the feed's)")
+    if write_key:
+        path = key_path(data_dir, served)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, key.strip() + "\n")
-    store.set_source_url(conn, name, url.rstrip("/"))
+    save_pins(conn, served, url, pins)
+    return served
 
 
 def read_key(name: str, data_dir: Path) -> str:
@@ -105,10 +127,10 @@ class Feed:
     """One gateway feed over httpx: retries with exponential backoff and jitter on connection errors, timeouts,
     429 and 5xx (honouring Retry-After); a 401 or 403 stops at once."""
 
-    def __init__(self, name: str, url: str, key: str, *, client: httpx.Client | None = None,
+    def __init__(self, name: str, url: str, key: str, pins: Pins = Pins(), *, client: httpx.Client | None = None,
                  retries: int = 8, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0):
-        self.name, self.url = name, url.rstrip("/")
-        self.client = client or httpx.Client(timeout=timeout, verify=False)
+        self.name, self.url, self.pins = name, url.rstrip("/"), pins
+        self.client = client or httpx.Client(timeout=timeout, verify=ssl_context(pins))
         self.client.auth = ("sync", key)
         self.retries, self.sleep = retries, sleep
 
@@ -119,6 +141,9 @@ class Feed:
                 response = self.client.get(self.url + path, params=params,
                                            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
             except httpx.TransportError as e:
+                refusal = tls_refusal(e, self.name, self.url)
+                if refusal is not None:
+                    raise refusal from None  # not retried: another try would meet the same certificate
                 problem = f"{type(e).__name__}"
             else:
                 if response.status_code in (401, 403):
@@ -138,6 +163,16 @@ class Feed:
             self.sleep(min(MAX_BACKOFF, delay) * random.uniform(0.5, 1.0))
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def served_chain(self) -> str:
+        """The chain name the feed serves (its answers' `source`)."""
+        try:
+            served = self.get("/audit/v1/events", {"after": 0, "limit": 1}).json().get("source")
+        except (ValueError, AttributeError):
+            served = None
+        if not isinstance(served, str) or not _NAME_RE.fullmatch(served) or served == store.LOCAL_SOURCE:
+            raise SyncError(f"{self.url} does not answer as an auditkit feed (no chain name a source can take)")
+        return served
 
     def close(self) -> None:
         self.client.close()

@@ -19,6 +19,7 @@ from auditkit.capture.proxy import create_app
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import journal_source
 from auditkit.mirror.sync import Feed, SyncError, sync_once
+from feeds import journal_with, serve_journal
 from helpers import ROOT
 
 
@@ -149,34 +150,10 @@ def test_cli_add_list_and_run(gateway, tmp_path):
     assert missing.exit_code == 2 and "no such source: nosuch" in missing.output
 
 
-def _journal_with(path: Path, source: str, count: int, start_minute: int = 0) -> str:
-    """A gateway journal holding `count` events on chain `source`; returns an auditor key."""
-    from auditkit.model.events import Event, new_event_id
-
-    conn = store.open_db(path)
-    journal_source(conn, source)
-    drafts = [Event(id=new_event_id(), timestamp=f"2026-11-{1 + (start_minute + i) // 1440 % 28:02d}T"
-                    f"{(start_minute + i) // 60 % 24:02d}:{(start_minute + i) % 60:02d}:00.000Z",
-                    actor=f"u{i % 7}@example.com", actor_type="user", rack="acme/production", category="Processes",
-                    action="scaled", description=f"Scaled service web of app web (count={i % 9})", app="web",
-                    target="web", status=200) for i in range(count)]
-    for i in range(0, count, 5000):
-        store.append(conn, drafts[i:i + 5000], source=source)
-    _, auditor = keys.add(conn, "audrey@example.com", kind="user", role="auditor", source=source)
-    conn.close()
-    return auditor
-
-
-def _serve_journal(path: Path, source: str, work: Path) -> ServerThread:
-    config = GatewayConfig(racks={"acme/production": Rack("acme/production", "http://127.0.0.1:9", "convox", "x")},
-                           journal=path, name=source, http=True, data_dir=work)
-    return ServerThread(create_app(config)).start()
-
-
 def test_two_sources_mirror_into_one_file_and_interleave_by_time(tmp_path):
-    keys_by_source = {"gw-us": _journal_with(tmp_path / "us.db", "gw-us", 300, 0),
-                      "gw-eu": _journal_with(tmp_path / "eu.db", "gw-eu", 200, 1)}
-    servers = {s: _serve_journal(tmp_path / f"{s[3:]}.db", s, tmp_path) for s in keys_by_source}
+    keys_by_source = {"gw-us": journal_with(tmp_path / "us.db", "gw-us", 300, 0),
+                      "gw-eu": journal_with(tmp_path / "eu.db", "gw-eu", 200, 1)}
+    servers = {s: serve_journal(tmp_path / f"{s[3:]}.db", s, tmp_path) for s in keys_by_source}
     try:
         mirror = store.open_db(tmp_path / "audit.db")
         for source, key in keys_by_source.items():
@@ -200,8 +177,8 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
     import sys
     import time
 
-    key = _journal_with(tmp_path / "journal.db", "gw", 60_000)
-    server = _serve_journal(tmp_path / "journal.db", "gw", tmp_path)
+    key = journal_with(tmp_path / "journal.db", "gw", 60_000)
+    server = serve_journal(tmp_path / "journal.db", "gw", tmp_path)
     db = tmp_path / "data" / "audit.db"
     try:
         store.open_db(db).close()
