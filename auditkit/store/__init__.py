@@ -8,6 +8,8 @@ callers write `from auditkit import store; store.append(...)`:
 - queries     page, count, key_at, iter_rows, events_after, get_event, session_event, value_counts
 - recordings  add_session, recording, get_session, session_events, held_sessions
 - intents     the gateway journal's intents (record, complete, recover)
+- trees       each chain's Merkle tree (RFC 6962): tree heads, inclusion and consistency proofs, compact ranges,
+              signed checkpoints stored
 - verify      verify (every chain and recording) and chain_status (one event)
 """
 
@@ -68,6 +70,18 @@ from auditkit.store.recordings import (
     session_events,
 )
 from auditkit.store.schema import EVENT_COLUMNS, MIGRATIONS, SCHEMA_VERSION, SELECT_EVENT
+from auditkit.store.trees import (
+    StoredCheckpoint,
+    add_checkpoint,
+    checkpoints,
+    compact_range,
+    consistency_proof,
+    inclusion_proof,
+    latest_checkpoint,
+    sign_checkpoint,
+    tree_root,
+    tree_size,
+)
 from auditkit.store.verify import PROBLEM_KINDS, ChainStatus, Problem, VerifyReport, chain_status, verify
 
 __all__ = [
@@ -83,5 +97,7 @@ __all__ = [
     "SESSION_FIELDS", "add_session", "get_session", "held_sessions", "recording", "recording_sha256",
     "session_events",
     "EVENT_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "SELECT_EVENT",
+    "StoredCheckpoint", "add_checkpoint", "checkpoints", "compact_range", "consistency_proof", "inclusion_proof",
+    "latest_checkpoint", "sign_checkpoint", "tree_root", "tree_size",
     "PROBLEM_KINDS", "ChainStatus", "Problem", "VerifyReport", "chain_status", "verify",
 ]

@@ -2,8 +2,8 @@
 elsewhere (a gateway's feed) continues the chain it claims.
 
 One hash chain per `source`; `sync_state` holds each chain's head (last_seq, last_hash). The mirror's own events are
-on the chain named LOCAL_SOURCE. Every append inserts its rows, indexes their text and moves the head in one
-transaction.
+on the chain named LOCAL_SOURCE. Every append inserts its rows, indexes their text, extends the chain's Merkle tree
+(trees.extend) and moves the head in one transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from auditkit.model.events import (
     splice_hash,
     timestamp_ms,
 )
+from auditkit.store import trees
 from auditkit.store.bulk import index_text
 from auditkit.store.db import transaction
 from auditkit.store.schema import EVENT_COLUMNS
@@ -143,6 +144,7 @@ def append_halves(conn: sqlite3.Connection, source: str,
         except sqlite3.IntegrityError as e:
             raise ChainError(f"{source}: refused by the database ({e}); nothing of this batch was written") from None
         index_text(conn, keys)
+        trees.extend(conn, source, head.last_seq, [row[-1] for row in rows])
         _set_head(conn, source, seq, prev, None)
     return len(items)
 
@@ -165,6 +167,7 @@ def _insert(conn: sqlite3.Connection, events: Sequence[Event], source: str, sync
     except sqlite3.IntegrityError as e:
         raise ChainError(f"{source}: refused by the database ({e}); nothing of this batch was written") from None
     index_text(conn, keys)
+    trees.extend(conn, source, events[0].source_seq - 1, [e.hash for e in events])  # type: ignore[operator,misc]
     last = events[-1]
     _set_head(conn, source, last.source_seq, last.hash, synced_at)  # type: ignore[arg-type]
 

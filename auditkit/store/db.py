@@ -7,13 +7,14 @@ opens it with open_db(), or open_existing() when a missing file is the user's mi
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sqlite3
 from pathlib import Path
 from typing import Iterator
 
 from auditkit.errors import StoreError
-from auditkit.store.schema import MIGRATIONS, SCHEMA_VERSION
+from auditkit.store.schema import MIGRATION_STEPS, MIGRATIONS, SCHEMA_VERSION
 
 PAGE_SIZE = 8192
 DEFAULT_DB = Path("data") / "audit.db"
@@ -78,13 +79,23 @@ def open_db(
 
 
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Apply the migrations after the database's user_version, each in its own transaction."""
+    """Apply the migrations after the database's user_version, each in its own transaction (with its Python step,
+    schema.MIGRATION_STEPS, when it has one)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     while version < target:
         script = MIGRATIONS[version]
         version += 1
         # executescript() commits first; wrap the migration and its version bump in one transaction.
-        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};")
+        try:
+            step = MIGRATION_STEPS.get(version)
+            if step:
+                module, function = step.split(":")
+                getattr(importlib.import_module(module), function)(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
     return version
 
 

@@ -151,6 +151,43 @@ _SYNC_STATE_V1 = """    CREATE TABLE sync_state (
     """
 
 
+# v6: what a mirror pins of a source's gateway (owner: auditkit.mirror.sync): its TLS certificate's SHA-256
+# fingerprint or a CA file, whether it was added --insecure, and its checkpoint key (a C2SP verifier key).
+_SYNC_PINS_V6 = """
+    ALTER TABLE sync_state ADD COLUMN tls_fingerprint TEXT;
+    ALTER TABLE sync_state ADD COLUMN ca_file TEXT;
+    ALTER TABLE sync_state ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sync_state ADD COLUMN checkpoint_key TEXT;
+    """
+
+
+# --- Merkle trees and signed checkpoints: merkle_nodes, checkpoints ---------------------------------------------------
+# Owner: auditkit.store.trees. Each chain is an RFC 6962 Merkle log whose leaf i is the event of seq i + 1 (leaf data:
+# its 32-byte hash). merkle_nodes holds every complete subtree of 2^level leaves (level ≥ 1; a leaf is hashed from
+# its event), kept in the transaction of each append. checkpoints holds the signed notes a chain was checkpointed
+# with: the gateway's, fetched by sync, and the mirror's own for its local chain. db.migrate fills merkle_nodes for
+# the events a file already holds (trees.rebuild).
+_TREES_V6 = """
+    CREATE TABLE merkle_nodes (
+        source TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (source, level, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE checkpoints (
+        source TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        note TEXT NOT NULL,
+        key TEXT NOT NULL,
+        signed_at TEXT,
+        stored_at TEXT NOT NULL,
+        PRIMARY KEY (source, size, root)
+    );
+    """ + _APPEND_ONLY.format(table="merkle_nodes") + _APPEND_ONLY.format(table="checkpoints")
+
+
 # --- share links: share_links ---------------------------------------------------------------------------------------
 # Owner: auditkit.share.links (create, revoke, list; `auditkit serve` reads them).
 
@@ -217,5 +254,9 @@ MIGRATIONS: list[str] = [
     _DEFERRED_INDEXES_V4,
     # v5: per-rack grants of gateway keys.
     _GATEWAY_KEY_RACKS_V5,
+    # v6: Merkle trees over every chain, signed checkpoints, and what a mirror pins of each source.
+    _SYNC_PINS_V6 + _TREES_V6,
 ]
+# Python run inside a migration's transaction, after its SQL: version → "module:function"(conn).
+MIGRATION_STEPS: dict[int, str] = {6: "auditkit.store.trees:rebuild_all"}
 SCHEMA_VERSION = len(MIGRATIONS)

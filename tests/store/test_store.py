@@ -17,6 +17,7 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from auditkit.model import events as ev
+from auditkit.model import merkle
 from auditkit import store
 from auditkit.cli import main
 from auditkit.errors import ChainError, StoreError
@@ -523,6 +524,9 @@ def test_a_previous_schema_opens_and_migrates(db_path):
         assert [e.id for e in store.page(conn, parse("-quartz")).events] == newest_first[:1]
         assert [e.id for e in store.page(conn, parse("ed wor")).events] == newest_first[:1]
         assert store.verify(conn).ok
+        # the v6 migration built the Merkle tree of the events it found
+        leaves = [merkle.leaf_hash(bytes.fromhex(e.hash)) for e in sealed]
+        assert store.tree_root(conn, "local") == merkle.root(merkle.nodes_of(leaves), 6)
         # new events after the migration are indexed too, and the chain continues
         more = store.append(conn, [draft(timestamp="2026-10-07T10:00:00.000Z", description="Quartz again")])
         assert more[0].source_seq == 7 and more[0].prev_hash == sealed[-1].hash
@@ -530,6 +534,8 @@ def test_a_previous_schema_opens_and_migrates(db_path):
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             conn.execute("DELETE FROM events")
         assert store.verify(conn).ok
+        leaves.append(merkle.leaf_hash(bytes.fromhex(more[0].hash)))
+        assert store.tree_root(conn, "local") == merkle.root(merkle.nodes_of(leaves), 7)
     finally:
         conn.close()
     again = store.open_db(db_path)  # opening a current database again changes nothing
@@ -818,6 +824,7 @@ MIGRATION_SHA256 = [
     "48ae3e283f33379c",
     "c4ccc213285b9d06",
     "c39290b1cf1a6b4f",
+    "b4500cd757786699",
 ]
 SCHEMA_FIXTURE = FIXTURES / "schema.sql"
 
@@ -852,10 +859,10 @@ def test_the_migrations_and_the_schema_they_make_are_the_shipped_ones(tmp_path):
     assert schema_text(path) == SCHEMA_FIXTURE.read_text()
     fresh = schema_of(path)
     assert {"events", "sessions", "sync_state", "share_links", "intents", "gateway_keys", "deferred_indexes",
-            "events_fts"} <= set(fresh["tables"])
+            "events_fts", "merkle_nodes", "checkpoints"} <= set(fresh["tables"])
     assert [c.name for c in fresh["tables"]["events"][0]] == list(store.EVENT_COLUMNS)
-    assert set(fresh["triggers"]) == {"events_no_update", "events_no_delete", "sessions_no_update",
-                                      "sessions_no_delete"}
+    assert set(fresh["triggers"]) == {f"{t}_no_{op}" for t in ("events", "sessions", "merkle_nodes", "checkpoints")
+                                      for op in ("update", "delete")}
 
 
 @pytest.mark.parametrize("first", range(1, store.SCHEMA_VERSION))
