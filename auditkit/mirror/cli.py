@@ -41,12 +41,15 @@ def sync() -> None:
 @click.option("--insecure", is_flag=True,
               help="Do not verify the gateway's certificate (or allow plain HTTP to another machine); every sync "
                    "warns.")
+@click.option("--checkpoint-key", default=None, metavar="KEY",
+              help="The gateway's checkpoint verifier key, as `auditkit gateway key` prints it "
+                   "(<name>+<key id>+<base64>). Default: learned from the gateway now, and printed.")
 @db_option
 def sync_add(name_and_url: tuple[str, ...], key_file: Path | None, fingerprint: str | None, ca_file: Path | None,
-             insecure: bool, db_path: Path | None) -> None:
-    """Register a gateway feed. NAME is the chain the gateway serves: asked from the feed now (over the pinned TLS),
-    so it may be left out, and another NAME is refused. Without --fingerprint or --ca-file the certificate must be
-    trusted by the system's store."""
+             insecure: bool, checkpoint_key: str | None, db_path: Path | None) -> None:
+    """Register a gateway feed and pin the gateway: its TLS certificate (--fingerprint or --ca-file; else the
+    system's trust store must vouch for it) and its checkpoint key, which every sync checks the signed tree with.
+    NAME is the chain the gateway serves: asked from the feed now, so it may be left out, and another is refused."""
     from auditkit.capture.tls import parse_fingerprint
     from auditkit.mirror import sync as sync_mod
     from auditkit.mirror.trust import Pins
@@ -62,12 +65,19 @@ def sync_add(name_and_url: tuple[str, ...], key_file: Path | None, fingerprint: 
         where = f" or set ${sync_mod.env_var(name)}" if name else " (or give NAME and set $AUDITKIT_SYNC_KEY_<NAME>)"
         raise AuditkitError(f"the feed key is needed to ask the feed which chain it serves: give --key-file{where}")
     pins = Pins(fingerprint=parse_fingerprint(fingerprint) if fingerprint else None,
-                ca_file=str(ca_file.resolve()) if ca_file else None, insecure=insecure)
+                ca_file=str(ca_file.resolve()) if ca_file else None, insecure=insecure,
+                checkpoint_key=checkpoint_key.strip() if checkpoint_key else None)
     path = db_path or store.default_db_path()
     conn = store.open_db(path)
-    name = sync_mod.add_source(conn, name, url, key, path.parent, pins, write_key=key_file is not None)
+    added = sync_mod.add_source(conn, name, url, key, path.parent, pins, write_key=key_file is not None)
+    name = added.name
     where = f"key in {sync_mod.key_path(path.parent, name)}" if key_file else f"key from ${sync_mod.env_var(name)}"
     click.echo(f"source {name} → {url.rstrip('/')} ({where}; {pins.describe(url)})")
+    if added.learned_key:
+        click.echo(f"checkpoint key learned from the gateway and pinned; compare it with what `auditkit gateway key` "
+                   f"prints on the gateway's machine:\n{added.pins.checkpoint_key}")
+    else:
+        click.echo(f"checkpoint key pinned: {added.pins.checkpoint_key}")
 
 
 @sync.command("list")
