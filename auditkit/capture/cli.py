@@ -168,6 +168,17 @@ def keys_revoke(name: str, journal: Path | None, config_path: Path | None) -> No
     _revoke(name, journal, config_path)
 
 
+@gateway.command("key")
+@journal_option
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the gateway keeps its keys, if not beside the journal.")
+def gateway_key(journal: Path | None, config_path: Path | None, data_dir: Path | None) -> None:
+    """Print the public key that signs this journal's checkpoints, as a C2SP verifier key (NAME+KEYID+KEY): give it
+    to `auditkit sync add --checkpoint-key` and to auditors, who check exports and checkpoints with it."""
+    config = _gateway_config(config_path, journal=journal, data_dir=data_dir)
+    click.echo(str(config.checkpoint_signer(create=False).verifier))
+
+
 @gateway.command("hmac")
 @click.argument("value")
 @journal_option

@@ -8,6 +8,7 @@ trusted proxies, session recording. Built from a TOML file, from command-line fl
     http = false                      # plain HTTP: only for loopback
     tls_cert = "…"  tls_key = "…"     # else a self-signed pair <name>-tls.crt/.key is made beside the journal
     hmac_key_file = "…"               # else <name>-hmac.key beside the journal, made on first start
+    checkpoint_key_file = "…"         # else <name>-checkpoint.key beside the journal (Ed25519, made on first start)
     data_dir = "…"                    # where the TLS pair and the HMAC key go instead of the journal's folder
     trusted_proxies = ["10.0.0.0/8"]  # X-Forwarded-For is honoured only from these
     record_input = false              # keystrokes are recorded only when true
@@ -18,7 +19,7 @@ trusted proxies, session recording. Built from a TOML file, from command-line fl
     url = "https://api.acme.example"  # the rack's API
     password = "…"                    # or password_env = "ACME_PROD_RACK_PASSWORD"
 
-Gateway state lives beside its journal: the HMAC key is named after the journal's chain, so a journal and its key
+Gateway state lives beside its journal: the HMAC key and the checkpoint signing key are named after the journal's chain, so a journal and its key
 travel together and a gateway can never switch keys within one chain. Gateways before this rule kept both in
 ./data of their working directory; a key or pair found there, and not beside the journal, is refused with a message
 saying how to move it (a new key would make new HMACs disagree with older ones; a new pair would change the
@@ -40,6 +41,7 @@ from auditkit.errors import AuditkitError
 from auditkit.files import write_private
 from auditkit.capture import wire
 from auditkit.capture.journal import DEFAULT_NAME, chain_name
+from auditkit.model import note
 
 LEGACY_DATA_DIR = Path("data")  # where gateways kept their state before it moved beside the journal (cwd-relative)
 
@@ -71,6 +73,7 @@ class GatewayConfig:
     tls_key: Path | None = None
     data_dir: Path | None = None  # None: the journal's folder
     hmac_key_file: Path | None = None
+    checkpoint_key_file: Path | None = None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     record_input: bool = False
     recording_cap_bytes: int = 8 * 1024 * 1024
@@ -109,6 +112,27 @@ class GatewayConfig:
             return bytes.fromhex(path.read_text().strip())
         except ValueError:
             raise AuditkitError(f"{path} does not hold an HMAC key (64 hex digits)") from None
+
+    @property
+    def checkpoint_key_path(self) -> Path:
+        return self.checkpoint_key_file or self.state_dir / f"{self.name}-checkpoint.key"
+
+    def checkpoint_signer(self, *, create: bool = True) -> note.Signer:
+        """The chain's Ed25519 key for signing checkpoints (C2SP signed notes, key name = the chain name), made
+        (mode 0600) on first use. Its verifier key is what sync agents and auditors pin."""
+        path = self.checkpoint_key_path
+        if not path.exists():
+            if not create:
+                raise AuditkitError(f"no checkpoint key at {path}: this gateway has not started on this journal yet")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_private(path, str(note.generate_signer(self.name)) + "\n", exclusive=True)
+        try:
+            signer = note.Signer.parse(path.read_text().strip())
+        except note.NoteError as e:
+            raise AuditkitError(f"{path} does not hold a checkpoint signing key: {e}") from None
+        if signer.name != self.name:
+            raise AuditkitError(f"{path} signs as '{signer.name}', not as this journal's chain '{self.name}'")
+        return signer
 
     def refuse_legacy(self, path: Path, *, what: str, why: str, also: tuple[Path, ...] = ()) -> None:
         """Refuse to make `path` (and `also`) when a file of that name waits in ./data, where gateways kept their
@@ -184,7 +208,7 @@ def load(path: Path | None = None, **overrides: Any) -> GatewayConfig:
     if unknown:
         raise AuditkitError(f"unknown gateway config key(s): {', '.join(sorted(unknown))}")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("journal", "tls_cert", "tls_key", "data_dir", "hmac_key_file"):
+    for key in ("journal", "tls_cert", "tls_key", "data_dir", "hmac_key_file", "checkpoint_key_file"):
         if values.get(key) is not None:
             values[key] = Path(values[key])
     # The chain name is the journal's own: read (never created) here, so a different --name is refused before the

@@ -2,6 +2,10 @@
 
     GET /audit/v1/events?after=SEQ&limit=N&wait=S   → {"source", "events": [...], "next_after", "head", "more"}
     GET /audit/v1/sessions/ID.cast                  → the recording's asciicast v2 bytes
+    GET /audit/v1/checkpoint                        → the chain's signed checkpoint (C2SP tlog-checkpoint note)
+    GET /audit/v1/key                               → the verifier key that signs it
+    GET /audit/v1/proof/inclusion?seq=N&size=S      → {"leaf_index", "tree_size", "hashes": [base64…]}
+    GET /audit/v1/proof/consistency?from=S1&to=S2   → {"hashes": [base64…]}
 
 Only keys with the admin or auditor role may read it. Pages are gzip-compressed when the client accepts gzip; with
 `wait`, a request that finds nothing new waits up to S seconds (at most 60) for the next event.
@@ -9,6 +13,7 @@ Only keys with the admin or auditor role may read it. Pages are gzip-compressed 
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from typing import TYPE_CHECKING, Any
@@ -19,6 +24,7 @@ from starlette.routing import Route
 
 from auditkit import store
 from auditkit.capture import keys
+from auditkit.model.merkle import ProofError
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditkit.capture.proxy import Gateway
@@ -96,7 +102,65 @@ def routes(gateway: "Gateway") -> list[Route]:
             return JSONResponse({"error": "no such recording"}, status_code=404)
         return _compressed(request, cast, "application/x-asciicast")
 
+    async def checkpoint(request: Request) -> Response:
+        refusal = allowed(request)
+        if refusal:
+            return refusal
+        signed = store.sign_checkpoint(gateway.journal.reader(), gateway.journal.source, gateway.signer)
+        return Response(signed, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+    async def key(request: Request) -> Response:
+        refusal = allowed(request)
+        if refusal:
+            return refusal
+        return Response(f"{gateway.signer.verifier}\n", media_type="text/plain; charset=utf-8")
+
+    def proof(request: Request, make: Any) -> Response:
+        refusal = allowed(request)
+        if refusal:
+            return refusal
+        journal = gateway.journal
+        size = store.tree_size(journal.reader(), journal.source)
+        try:
+            body = make(journal.reader(), journal.source, size)
+        except ValueError as e:  # a bad parameter, or ProofError: a proof that cannot exist
+            return JSONResponse({"error": str(e)}, status_code=400)
+        return JSONResponse(body)
+
+    def _b64(hashes: list[bytes]) -> list[str]:
+        return [base64.b64encode(h).decode() for h in hashes]
+
+    async def inclusion(request: Request) -> Response:
+        def make(conn: Any, source: str, head: int) -> dict[str, Any]:
+            size = _int_param(request, "size", head, 1, head) if head else _no_tree(source)
+            seq = _int_param(request, "seq", 0, 1, size) if "seq" in request.query_params else _required("seq")
+            return {"leaf_index": seq - 1, "tree_size": size,
+                    "hashes": _b64(store.inclusion_proof(conn, source, seq, size))}
+        return proof(request, make)
+
+    async def consistency(request: Request) -> Response:
+        def make(conn: Any, source: str, head: int) -> dict[str, Any]:
+            for name in ("from", "to"):
+                if name not in request.query_params:
+                    _required(name)
+            new = _int_param(request, "to", head, 0, head)
+            old = _int_param(request, "from", 0, 0, new)
+            return {"hashes": _b64(store.consistency_proof(conn, source, old, new))}
+        return proof(request, make)
+
     return [
         Route("/audit/v1/events", events, methods=["GET"]),
         Route("/audit/v1/sessions/{id}.cast", session, methods=["GET"]),
+        Route("/audit/v1/checkpoint", checkpoint, methods=["GET"]),
+        Route("/audit/v1/key", key, methods=["GET"]),
+        Route("/audit/v1/proof/inclusion", inclusion, methods=["GET"]),
+        Route("/audit/v1/proof/consistency", consistency, methods=["GET"]),
     ]
+
+
+def _required(name: str) -> Any:
+    raise ValueError(f"{name} is required")
+
+
+def _no_tree(source: str) -> Any:
+    raise ProofError(f"the chain {source} holds no events yet: no inclusion proof exists")

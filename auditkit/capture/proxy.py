@@ -66,6 +66,7 @@ class Gateway:
         self.now = clock or now_timestamp  # the demo runs a simulated week through a clock of its own
         self.journal = journal or Journal(config.journal, config.name)
         self.hmac_key = config.hmac_key()
+        self.signer = config.checkpoint_signer()
         # (rack, "process:<app>/<pid>") → (event id of the `convox run` that started it, when): the exec websocket
         # that follows carries the real command and is linked to that event.
         self.runs: dict[tuple[str, str], tuple[str, float]] = {}

@@ -40,6 +40,7 @@ def serve(config: GatewayConfig) -> None:
     # State beside the journal (config.state_dir), checked before anything is made: the chain's HMAC key, then the
     # TLS pair; either refuses when an older gateway's copy waits in ./data to be moved.
     config.hmac_key()
+    signer = config.checkpoint_signer()
     tls: dict[str, str] = {}
     if not config.http:
         cert, key = config.tls_cert, config.tls_key
@@ -61,6 +62,7 @@ def serve(config: GatewayConfig) -> None:
     if tls:
         cert_path = Path(tls["ssl_certfile"])
         click.echo(f"TLS certificate {cert_path} (SHA-256 {fingerprint(cert_path)})", err=True)
+    click.echo(f"checkpoint key {signer.verifier}", err=True)
     if journal.recovered:
         click.echo(f"recovered {len(journal.recovered)} write(s) left without an outcome; recorded as unknown",
                    err=True)

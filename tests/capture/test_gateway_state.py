@@ -487,8 +487,12 @@ def test_state_lives_beside_the_journal_and_gateway_hmac_uses_the_same_key(rack,
     finally:
         stop(proc)
     assert sorted(p.name for p in home.iterdir() if not p.name.startswith("journal.db")) == [
-        f"{SOURCE}-hmac.key", f"{SOURCE}-tls.crt", f"{SOURCE}-tls.key"]
-    assert all((home / n).stat().st_mode & 0o777 == 0o600 for n in (f"{SOURCE}-hmac.key", f"{SOURCE}-tls.key"))
+        f"{SOURCE}-checkpoint.key", f"{SOURCE}-hmac.key", f"{SOURCE}-tls.crt", f"{SOURCE}-tls.key"]
+    assert all((home / n).stat().st_mode & 0o777 == 0o600
+               for n in (f"{SOURCE}-checkpoint.key", f"{SOURCE}-hmac.key", f"{SOURCE}-tls.key"))
+    # `auditkit gateway key`, from any directory, prints the key the gateway printed when it started
+    printed = cli("gateway", "key", "--journal", str(journal), cwd=elsewhere).stdout.strip()
+    assert printed.startswith(f"{SOURCE}+") and f"checkpoint key {printed}" in log.read_text()
     assert list(elsewhere.iterdir()) == []  # nothing in ./data of the working directory
     assert f"TLS certificate {home / f'{SOURCE}-tls.crt'}" in log.read_text()
     recorded = events[0]["details"]["hmac"]["REDIS_URL"]
@@ -511,8 +515,8 @@ def test_data_dir_and_config_keys_still_say_where_the_state_goes(rack, tmp_path)
         assert httpx.get(f"{url}/audit/v1/events", auth=(SOURCE, issued[AUDREY]), verify=False).status_code == 200
     finally:
         stop(proc)
-    assert sorted(p.name for p in state.iterdir()) == [f"{SOURCE}-hmac.key", f"{SOURCE}-tls.crt",
-                                                       f"{SOURCE}-tls.key"]
+    assert sorted(p.name for p in state.iterdir()) == [f"{SOURCE}-checkpoint.key", f"{SOURCE}-hmac.key",
+                                                       f"{SOURCE}-tls.crt", f"{SOURCE}-tls.key"]
     assert sorted(p.name for p in journal.parent.iterdir() if not p.name.startswith("journal.db")) == []
     key = bytes.fromhex((state / f"{SOURCE}-hmac.key").read_text().strip())
     assert cli("gateway", "hmac", "v", "--journal", str(journal), "--data-dir", str(state),
