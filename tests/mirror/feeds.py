@@ -58,7 +58,7 @@ def certificate_pair(work: Path, stem: str) -> tuple[Path, Path]:
 
 def serve_journal(path: Path, source: str, work: Path, *, tls: bool = False) -> ServerThread:
     """The real gateway app on `path`'s journal, on loopback (HTTPS on a new self-signed pair when `tls`; its
-    fingerprint is then `server.fingerprint`)."""
+    fingerprint is then `server.fingerprint`); `server.checkpoint_key` is its checkpoint verifier key."""
     config = GatewayConfig(racks={"acme/production": Rack("acme/production", "http://127.0.0.1:9", "convox", "x")},
                            journal=path, name=source, http=not tls, data_dir=work)
     options: dict[str, Any] = {}
@@ -69,6 +69,7 @@ def serve_journal(path: Path, source: str, work: Path, *, tls: bool = False) -> 
     server = ServerThread(create_app(config), **options).start()
     server.fingerprint = fingerprint(cert) if cert else None  # type: ignore[attr-defined]
     server.cert_path = cert  # type: ignore[attr-defined]
+    server.checkpoint_key = str(config.checkpoint_signer().verifier)  # type: ignore[attr-defined]
     return server
 
 

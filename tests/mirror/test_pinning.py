@@ -15,7 +15,7 @@ from auditkit.cli import main
 from auditkit.errors import AuditkitError
 from auditkit.mirror import trust
 from auditkit.mirror.sync import Feed, SyncError, add_source, sync_once
-from feeds import Mitm, journal_with, serve_journal
+from feeds import Mitm, forge_events, journal_with, serve_journal
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def gateway(tmp_path_factory):
     key_file = work / "auditor.key"
     key_file.write_text(key)
     yield {"url": server.url, "fingerprint": server.fingerprint, "cert": server.cert_path, "key": key,
+           "checkpoint_key": server.checkpoint_key,
            "key_file": key_file, "mitm": mitm, "journal": work / "journal.db"}
     mitm.stop()
     server.stop()
@@ -81,14 +82,16 @@ def test_a_mitm_is_refused_in_the_handshake_before_the_key_is_sent(gateway, tmp_
     assert "nothing was sent" in added.output
     # At sync time: a source pinned to the real gateway whose address now leads to the MITM.
     conn = store.open_db(db)
-    trust.save(conn, "gw", mitm.url, trust.Pins(fingerprint=gateway["fingerprint"]))
+    trust.save(conn, "gw", mitm.url, trust.Pins(fingerprint=gateway["fingerprint"],
+                                                checkpoint_key=gateway["checkpoint_key"]))
     with pytest.raises(trust.TrustError) as refused:
         sync_once(conn, Feed("gw", mitm.url, gateway["key"], trust.load(conn, "gw")))
     assert mitm.fingerprint in str(refused.value) and gateway["fingerprint"] in str(refused.value)
     assert store.count(conn) == 0 and store.chain_head(conn, "gw").last_seq == 0
     assert mitm.seen == []  # not one request reached the proxy, so neither did the key
     # The proxy does see what a client sends it: the same sync with --insecure hands it the key.
-    sync_once(conn, Feed("gw", mitm.url, gateway["key"], trust.Pins(insecure=True)))
+    sync_once(conn, Feed("gw", mitm.url, gateway["key"], trust.Pins(insecure=True,
+                                                                   checkpoint_key=gateway["checkpoint_key"])))
     assert mitm.saw_authorization
     mitm.seen.clear()
 
@@ -144,7 +147,7 @@ def test_plain_http_on_loopback_is_accepted_and_says_so(tmp_path):
     server = serve_journal(tmp_path / "journal.db", "gw-local", tmp_path)
     try:
         conn = store.open_db(tmp_path / "audit.db")
-        assert add_source(conn, None, server.url, key, tmp_path) == "gw-local"
+        assert add_source(conn, None, server.url, key, tmp_path).name == "gw-local"
         assert trust.load(conn, "gw-local").describe(server.url) == "plain HTTP, not encrypted (loopback)"
     finally:
         server.stop()
@@ -176,3 +179,19 @@ def test_a_wrong_key_at_add_time_is_a_clear_refusal(gateway, tmp_path):
 
 def test_gateway_serve_prints_the_fingerprint_sync_pins(gateway):
     assert fingerprint(gateway["cert"]) == gateway["fingerprint"] == trust.presented_fingerprint(gateway["url"])
+
+
+def test_a_mitm_that_rewrites_a_page_is_caught_by_the_checkpoint_even_with_insecure(gateway, tmp_path):
+    forger = Mitm(gateway["url"], tmp_path, rewrite=forge_events(3, description="Viewed app web"))
+    db = tmp_path / "audit.db"
+    try:
+        added = _cli("sync", "add", "gw", forger.url, "--key-file", str(gateway["key_file"]), "--insecure",
+                     "--checkpoint-key", gateway["checkpoint_key"], db=db)
+        assert added.exit_code == 0, added.output
+        ran = CliRunner().invoke(main, ["sync", "--db", str(db)])
+    finally:
+        forger.stop()
+    assert ran.exit_code != 0
+    assert "warning: TLS to" in ran.stderr
+    assert "the page ending at seq 41 is not part of the signed tree" in ran.output
+    assert _mirrored(db) == 0
