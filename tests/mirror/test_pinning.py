@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from starlette.applications import Starlette
 
 from auditkit import store
-from auditkit.capture.tls import fingerprint, parse_fingerprint
+from auditkit.capture.tls import ensure_self_signed, fingerprint, parse_fingerprint
 from auditkit.cli import main
 from auditkit.errors import AuditkitError
 from auditkit.mirror import trust
 from auditkit.mirror.sync import Feed, SyncError, add_source, sync_once
+from convox_sim.servers import ServerThread
 from feeds import Mitm, forge_events, journal_with, serve_journal
 
 
@@ -177,8 +179,15 @@ def test_a_wrong_key_at_add_time_is_a_clear_refusal(gateway, tmp_path):
     assert not (tmp_path / "sync-gw.key").exists()
 
 
-def test_gateway_serve_prints_the_fingerprint_sync_pins(gateway):
-    assert fingerprint(gateway["cert"]) == gateway["fingerprint"] == trust.presented_fingerprint(gateway["url"])
+def test_gateway_fingerprint_prints_what_the_handshake_presents(tmp_path):
+    journal_with(tmp_path / "journal.db", "gw", 1)
+    missing = CliRunner().invoke(main, ["gateway", "fingerprint", "--journal", str(tmp_path / "journal.db")])
+    assert missing.exit_code != 0 and "makes it on its first start" in missing.output
+    cert, key = ensure_self_signed(tmp_path, "gw", ["127.0.0.1"])  # what `gateway serve` makes beside the journal
+    printed = CliRunner().invoke(main, ["gateway", "fingerprint", "--journal", str(tmp_path / "journal.db")])
+    assert printed.exit_code == 0, printed.output
+    with ServerThread(Starlette(), ssl_certfile=str(cert), ssl_keyfile=str(key)) as server:
+        assert printed.output.strip() == fingerprint(cert) == trust.presented_fingerprint(server.url)
 
 
 def test_a_mitm_that_rewrites_a_page_is_caught_by_the_checkpoint_even_with_insecure(gateway, tmp_path):
