@@ -1,5 +1,6 @@
 """`auditkit sync`: `sync [NAME…] [--follow]` mirrors the registered gateway feeds (the group's default command,
-hidden as `run`), `sync add` registers one, `sync list` shows each source's cursor and lag.
+hidden as `run`), `sync add` registers one and pins its gateway (TLS, checkpoint key), `sync list` shows each
+source's cursor and lag.
 """
 
 from __future__ import annotations
