@@ -1,5 +1,6 @@
 """The `auditkit gateway` commands: serve the capture gateway, manage its users and deploy keys (and the racks they
-are granted), and print the HMAC the gateway records for a value. Registered on the root group by auditkit/cli.py;
+are granted), print what sync agents pin (the TLS certificate's fingerprint, the checkpoint key) and the HMAC the
+gateway records for a value. Registered on the root group by auditkit/cli.py;
 auditkit's errors become one line there.
 """
 
@@ -17,6 +18,7 @@ from auditkit import store
 from auditkit.capture import config as config_mod
 from auditkit.capture import keys
 from auditkit.capture.journal import journal_source
+from auditkit.errors import AuditkitError
 from auditkit.model.events import value_hmac
 
 
@@ -177,6 +179,22 @@ def gateway_key(journal: Path | None, config_path: Path | None, data_dir: Path |
     to `auditkit sync add --checkpoint-key` and to auditors, who check exports and checkpoints with it."""
     config = _gateway_config(config_path, journal=journal, data_dir=data_dir)
     click.echo(str(config.checkpoint_signer(create=False).verifier))
+
+
+@gateway.command("fingerprint")
+@journal_option
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the gateway keeps its TLS pair, if not beside the journal.")
+def gateway_fingerprint(journal: Path | None, config_path: Path | None, data_dir: Path | None) -> None:
+    """Print the SHA-256 fingerprint of the gateway's TLS certificate (the config's, else the self-signed one beside
+    the journal), as `gateway serve` prints it: give it to `auditkit sync add --fingerprint`."""
+    from auditkit.capture.tls import fingerprint, self_signed_paths
+
+    config = _gateway_config(config_path, journal=journal, data_dir=data_dir)
+    cert = config.tls_cert or self_signed_paths(config.state_dir, config.name)[0]
+    if not cert.exists():
+        raise AuditkitError(f"no TLS certificate at {cert}: `auditkit gateway serve` makes it on its first start")
+    click.echo(fingerprint(cert))
 
 
 @gateway.command("hmac")

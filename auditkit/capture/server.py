@@ -59,10 +59,14 @@ def serve(config: GatewayConfig) -> None:
     scheme = "http" if config.http else "https"
     click.echo(f"auditkit gateway '{journal.source}' on {scheme}://{host}:{port} → "
                f"{', '.join(sorted(config.racks))}; journal {config.journal}", err=True)
+    pin = ""
     if tls:
         cert_path = Path(tls["ssl_certfile"])
         click.echo(f"TLS certificate {cert_path} (SHA-256 {fingerprint(cert_path)})", err=True)
+        pin = f" --fingerprint {fingerprint(cert_path)}"
     click.echo(f"checkpoint key {signer.verifier}", err=True)
+    click.echo(f"sync agents pin both: auditkit sync add {scheme}://{'HOST' if host in ('0.0.0.0', '::') else host}:"
+               f"{port} --key-file AUDITOR_KEY{pin} --checkpoint-key {signer.verifier}", err=True)
     if journal.recovered:
         click.echo(f"recovered {len(journal.recovered)} write(s) left without an outcome; recorded as unknown",
                    err=True)

@@ -1,9 +1,10 @@
 """TLS for the gateway: the configured certificate, or a self-signed one made beside the journal (or in --data-dir)
-on first start, named after the journal's chain; and the one maker of self-signed certificates (make_certificate),
-which the demo and the tests use too.
+on first start, named after the journal's chain; the one maker of self-signed certificates (make_certificate),
+which the demo and the tests use too; and the one form of a certificate's SHA-256 fingerprint, which `gateway serve`
+prints and `sync add --fingerprint` pins (fingerprint_of, parse_fingerprint).
 
 The Convox CLI does not verify the rack's certificate (stdsdk sets InsecureSkipVerify), so a self-signed
-certificate works for it; other clients can pin the printed SHA-256 fingerprint.
+certificate works for it; sync pins the printed fingerprint.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import re
 from pathlib import Path
 
 from cryptography import x509
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from auditkit.errors import AuditkitError
 from auditkit.files import write_private
 
 
@@ -71,6 +74,28 @@ def ensure_self_signed(state_dir: Path, name: str, hosts: list[str]) -> tuple[Pa
 
 
 def fingerprint(cert_path: Path) -> str:
+    """The SHA-256 fingerprint of the PEM certificate at `cert_path`, as `AB:CD:…`."""
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2)).upper()
+    return fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
+
+
+def fingerprint_of(der: bytes) -> str:
+    """The SHA-256 fingerprint of a DER certificate, as `AB:CD:…` (32 upper-case hex pairs)."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+_FINGERPRINT_RE = re.compile(r"(?:sha-?256[:=]?)?([0-9a-f]{2}(?::?[0-9a-f]{2}){31})", re.IGNORECASE)
+
+
+def parse_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint given as `AB:CD:…` (what `gateway serve` and `openssl x509 -fingerprint -sha256` print,
+    with an optional `SHA256:` / `sha256 Fingerprint=` prefix) or as 64 plain hex digits, in the form
+    fingerprint_of gives; AuditkitError for anything else."""
+    cleaned = text.strip().replace(" Fingerprint=", ":").replace(" fingerprint=", ":")
+    match = _FINGERPRINT_RE.fullmatch(cleaned)
+    if match is None:
+        raise AuditkitError(f"{text!r} is not a SHA-256 certificate fingerprint: give 64 hex digits, plain or as "
+                            f"AB:CD:… pairs (what `auditkit gateway serve` prints)")
+    digits = match.group(1).replace(":", "").upper()
+    return ":".join(digits[i:i + 2] for i in range(0, 64, 2))

@@ -24,7 +24,7 @@ from auditkit.capture import keys
 from auditkit.capture.proxy import create_app
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import Journal, journal_source
-from auditkit.capture.tls import make_certificate
+from auditkit.capture.tls import ensure_self_signed, fingerprint, make_certificate
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient, RackError
 from convox_sim.servers import ServerThread
@@ -123,9 +123,13 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
     steps = 0
     with ServerThread(rack_app) as rack_server:
         config = GatewayConfig(racks={RACK_NAME: Rack(RACK_NAME, rack_server.url, "convox", rack_password)},
-                               journal=journal_path, name=source, http=True, data_dir=data_dir)
+                               journal=journal_path, name=source, data_dir=data_dir)
         journal = Journal(journal_path, source)
-        with ServerThread(create_app(config, journal, clock=clock.timestamp)) as gateway:
+        # HTTPS on the self-signed pair `gateway serve` would make beside the journal: the Convox CLI does not verify
+        # it (neither does RackClient); the sync agent pins its fingerprint.
+        cert, tls_key = ensure_self_signed(data_dir, source, ["127.0.0.1"])
+        with ServerThread(create_app(config, journal, clock=clock.timestamp), ssl_certfile=str(cert),
+                          ssl_keyfile=str(tls_key)) as gateway:
             people = {name: RackClient(gateway.url, RACK_NAME, key) for name, key in user_keys.items()}
 
             def at(day: int, hour: int, minute: int, who: str, what: str, action: Callable[[RackClient], object]) -> None:
@@ -202,9 +206,14 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
             synced = 0
             if mirror_path is not None:
                 from auditkit.mirror.sync import Feed, sync_once
+                from auditkit.mirror.trust import Pins
 
                 mirror = store.open_db(mirror_path)
-                feed = Feed(source, gateway.url, user_keys["erin@example.com"])
+                # What `sync add --fingerprint … --checkpoint-key …` pins: what `gateway serve` and `gateway key` print.
+                pins = Pins(fingerprint=fingerprint(cert), checkpoint_key=str(config.checkpoint_signer().verifier))
+                say(f"  sync pins the gateway: certificate SHA-256 {pins.fingerprint}, checkpoint key "
+                    f"{pins.checkpoint_key}")
+                feed = Feed(source, gateway.url, user_keys["erin@example.com"], pins)
                 deadline = 50
                 while store.chain_head(mirror, source).last_seq < journal.head_seq() and deadline:
                     synced += sync_once(mirror, feed, wait=0.1).synced  # outcomes land just after each answer

@@ -1,10 +1,12 @@
 """`auditkit sync`: `sync [NAME…] [--follow]` mirrors the registered gateway feeds (the group's default command,
-hidden as `run`), `sync add` registers one, `sync list` shows each source's cursor and lag.
+hidden as `run`), `sync add` registers one and pins its gateway (TLS, checkpoint key), `sync list` shows each
+source's cursor and lag.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,21 +30,57 @@ def sync() -> None:
 
 
 @sync.command("add")
-@click.argument("name")
-@click.argument("url")
+@click.argument("name_and_url", nargs=-1, required=True, metavar="[NAME] URL")
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A file holding the source's feed key (auditor or admin); it is copied to data/ with mode 0600.")
+              help="A file holding the source's feed key (auditor or admin); it is copied to data/ with mode 0600. "
+                   "Default: $AUDITKIT_SYNC_KEY_<NAME> (then NAME must be given).")
+@click.option("--fingerprint", default=None, metavar="SHA256",
+              help="The SHA-256 fingerprint of the gateway's TLS certificate, as `auditkit gateway serve` prints it "
+                   "(AB:CD:… or 64 hex digits); checked during the handshake, before the key is sent.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A PEM file of the CA(s) that sign the gateway's certificate (its host name is checked too).")
+@click.option("--insecure", is_flag=True,
+              help="Do not verify the gateway's certificate (or allow plain HTTP to another machine); every sync "
+                   "warns.")
+@click.option("--checkpoint-key", default=None, metavar="KEY",
+              help="The gateway's checkpoint verifier key, as `auditkit gateway key` prints it "
+                   "(<name>+<key id>+<base64>). Default: learned from the gateway now, and printed.")
 @db_option
-def sync_add(name: str, url: str, key_file: Path | None, db_path: Path | None) -> None:
-    """Register a gateway feed as source NAME (the gateway's chain name)."""
+def sync_add(name_and_url: tuple[str, ...], key_file: Path | None, fingerprint: str | None, ca_file: Path | None,
+             insecure: bool, checkpoint_key: str | None, db_path: Path | None) -> None:
+    """Register a gateway feed and pin the gateway: its TLS certificate (--fingerprint or --ca-file; else the
+    system's trust store must vouch for it) and its checkpoint key, which every sync checks the signed tree with.
+    NAME is the chain the gateway serves: asked from the feed now, so it may be left out, and another is refused."""
+    from auditkit.capture.tls import parse_fingerprint
     from auditkit.mirror import sync as sync_mod
+    from auditkit.mirror.trust import Pins
 
+    if len(name_and_url) > 2:
+        raise click.UsageError("give at most NAME and URL")
+    name, url = (None, name_and_url[0]) if len(name_and_url) == 1 else name_and_url
+    if key_file is not None:
+        key = key_file.read_text().strip()
+    elif name is not None and os.environ.get(sync_mod.env_var(name), "").strip():
+        key = os.environ[sync_mod.env_var(name)].strip()
+    else:
+        where = f" or set ${sync_mod.env_var(name)}" if name else " (or give NAME and set $AUDITKIT_SYNC_KEY_<NAME>)"
+        raise AuditkitError(f"the feed key is needed to ask the feed which chain it serves: give --key-file{where}")
+    pins = Pins(fingerprint=parse_fingerprint(fingerprint) if fingerprint else None,
+                ca_file=str(ca_file.resolve()) if ca_file else None, insecure=insecure,
+                checkpoint_key=checkpoint_key.strip() if checkpoint_key else None)
     path = db_path or store.default_db_path()
     conn = store.open_db(path)
-    key = key_file.read_text().strip() if key_file else None
-    sync_mod.add_source(conn, name, url, key, path.parent)
-    where = f"key in {sync_mod.key_path(path.parent, name)}" if key else f"key from ${sync_mod.env_var(name)}"
-    click.echo(f"source {name} → {url} ({where})")
+    added = sync_mod.add_source(conn, name, url, key, path.parent, pins, write_key=key_file is not None)
+    name = added.name
+    where = f"key in {sync_mod.key_path(path.parent, name)}" if key_file else f"key from ${sync_mod.env_var(name)}"
+    click.echo(f"source {name} → {url.rstrip('/')} ({where}; {pins.describe(url)})")
+    if added.learned_key:
+        unverified = " over TLS that was NOT verified (--insecure): anyone on the path could have served it" \
+            if insecure else ""
+        click.echo(f"checkpoint key learned from the gateway{unverified} and pinned; compare it with what "
+                   f"`auditkit gateway key` prints on the gateway's machine:\n{added.pins.checkpoint_key}")
+    else:
+        click.echo(f"checkpoint key pinned: {added.pins.checkpoint_key}")
 
 
 @sync.command("list")
@@ -71,6 +109,7 @@ def sync_list(db_path: Path | None) -> None:
 def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None:
     """Mirror the named sources (default: all)."""
     from auditkit.mirror import sync as sync_mod
+    from auditkit.mirror import trust
 
     path = store.existing_path(db_path)
     conn = store.open_db(path)
@@ -78,8 +117,14 @@ def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None
     unknown = set(names) - {h.source for h in sources}
     if unknown or not sources:
         raise AuditkitError(f"no such source: {', '.join(sorted(unknown))}" if unknown else
-                            "no sources: add one with `auditkit sync add NAME URL --key-file F`")
-    feeds = [sync_mod.Feed(h.source, h.url, sync_mod.read_key(h.source, path.parent)) for h in sources]
+                            "no sources: add one with `auditkit sync add URL --key-file F --fingerprint SHA256`")
+    feeds = []
+    for head in sources:
+        pins = trust.load(conn, head.source)
+        warning = trust.warning(head.url, pins)
+        if warning:
+            click.echo(f"{head.source}: {warning}", err=True)
+        feeds.append(sync_mod.Feed(head.source, head.url, sync_mod.read_key(head.source, path.parent), pins))
     interactive = sys.stdout.isatty()
     try:
         while True:

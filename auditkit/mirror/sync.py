@@ -1,13 +1,18 @@
 """The sync agent: mirrors gateway journals (their feeds, docs/feed.md) into a local store, verified and resumable.
 
-Each page is checked before anything of it is committed: it must be well-formed, continue the mirrored chain
-(first prev_hash = the last mirrored hash, seqs contiguous) and every event must carry the hash its content implies
-(store.check_chain, on the fetch thread). The page's events, the recordings they reference (checked against their
-sha256) and the new cursor are committed in one transaction, so a crash at any point loses nothing and duplicates
-nothing.
+Each sync first takes the gateway's signed checkpoint (mirror/checkpoints.py: its signature under the pinned key,
+consistent with the last one stored, not behind the mirror), then fetches pages up to its size. Each page is
+checked before anything of it is committed: it must be well-formed, continue the mirrored chain (first prev_hash =
+the last mirrored hash, seqs contiguous), every event must carry the hash its content implies (store.check_chain),
+and the chain it makes must be a prefix of the signed tree (checkpoints.check_page), all on the fetch thread. The
+page's events, the recordings they reference (checked against their sha256), the new cursor and, with the page
+that reaches it, the checkpoint are committed in one transaction, so a crash at any point loses nothing and
+duplicates nothing.
 
 Keys never enter the database: a source's key comes from $AUDITKIT_SYNC_KEY_<NAME> or from data/sync-<name>.key
-(mode 0600), written by `auditkit sync add`.
+(mode 0600), written by `auditkit sync add`. How the gateway is trusted (TLS pin, CA file or --insecure; the
+checkpoint key) is mirror/trust.py's; `add_source` asks the feed which chain it serves, so a source is named as the
+feed names it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from auditkit import store
 from auditkit.errors import AuditkitError, ChainError, EventError
 from auditkit.model.events import Event, from_dict, now_timestamp
 from auditkit.files import write_private
+from auditkit.mirror import checkpoints
+from auditkit.mirror.checkpoints import CheckpointError, Signed
+from auditkit.mirror.trust import Pins, check_url, save as save_pins, ssl_context, tls_refusal
+from auditkit.model.merkle import CompactRange
 
 PAGE = 5000
 BULK_MIN = 50_000  # a backlog this big into an empty mirror defers its indexes to the end
@@ -57,17 +66,53 @@ def env_var(name: str) -> str:
     return "AUDITKIT_SYNC_KEY_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-def add_source(conn: sqlite3.Connection, name: str, url: str, key: str | None, data_dir: Path) -> None:
-    """Register a feed. The key, when given, is written to data_dir/sync-<name>.key with mode 0600."""
+def check_name(name: str) -> None:
     if not _NAME_RE.fullmatch(name) or name == store.LOCAL_SOURCE:
-        raise SyncError(f"'{name}' cannot name a source (letters, digits, . _ -; not 'local')")
+        raise SyncError(f"{name!r} cannot name a source (letters, digits, . _ -; not 'local')")
+
+
+@dataclasses.dataclass(frozen=True)
+class Added:
+    name: str
+    pins: Pins
+    learned_key: bool  # the checkpoint key was learned from the gateway (trust on first use), not given
+
+
+def add_source(conn: sqlite3.Connection, name: str | None, url: str, key: str, data_dir: Path,
+               pins: Pins = Pins(), *, write_key: bool = True, client: httpx.Client | None = None) -> Added:
+    """Register the feed at `url`, asking it at once (over the pinned TLS, with `key`) which chain it serves, so a
+    `name` the feed would refuse is refused here, and for its checkpoint key unless `pins` has one (a given key must
+    be the one the gateway serves). The gateway's current checkpoint must verify with that key. The feed key is
+    written to data_dir/sync-<name>.key with mode 0600 when `write_key` (not when it comes from the source's
+    environment variable)."""
+    if name is not None:
+        check_name(name)
     if not re.match(r"^https?://[^/]+", url):
-        raise SyncError(f"'{url}' is not an http(s) URL of a gateway")
-    if key is not None:
-        path = key_path(data_dir, name)
+        raise SyncError(f"{url!r} is not an http(s) URL of a gateway")
+    url = url.rstrip("/")
+    check_url(url, pins)
+    given = checkpoints.verifier(name or "the source", pins.checkpoint_key) if pins.checkpoint_key else None
+    feed = Feed(name or "new source", url, key, pins, client=client, retries=2)
+    try:
+        served = feed.served_chain()
+        if name is not None and served != name:
+            raise SyncError(f"the feed at {url} serves chain '{served}', not '{name}': name the source '{served}' "
+                            f"(or leave NAME out to take the feed's)")
+        feed.name = served
+        served_key = checkpoints.served_key(feed)
+        if given is not None and str(given) != served_key:
+            raise SyncError(f"{served}: the gateway serves checkpoint key {served_key}, not the given {given}: "
+                            f"check the key `auditkit gateway key` prints on the gateway's machine")
+        pins = dataclasses.replace(pins, checkpoint_key=str(given) if given else served_key)
+        checkpoints.fetch(feed, pins.checkpoint_key)  # the key signs what the gateway serves
+    finally:
+        feed.close()
+    if write_key:
+        path = key_path(data_dir, served)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, key.strip() + "\n")
-    store.set_source_url(conn, name, url.rstrip("/"))
+    save_pins(conn, served, url, pins)
+    return Added(served, pins, given is None)
 
 
 def read_key(name: str, data_dir: Path) -> str:
@@ -105,10 +150,10 @@ class Feed:
     """One gateway feed over httpx: retries with exponential backoff and jitter on connection errors, timeouts,
     429 and 5xx (honouring Retry-After); a 401 or 403 stops at once."""
 
-    def __init__(self, name: str, url: str, key: str, *, client: httpx.Client | None = None,
+    def __init__(self, name: str, url: str, key: str, pins: Pins = Pins(), *, client: httpx.Client | None = None,
                  retries: int = 8, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0):
-        self.name, self.url = name, url.rstrip("/")
-        self.client = client or httpx.Client(timeout=timeout, verify=False)
+        self.name, self.url, self.pins = name, url.rstrip("/"), pins
+        self.client = client or httpx.Client(timeout=timeout, verify=ssl_context(pins))
         self.client.auth = ("sync", key)
         self.retries, self.sleep = retries, sleep
 
@@ -119,6 +164,9 @@ class Feed:
                 response = self.client.get(self.url + path, params=params,
                                            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
             except httpx.TransportError as e:
+                refusal = tls_refusal(e, self.name, self.url)
+                if refusal is not None:
+                    raise refusal from None  # not retried: another try would meet the same certificate
                 problem = f"{type(e).__name__}"
             else:
                 if response.status_code in (401, 403):
@@ -139,6 +187,16 @@ class Feed:
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def served_chain(self) -> str:
+        """The chain name the feed serves (its answers' `source`)."""
+        try:
+            served = self.get("/audit/v1/events", {"after": 0, "limit": 1}).json().get("source")
+        except (ValueError, AttributeError):
+            served = None
+        if not isinstance(served, str) or not _NAME_RE.fullmatch(served) or served == store.LOCAL_SOURCE:
+            raise SyncError(f"{self.url} does not answer as an auditkit feed (no chain name a source can take)")
+        return served
+
     def close(self) -> None:
         self.client.close()
 
@@ -151,11 +209,11 @@ class _Page:
     casts: list[tuple[Event, bytes]]
 
 
-def _fetch(feed: Feed, after: int, prev: str, page: int, wait: float) -> _Page:
-    """The page after (seq `after`, hash `prev`): well-formed, continuing that chain with every event's hash
-    checked (store.check_chain), with the recordings it references."""
-    response = feed.get("/audit/v1/events", {"after": after, "limit": page, "wait": wait},
-                        timeout=wait + 30 if wait else None)
+def _fetch(feed: Feed, after: int, prev: str, page: int, tree: CompactRange, signed: Signed) -> _Page:
+    """The page after (seq `after`, hash `prev`), at most up to the signed tree's size: well-formed, continuing that
+    chain with every event's hash checked (store.check_chain), proven part of the signed tree (checkpoints.check_page,
+    which extends `tree`), with the recordings it references."""
+    response = feed.get("/audit/v1/events", {"after": after, "limit": min(page, signed.size - after)})
     try:
         body = response.json()
     except ValueError:
@@ -168,25 +226,27 @@ def _fetch(feed: Feed, after: int, prev: str, page: int, wait: float) -> _Page:
         store.check_chain(events, after, prev)
     except ChainError as e:
         raise SyncError(f"{feed.name}: {e}; nothing of this page was committed") from None
+    if not events:
+        raise CheckpointError(f"{feed.name}: the feed has no events after seq {after}, but its checkpoint signs "
+                              f"size {signed.size}: it hides the newest events; sync stopped at seq {after}")
+    checkpoints.check_page(feed, tree, [event.hash or "" for event in events], signed)
     casts = [(event, feed.get(f"/audit/v1/sessions/{event.session_id}.cast").content) for event in events
              if event.session_id and event.details.get("recording_sha256")]
     return _Page(events, remote_head, more, casts)
 
 
-def _prefetch(feed: Feed, after: int, prev: str, page: int, wait: float) -> Iterator[_Page]:
-    """Pages in order, each fetched and checked on a thread while the caller commits the one before (the database
-    releases the GIL while it writes). Stops after a page that says there is no more."""
+def _prefetch(feed: Feed, after: int, prev: str, page: int, tree: CompactRange, signed: Signed) -> Iterator[_Page]:
+    """Pages in order up to the signed tree's size, each fetched and checked on a thread while the caller commits the
+    one before (the database releases the GIL while it writes)."""
     results: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def run() -> None:
         nonlocal after, prev
         try:
-            while not stop.is_set():
-                got = _fetch(feed, after, prev, page, wait)
+            while not stop.is_set() and after < signed.size:
+                got = _fetch(feed, after, prev, page, tree, signed)
                 results.put(got)
-                if not got.events or not got.more:
-                    return
                 after, prev = got.events[-1].source_seq or after, got.events[-1].hash or prev
         except BaseException as e:  # handed to the caller, who raises it in order
             results.put(e)
@@ -199,7 +259,7 @@ def _prefetch(feed: Feed, after: int, prev: str, page: int, wait: float) -> Iter
             if isinstance(got, BaseException):
                 raise got
             yield got
-            if not got.events or not got.more:
+            if (got.events[-1].source_seq or 0) >= signed.size:
                 return
     finally:
         stop.set()
@@ -210,9 +270,30 @@ def _prefetch(feed: Feed, after: int, prev: str, page: int, wait: float) -> Iter
                 pass
 
 
+def _signed(conn: sqlite3.Connection, feed: Feed) -> Signed:
+    """The gateway's checkpoint, verified with the pinned key and against what this mirror holds and stored."""
+    signed = checkpoints.fetch(feed, feed.pins.checkpoint_key)
+    checkpoints.check_against_mirror(conn, feed, signed)
+    return signed
+
+
+def _long_poll(feed: Feed, after: int, wait: float) -> bool:
+    """Whether an event after `after` arrived within `wait` s (a long-poll of the feed; the event itself is fetched
+    again under the next checkpoint)."""
+    response = feed.get("/audit/v1/events", {"after": after, "limit": 1, "wait": wait}, timeout=wait + 30)
+    try:
+        body = response.json()
+    except ValueError:
+        raise SyncError(f"{feed.name}: malformed page after seq {after}: not JSON") from None
+    return bool(_check_page(feed.name, after, body)[0])
+
+
 def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: float = 0,
               progress: Callable[[Progress], None] | None = None) -> Progress:
-    """Mirror everything the feed holds after this source's cursor (one long-poll of `wait` s when caught up).
+    """Mirror the gateway's signed tree: fetch its checkpoint (signature, consistency with the last one stored,
+    not less than the mirror holds), then every page after this source's cursor up to the checkpoint's size, each
+    proven part of the signed tree before it is committed; the checkpoint is stored with the page that reaches it.
+    When caught up, one long-poll of `wait` s for a new event (then a new checkpoint).
 
     Into an empty mirror with a backlog of BULK_MIN events or more, the secondary indexes are deferred and built
     once at the end (store.defer_indexes); a crash in between leaves every committed page intact, and the next
@@ -221,25 +302,33 @@ def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: f
     store.restore_indexes(conn)  # a bulk catch-up that was interrupted
     head = store.chain_head(conn, feed.name)
     state.head_seq = head.last_seq
-    deferred = tried = False
+    signed = _signed(conn, feed)
+    if signed.size == head.last_seq and wait and _long_poll(feed, head.last_seq, wait):
+        signed = _signed(conn, feed)
+    state.remote_head = signed.size
+    if signed.size == head.last_seq:
+        with store.transaction(conn):
+            store.add_checkpoint(conn, feed.name, signed.note, signed.key)
+        return state
+    deferred = False
+    if signed.size - head.last_seq >= BULK_MIN:  # (only an empty mirror defers them)
+        deferred = store.defer_indexes(conn)
     try:
-        for got in _prefetch(feed, head.last_seq, head.last_hash, page, wait):
-            state.remote_head = got.remote_head
-            if not got.events:
-                break
-            if not tried and got.remote_head - state.head_seq >= BULK_MIN:
-                tried = True  # only into an empty mirror: once it holds a page, asking again is a wasted write lock
-                deferred = store.defer_indexes(conn)
+        tree = store.compact_range(conn, feed.name)
+        for got in _prefetch(feed, head.last_seq, head.last_hash, page, tree, signed):
+            last = got.events[-1].source_seq or 0
             try:
                 with store.transaction(conn):
                     store.append_sealed(conn, got.events, synced_at=now_timestamp(), check_hashes=False)
                     for event, cast in got.casts:
                         store.add_session(conn, _session_meta(feed.name, event), cast)
+                    if last == signed.size:
+                        store.add_checkpoint(conn, feed.name, signed.note, signed.key)
             except ChainError as e:
                 raise SyncError(f"{feed.name}: {e}; nothing of this page was committed") from None
             state.synced += len(got.events)
             state.recordings += len(got.casts)
-            state.head_seq = got.events[-1].source_seq or 0
+            state.head_seq = last
             if progress:
                 progress(state)
     finally:

@@ -495,6 +495,10 @@ def test_state_lives_beside_the_journal_and_gateway_hmac_uses_the_same_key(rack,
     assert printed.startswith(f"{SOURCE}+") and f"checkpoint key {printed}" in log.read_text()
     assert list(elsewhere.iterdir()) == []  # nothing in ./data of the working directory
     assert f"TLS certificate {home / f'{SOURCE}-tls.crt'}" in log.read_text()
+    # `auditkit gateway fingerprint` prints the fingerprint the start-up line tells sync agents to pin
+    pinned = cli("gateway", "fingerprint", "--journal", str(journal), cwd=elsewhere).stdout.strip()
+    assert f"auditkit sync add {url} --key-file AUDITOR_KEY --fingerprint {pinned} --checkpoint-key {printed}" \
+        in log.read_text()
     recorded = events[0]["details"]["hmac"]["REDIS_URL"]
     assert recorded == value_hmac(bytes.fromhex((home / f"{SOURCE}-hmac.key").read_text().strip()), value)
     # `auditkit gateway hmac VALUE --journal J`, from any directory, uses the gateway's key.

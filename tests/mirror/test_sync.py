@@ -19,6 +19,8 @@ from auditkit.capture.proxy import create_app
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import journal_source
 from auditkit.mirror.sync import Feed, SyncError, sync_once
+from auditkit.mirror.trust import Pins
+from feeds import journal_with, serve_journal
 from helpers import ROOT
 
 
@@ -41,7 +43,9 @@ def gateway(tmp_path_factory):
                 client.scale("web", "web", count=1 + i % 4)
             process = client.json("GET", "/apps/web/processes")[0]["id"]
             client.exec("web", process, "bash", ["ls --color\r", "exit 2\r"])
-            yield {"url": server.url, "auditor": auditor, "member": member, "journal": journal, "client": client}
+            pins = Pins(checkpoint_key=str(config.checkpoint_signer().verifier))
+            yield {"url": server.url, "auditor": auditor, "member": member, "journal": journal, "client": client,
+                   "pins": pins}
             client.close()
 
 
@@ -56,7 +60,7 @@ def _rows(path: Path) -> list[tuple]:
 
 def test_a_mirror_equals_the_journal_with_its_recordings(gateway, tmp_path):
     mirror = store.open_db(tmp_path / "audit.db")
-    feed = Feed("gw", gateway["url"], gateway["auditor"])
+    feed = Feed("gw", gateway["url"], gateway["auditor"], gateway["pins"])
     done = sync_once(mirror, feed, page=7)  # several pages
     assert done.synced == len(_rows(gateway["journal"])) > 25
     assert _rows(tmp_path / "audit.db") == _rows(gateway["journal"])
@@ -74,9 +78,9 @@ def test_a_mirror_equals_the_journal_with_its_recordings(gateway, tmp_path):
 def test_a_member_key_is_refused_with_a_clear_error(gateway, tmp_path):
     mirror = store.open_db(tmp_path / "audit.db")
     with pytest.raises(SyncError, match="refused the key \\(403\\)"):
-        sync_once(mirror, Feed("gw", gateway["url"], gateway["member"]))
+        sync_once(mirror, Feed("gw", gateway["url"], gateway["member"], gateway["pins"]))
     with pytest.raises(SyncError, match="refused the key \\(401\\)"):
-        sync_once(mirror, Feed("gw", gateway["url"], "akg_not-a-key"))
+        sync_once(mirror, Feed("gw", gateway["url"], "akg_not-a-key", gateway["pins"]))
     assert store.count(mirror) == 0
 
 
@@ -103,7 +107,7 @@ def _tampering_transport(gateway, change):
 ])
 def test_a_bad_page_stops_sync_and_commits_nothing_of_it(gateway, tmp_path, what, change, message):
     mirror = store.open_db(tmp_path / "audit.db")
-    feed = Feed("gw", gateway["url"], gateway["auditor"], client=_tampering_transport(gateway, change))
+    feed = Feed("gw", gateway["url"], gateway["auditor"], gateway["pins"], client=_tampering_transport(gateway, change))
     with pytest.raises(SyncError, match=message):
         sync_once(mirror, feed, page=10)
     assert store.count(mirror) == 0 and store.chain_head(mirror, "gw").last_seq == 0
@@ -123,7 +127,7 @@ def test_server_errors_are_retried_then_sync_recovers(gateway, tmp_path):
                               headers={"content-type": answer.headers.get("content-type", "")})
 
     mirror = store.open_db(tmp_path / "audit.db")
-    feed = Feed("gw", gateway["url"], gateway["auditor"], client=httpx.Client(transport=httpx.MockTransport(handler)),
+    feed = Feed("gw", gateway["url"], gateway["auditor"], gateway["pins"], client=httpx.Client(transport=httpx.MockTransport(handler)),
                 sleep=waits.append)
     assert sync_once(mirror, feed).synced == len(_rows(gateway["journal"]))
     assert len(waits) == 3 and all(w >= 0.5 for w in waits)  # Retry-After honoured, with jitter
@@ -149,38 +153,14 @@ def test_cli_add_list_and_run(gateway, tmp_path):
     assert missing.exit_code == 2 and "no such source: nosuch" in missing.output
 
 
-def _journal_with(path: Path, source: str, count: int, start_minute: int = 0) -> str:
-    """A gateway journal holding `count` events on chain `source`; returns an auditor key."""
-    from auditkit.model.events import Event, new_event_id
-
-    conn = store.open_db(path)
-    journal_source(conn, source)
-    drafts = [Event(id=new_event_id(), timestamp=f"2026-11-{1 + (start_minute + i) // 1440 % 28:02d}T"
-                    f"{(start_minute + i) // 60 % 24:02d}:{(start_minute + i) % 60:02d}:00.000Z",
-                    actor=f"u{i % 7}@example.com", actor_type="user", rack="acme/production", category="Processes",
-                    action="scaled", description=f"Scaled service web of app web (count={i % 9})", app="web",
-                    target="web", status=200) for i in range(count)]
-    for i in range(0, count, 5000):
-        store.append(conn, drafts[i:i + 5000], source=source)
-    _, auditor = keys.add(conn, "audrey@example.com", kind="user", role="auditor", source=source)
-    conn.close()
-    return auditor
-
-
-def _serve_journal(path: Path, source: str, work: Path) -> ServerThread:
-    config = GatewayConfig(racks={"acme/production": Rack("acme/production", "http://127.0.0.1:9", "convox", "x")},
-                           journal=path, name=source, http=True, data_dir=work)
-    return ServerThread(create_app(config)).start()
-
-
 def test_two_sources_mirror_into_one_file_and_interleave_by_time(tmp_path):
-    keys_by_source = {"gw-us": _journal_with(tmp_path / "us.db", "gw-us", 300, 0),
-                      "gw-eu": _journal_with(tmp_path / "eu.db", "gw-eu", 200, 1)}
-    servers = {s: _serve_journal(tmp_path / f"{s[3:]}.db", s, tmp_path) for s in keys_by_source}
+    keys_by_source = {"gw-us": journal_with(tmp_path / "us.db", "gw-us", 300, 0),
+                      "gw-eu": journal_with(tmp_path / "eu.db", "gw-eu", 200, 1)}
+    servers = {s: serve_journal(tmp_path / f"{s[3:]}.db", s, tmp_path) for s in keys_by_source}
     try:
         mirror = store.open_db(tmp_path / "audit.db")
         for source, key in keys_by_source.items():
-            sync_once(mirror, Feed(source, servers[source].url, key))
+            sync_once(mirror, Feed(source, servers[source].url, key, Pins(checkpoint_key=servers[source].checkpoint_key)))
         assert store.verify(mirror).ok and store.count(mirror) == 300 + 200 + 2
         times = [e.timestamp for e in store.page(mirror, None, limit=1000).events]
         assert times == sorted(times, reverse=True)
@@ -200,8 +180,8 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path):
     import sys
     import time
 
-    key = _journal_with(tmp_path / "journal.db", "gw", 60_000)
-    server = _serve_journal(tmp_path / "journal.db", "gw", tmp_path)
+    key = journal_with(tmp_path / "journal.db", "gw", 60_000)
+    server = serve_journal(tmp_path / "journal.db", "gw", tmp_path)
     db = tmp_path / "data" / "audit.db"
     try:
         store.open_db(db).close()
@@ -274,7 +254,7 @@ def test_time_outs_are_retried(gateway, tmp_path):
 
     waits: list[float] = []
     mirror = store.open_db(tmp_path / "audit.db")
-    feed = Feed("gw", gateway["url"], gateway["auditor"], client=_flaky_client(gateway, fail), sleep=waits.append)
+    feed = Feed("gw", gateway["url"], gateway["auditor"], gateway["pins"], client=_flaky_client(gateway, fail), sleep=waits.append)
     assert sync_once(mirror, feed).synced == len(_rows(gateway["journal"]))
     assert len(waits) == 2 and waits[1] > waits[0] * 0.9  # backing off
 
@@ -283,13 +263,15 @@ def test_a_truncated_page_stops_with_a_clear_error_and_commits_nothing(gateway, 
     real = httpx.Client(verify=False)
 
     def fail(n, request):
+        if not request.url.path.endswith("/events"):
+            return None
         got = real.get(str(request.url), headers={"authorization": request.headers["authorization"]})
         return httpx.Response(200, content=got.content[: len(got.content) // 2],
                               headers={"content-type": "application/json"})
 
     mirror = store.open_db(tmp_path / "audit.db")
     with pytest.raises(SyncError, match="malformed page after seq 0: not JSON"):
-        sync_once(mirror, Feed("gw", gateway["url"], gateway["auditor"], client=_flaky_client(gateway, fail)))
+        sync_once(mirror, Feed("gw", gateway["url"], gateway["auditor"], gateway["pins"], client=_flaky_client(gateway, fail)))
     assert store.count(mirror) == 0
 
 
@@ -302,7 +284,7 @@ def test_a_repeated_page_is_refused(gateway, tmp_path):
         return httpx.Response(got.status_code, content=got.content, headers={"content-type": "application/json"})
 
     mirror = store.open_db(tmp_path / "audit.db")
-    feed = Feed("gw", gateway["url"], gateway["auditor"], client=_flaky_client(gateway, fail))
+    feed = Feed("gw", gateway["url"], gateway["auditor"], gateway["pins"], client=_flaky_client(gateway, fail))
     with pytest.raises(SyncError, match="a repeat in the feed: expected seq 6, got 1"):
         sync_once(mirror, feed, page=5)
     assert store.chain_head(mirror, "gw").last_seq == 5  # the good first page stays; nothing of the repeat
