@@ -1,8 +1,10 @@
 """What every command group of the `auditkit` command line shares: the `--db` option, opening the mirror a command
-reads (refused in one line when it does not exist), and CommandError (one line on stderr, exit status 2)."""
+reads (refused in one line when it does not exist), CommandError (one line on stderr, exit status 2), and
+FilterCommand, the command class of every command that takes filter words (`events`, `tui`, `share create`)."""
 
 from __future__ import annotations
 
+import difflib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,31 @@ class CommandError(click.ClickException):
     """One line on stderr and exit status 2, so that scripts can tell "could not run" from `verify`'s exit 1."""
 
     exit_code = 2
+
+
+class FilterCommand(click.Command):
+    """A command whose arguments are filter words: words may start with `-` (`-user:ci-bot` negates), so unknown
+    options cannot be refused by click itself, but a word starting with `--` before a `--` is a mistyped option
+    (`--limt 5` would otherwise filter by "5"): it is refused, naming the options it may have meant. After `--`
+    every word is a filter word."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        known = {name for param in self.get_params(ctx) if isinstance(param, click.Option)
+                 for name in (*param.opts, *param.secondary_opts) if name.startswith("--")}
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("--"):
+                name = arg.split("=", 1)[0]
+                if name not in known:
+                    close = difflib.get_close_matches(name, sorted(known), n=1)
+                    hint = f" (did you mean {close[0]}?)" if close else ""
+                    raise click.UsageError(f"no such option: {name}{hint}; a filter word that starts with `--` "
+                                           "goes after `--`", ctx)
+        return super().parse_args(ctx, args)
+
+
+FILTER_COMMAND: dict[str, Any] = {"cls": FilterCommand, "context_settings": {"ignore_unknown_options": True}}
 
 
 def db_option(func: Any) -> Any:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
-from auditkit.cli_common import db_option
+from auditkit.cli_common import FILTER_COMMAND, db_option
 from auditkit.model.filters import parse
 from auditkit.share import admins, links as sharing, serve as serving
 
@@ -32,7 +32,7 @@ def share() -> None:
     """Signed, expiring links to a filtered slice of the mirror, for auditors (served by `auditkit serve`)."""
 
 
-@share.command("create", context_settings={"ignore_unknown_options": True})
+@share.command("create", **FILTER_COMMAND)
 @click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
 @click.option("--expires", required=True, help="7d, 24h, 2w, 2026-12-31 (end of that UTC day), a date-time, or never.")
 @click.option("--since", default=None, help="Start of the time range (as since: in the filter language).")

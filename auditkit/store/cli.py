@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
-from auditkit.cli_common import db_option
+from auditkit.cli_common import FILTER_COMMAND, db_option
 from auditkit.model import export
 from auditkit.model.filters import Filter, parse
 from auditkit.model.times import utc_minute
@@ -48,7 +48,7 @@ def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Conso
     console.print(f"[dim]{len(page.events)} newest of {total:,} events {scope}[/]", highlight=False)
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
+@click.command(**FILTER_COMMAND)
 @click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
 @db_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
