@@ -642,6 +642,8 @@ def test_the_share_dialog_makes_a_link_for_the_filter_and_time_range(live_db):
         await settle(pilot)
         dialog = pilot.app.screen
         assert "from 2026-10-25 12:00:00.000 UTC on" in static_text(pilot, "#share-range")
+        expected = store.count(store.open_db(path, readonly=True), parse("rack:acme/staging since:7d"), now=NOW)
+        assert expected > 1 and static_text(pilot, "#share-count").strip() == f"Matches {expected:,} events"
         await pilot.click("#expiry-30d")
         pilot.app.screen.query_one("#share-note").value = "for the Q4 audit"
         await pilot.press("ctrl+s")
@@ -650,9 +652,14 @@ def test_the_share_dialog_makes_a_link_for_the_filter_and_time_range(live_db):
         assert dialog.url in static_text(pilot, "#share-result")
         await pilot.press("ctrl+y")
         assert pilot.app.clipboard == dialog.url
+        first = dialog.url
+        await pilot.press("ctrl+s")  # a second Ctrl+S makes no second link (checked below) and keeps the URL
+        await settle(pilot)
+        assert dialog.url == first and first in static_text(pilot, "#share-result")
 
     run(make_app(path, base_url="https://audit.example"), scenario)
     conn = store.open_db(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM share_links").fetchone()[0] == 1
     link = dict(conn.execute("SELECT * FROM share_links").fetchone())
     conn.close()
     assert (link["filter_text"], link["since"], link["until"], link["note"]) == (
