@@ -96,6 +96,13 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
     recorder = recording.recorder if recording is not None else None
     relayed = Relayed()
     started = time.monotonic()
+    recorded = False
+
+    async def record() -> None:
+        nonlocal recorded
+        if recording is not None and not recorded:
+            recorded = True
+            await finish(recording, relayed, time.monotonic() - started)
 
     async def client_to_rack() -> None:
         while True:
@@ -121,6 +128,9 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
                     before, relayed.exit_code = ended
                     if recorder and before:
                         recorder.output(before)
+                    # Journaled before the client learns the exit code: its next command (`convox run` stops the
+                    # process) must come after the session in the journal.
+                    await record()
                 elif recorder:
                     recorder.output(message)
                 await ws.send_text(message)
@@ -145,8 +155,7 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
             task.cancel()
     finally:
         # Record first: whatever state the peers left the sockets in, the session's event is never lost.
-        if recording is not None:
-            await finish(recording, relayed, time.monotonic() - started)
+        await record()
         await upstream.close()
         try:
             await ws.close()
