@@ -61,13 +61,15 @@ class Relayed:
     rack_error: str | None = None
 
 
-def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: bool, cap: int) -> Recorder | None:
+def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: bool, cap: int,
+                 clock: Callable[[], float] | None = None) -> Recorder | None:
     """The asciicast recorder of a terminal session (the route says so), sized by its Width / Height headers;
-    None for other websockets (tunnels, build logs)."""
+    None for other websockets (tunnels, build logs). `clock` (epoch seconds) times it instead of real time."""
     if not cls.session:
         return None
+    timing: dict[str, Any] = {"clock": clock, "started": clock()} if clock is not None else {}
     return Recorder(width=_int(headers.get("width"), 80), height=_int(headers.get("height"), 24),
-                    command=cls.values.get("Command") or None, record_input=record_input, cap=cap)
+                    command=cls.values.get("Command") or None, record_input=record_input, cap=cap, **timing)
 
 
 async def connect(rack_url: str, target: str, headers: dict[str, str]) -> Any:
@@ -102,7 +104,8 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
         nonlocal recorded
         if recording is not None and not recorded:
             recorded = True
-            await finish(recording, relayed, time.monotonic() - started)
+            elapsed = recorder.elapsed() if recorder is not None else time.monotonic() - started
+            await finish(recording, relayed, elapsed)
 
     async def client_to_rack() -> None:
         while True:
