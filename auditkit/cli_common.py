@@ -1,6 +1,7 @@
 """What every command group of the `auditkit` command line shares: the `--db` option, opening the mirror a command
-reads (refused in one line when it does not exist), CommandError (one line on stderr, exit status 2), and
-FilterCommand, the command class of every command that takes filter words (`events`, `tui`, `share create`)."""
+reads (refused in one line when it does not exist), CommandError (one line on stderr, exit status 2),
+FilterCommand, the command class of every command that takes filter words (`events`, `tui`, `share create`), and
+plural() for counts in what the commands print ("1 view", "2 views")."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ class FilterCommand(click.Command):
                     raise click.UsageError(f"no such option: {name}{hint}; a filter word that starts with `--` "
                                            "goes after `--`", ctx)
         return super().parse_args(ctx, args)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`count` and the noun that goes with it: 1 view, 2 views, 1,000 events."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 FILTER_COMMAND: dict[str, Any] = {"cls": FilterCommand, "context_settings": {"ignore_unknown_options": True}}

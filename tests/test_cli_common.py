@@ -53,3 +53,33 @@ def test_negated_qualifiers_and_known_options_still_work(mirror):
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert [json.loads(line)["app"] for line in lines] == ["shop"]
+
+
+def test_counts_are_written_in_the_singular_for_one(mirror):
+    result = CliRunner().invoke(main, ["events", "app:shop", "--db", str(mirror)])
+    assert result.exit_code == 0, result.output
+    assert "1 newest of 1 event matching app:shop" in result.output
+    made = CliRunner().invoke(main, ["share", "create", "app:shop", "--expires", "7d", "--by", "alice",
+                                     "--db", str(mirror)])
+    assert made.exit_code == 0, made.output
+    assert ": 1 event matches app:shop" in made.output
+    link_id = made.output.split()[2].rstrip(":")
+    views = CliRunner().invoke(main, ["share", "views", link_id, "--db", str(mirror)])
+    assert f"0 views of {link_id}" in views.output
+    revoked = CliRunner().invoke(main, ["share", "revoke", link_id, "--by", "alice", "--db", str(mirror)])
+    assert revoked.output.strip() == f"revoked {link_id} (0 views)"
+
+
+def test_sync_help_leads_with_its_main_use():
+    result = CliRunner().invoke(main, ["sync", "--help"], prog_name="auditkit")
+    assert result.exit_code == 0
+    usage = result.output.splitlines()[0]
+    assert usage == "Usage: auditkit sync [NAME…] [--follow] [--db PATH]"
+    assert "--follow" in result.output.split("Commands:")[0] and "add" in result.output.split("Commands:")[1]
+
+
+def test_demo_help_describes_the_demo():
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0
+    for words in ("through the real gateway", "exec and SSH sessions", "synthetic month", "share link", "TUI"):
+        assert words in " ".join(result.output.split()), words

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
-from auditkit.cli_common import FILTER_COMMAND, db_option
+from auditkit.cli_common import FILTER_COMMAND, db_option, plural
 from auditkit.model import export
 from auditkit.model.filters import Filter, parse
 from auditkit.model.times import utc_minute
@@ -45,7 +45,7 @@ def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Conso
         )
     console.print(table)
     scope = f"matching {f.to_text()}" if not f.is_empty else "in the mirror"
-    console.print(f"[dim]{len(page.events)} newest of {total:,} events {scope}[/]", highlight=False)
+    console.print(f"[dim]{len(page.events)} newest of {plural(total, 'event')} {scope}[/]", highlight=False)
 
 
 @click.command(**FILTER_COMMAND)
