@@ -56,6 +56,9 @@ def share_create(filter_words: tuple[str, ...], expires: str, since: str | None,
                                note=note, created_by=created_by or sharing.default_creator(), base_url=base_url)
     matching = store.count(conn, sharing.scope(link))
     click.echo(f"share link {link.id}: {plural(matching, 'event matches', 'events match')} {sharing.describe(link)}")
+    if not matching:
+        for hint in store.hints_for(conn, f):
+            click.echo(f"warning: {hint.text()}", err=True)
     click.echo(url)
 
 

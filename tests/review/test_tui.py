@@ -254,6 +254,25 @@ def test_a_bad_filter_shows_the_error_at_its_token_and_keeps_the_list(fixture_db
     run(make_app(path), scenario)
 
 
+def test_a_qualifier_that_matches_nothing_says_which_values_are_near(fixture_db):
+    path, _ = fixture_db
+
+    async def scenario(pilot: Any) -> None:
+        pilot.app.screen.apply_filter(parse("user:alice rack:production"))
+        await settle(pilot)
+        listing = events_list(pilot)
+        assert listing.total == 0
+        lines = [listing.render_line(y).text.strip() for y in range(1, 4)]
+        assert lines == ["No events match this filter.",
+                         "no event has user:alice; did you mean user:alice@example.com?",
+                         "no event has rack:production; did you mean rack:acme/production?"]
+        pilot.app.screen.apply_filter(parse("user:alice@example.com"))
+        await settle(pilot)
+        assert listing.total and listing.hints == ()
+
+    run(make_app(path), scenario)
+
+
 def test_a_picker_counts_within_the_filter_and_picks_several(fixture_db):
     path, events = fixture_db
     staging = [e for e in events if e.rack == "acme/staging"]
