@@ -28,18 +28,23 @@ class FilterCommand(click.Command):
     every word is a filter word."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        known = {name for param in self.get_params(ctx) if isinstance(param, click.Option)
-                 for name in (*param.opts, *param.secondary_opts) if name.startswith("--")}
-        for arg in args:
+        options = {name: param for param in self.get_params(ctx) if isinstance(param, click.Option)
+                   for name in (*param.opts, *param.secondary_opts) if name.startswith("--")}
+        words = iter(args)
+        for arg in words:
             if arg == "--":
                 break
-            if arg.startswith("--"):
-                name = arg.split("=", 1)[0]
-                if name not in known:
-                    close = difflib.get_close_matches(name, sorted(known), n=1)
-                    hint = f" (did you mean {close[0]}?)" if close else ""
-                    raise click.UsageError(f"no such option: {name}{hint}; a filter word that starts with `--` "
-                                           "goes after `--`", ctx)
+            if not arg.startswith("--"):
+                continue
+            name, has_value, _ = arg.partition("=")
+            option = options.get(name)
+            if option is None:
+                close = difflib.get_close_matches(name, sorted(options), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise click.UsageError(f"no such option: {name}{hint}; a filter word that starts with `--` "
+                                       "goes after `--`", ctx)
+            if not has_value and not option.is_flag and option.nargs > 0:
+                next(words, None)  # the option's value (`--note --draft` is a note), not a word to check
         return super().parse_args(ctx, args)
 
 

@@ -55,6 +55,15 @@ def test_negated_qualifiers_and_known_options_still_work(mirror):
     assert [json.loads(line)["app"] for line in lines] == ["shop"]
 
 
+def test_an_options_value_may_start_with_two_dashes(mirror):
+    made = CliRunner().invoke(main, ["share", "create", "app:shop", "--expires", "7d", "--note", "--for Q4--",
+                                     "--by", "alice", "--db", str(mirror)])
+    assert made.exit_code == 0, made.output
+    conn = store.open_db(mirror)
+    assert [link.note for link in sharing.list_links(conn)] == ["--for Q4--"]
+    conn.close()
+
+
 def test_counts_are_written_in_the_singular_for_one(mirror):
     result = CliRunner().invoke(main, ["events", "app:shop", "--db", str(mirror)])
     assert result.exit_code == 0, result.output
