@@ -710,7 +710,7 @@ def test_admin_tables_show_columns_in_reading_order_and_hide_the_gateways_tables
     sessions = site.get(site.get("/audit/sessions", cookies=admin).headers["location"], cookies=admin)
     assert re.findall(r'<th [^>]*data-column="([^"]+)"', sessions.text)[:4] == ["id", "started_at", "actor", "rack"]
     database = site.get("/audit", cookies=admin).text
-    for hidden in ("gateway_keys", "intents", "deferred_indexes"):
+    for hidden in ("gateway_keys", "intents", "deferred_indexes", "merkle_nodes"):
         assert f'href="/audit/{hidden}"' not in database, hidden
     for shown in ("events", "sessions", "share_links", "sync_state"):
         assert f'href="/audit/{shown}"' in database, shown
