@@ -50,7 +50,14 @@ def main() -> None:
               help="Size of the demo month when it has to be made.")
 @click.pass_context
 def demo(ctx: click.Context, db_path: Path | None, count: int) -> None:
-    """The embedded default: a month of activity in the mirror, its newest events, and verify."""
+    """The embedded default, with no rack: a week of Convox CLI work through the real gateway, mirrored and served.
+
+    The simulated rack and the capture gateway start on loopback; scripted users do a week of work through them
+    (deploys, env changes, scaling, exec and SSH sessions typed at human speed, a certificate, a registry, a
+    refused write, a failed promote); sync mirrors the journal into the mirror beside a synthetic month that ends
+    where the week begins; both are shown and verified; Datasette starts with a share link; on a terminal the TUI
+    opens on the week (without one the demo says how to open everything, and Datasette stops with it). Re-running
+    reuses what exists. `auditkit demo rack` serves the simulated rack alone."""
     if ctx.invoked_subcommand is not None:
         return
     from auditkit.demo import load_sim

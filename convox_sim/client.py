@@ -14,7 +14,7 @@ import base64
 import dataclasses
 import ssl
 import urllib.parse
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import websockets
@@ -163,7 +163,7 @@ class RackClient:
 
     # --- websockets -----------------------------------------------------------------------------------------------
     async def _socket(self, path: str, headers: dict[str, str], stdin: list[str], *,
-                      pause: float = 0.02) -> ExecResult:
+                      pause: float = 0.02, before_send: Callable[[str], None] | None = None) -> ExecResult:
         # The v3 SDK's throw-away GET "to trigger session authentication" (a direct rack answers 404).
         probe = "/machines" if path.startswith("/app") else "/racks"
         async with httpx.AsyncClient(base_url=self.base_url, headers=self.headers, verify=False) as client:
@@ -183,6 +183,8 @@ class RackClient:
             async def pump() -> None:
                 for chunk in stdin:
                     await asyncio.sleep(pause)
+                    if before_send is not None:
+                        before_send(chunk)  # the demo's clock moves on by a person's typing time
                     await ws.send(chunk)
                 await asyncio.sleep(pause)
                 await ws.send(b"")  # stdin EOF
@@ -206,11 +208,13 @@ class RackClient:
         return ExecResult("".join(output), exit_code)
 
     def exec(self, app: str, pid: str, command: str, stdin: list[str] | None = None, *, width: int = 100,
-             height: int = 30, tty: bool = True, entrypoint: bool = False) -> ExecResult:
+             height: int = 30, tty: bool = True, entrypoint: bool = False,
+             before_send: Callable[[str], None] | None = None) -> ExecResult:
         headers = {"Command": command, "Height": str(height), "Width": str(width), "Tty": str(tty).lower()}
         if entrypoint:
             headers["Entrypoint"] = "true"
-        return asyncio.run(self._socket(f"/apps/{app}/processes/{pid}/exec", headers, stdin or []))
+        return asyncio.run(self._socket(f"/apps/{app}/processes/{pid}/exec", headers, stdin or [],
+                                        before_send=before_send))
 
     def run_attached(self, app: str, service: str, command: str, stdin: list[str] | None = None,
                      **kw: Any) -> ExecResult:
@@ -222,11 +226,13 @@ class RackClient:
             self.process_stop(app, process["id"])
 
     def instance_shell(self, instance: str, command: str = "", stdin: list[str] | None = None, *,
-                       private_key: str | None = None, width: int = 100, height: int = 30) -> ExecResult:
+                       private_key: str | None = None, width: int = 100, height: int = 30,
+                       before_send: Callable[[str], None] | None = None) -> ExecResult:
         headers = {"Command": command, "Height": str(height), "Width": str(width)}
         if private_key:
             headers["Private-Key"] = base64.b64encode(private_key.encode()).decode()
-        return asyncio.run(self._socket(f"/instances/{instance}/shell", headers, stdin or []))
+        return asyncio.run(self._socket(f"/instances/{instance}/shell", headers, stdin or [],
+                                        before_send=before_send))
 
 
 class RackError(Exception):

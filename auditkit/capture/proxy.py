@@ -61,9 +61,10 @@ def error(status: int, message: str) -> JSONResponse:
 
 class Gateway:
     def __init__(self, config: GatewayConfig, journal: Journal | None = None,
-                 clock: Callable[[], str] | None = None):
+                 clock: Callable[[], str] | None = None, session_clock: Callable[[], float] | None = None):
         self.config = config
         self.now = clock or now_timestamp  # the demo runs a simulated week through a clock of its own
+        self.session_clock = session_clock  # and times its recordings by it (epoch seconds); default: real time
         self.journal = journal or Journal(config.journal, config.name)
         self.hmac_key = config.hmac_key()
         self.signer = config.checkpoint_signer()
@@ -614,7 +615,7 @@ class Gateway:
         recording = None
         if cls is not None and draft is not None and intent_id is not None:
             recorder = sessions.recorder_for(cls, ws.headers, record_input=self.config.record_input,
-                                             cap=self.config.recording_cap_bytes)
+                                             cap=self.config.recording_cap_bytes, clock=self.session_clock)
             recording = sessions.Recording(self.journal, self.config.name, self.now, cls, draft, intent_id,
                                            rack.name, query, dict(ws.headers), recorder)
         await sessions.relay(ws, upstream, recording)
@@ -660,8 +661,8 @@ async def _deny(ws: WebSocket, response: Response) -> None:
 
 
 def create_app(config: GatewayConfig, journal: Journal | None = None,
-               clock: Callable[[], str] | None = None) -> Starlette:
-    gateway = Gateway(config, journal, clock)
+               clock: Callable[[], str] | None = None, session_clock: Callable[[], float] | None = None) -> Starlette:
+    gateway = Gateway(config, journal, clock, session_clock)
 
     async def http_endpoint(request: Request) -> Response:
         return await gateway.http(request)

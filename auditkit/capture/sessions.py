@@ -61,13 +61,15 @@ class Relayed:
     rack_error: str | None = None
 
 
-def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: bool, cap: int) -> Recorder | None:
+def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: bool, cap: int,
+                 clock: Callable[[], float] | None = None) -> Recorder | None:
     """The asciicast recorder of a terminal session (the route says so), sized by its Width / Height headers;
-    None for other websockets (tunnels, build logs)."""
+    None for other websockets (tunnels, build logs). `clock` (epoch seconds) times it instead of real time."""
     if not cls.session:
         return None
+    timing: dict[str, Any] = {"clock": clock, "started": clock()} if clock is not None else {}
     return Recorder(width=_int(headers.get("width"), 80), height=_int(headers.get("height"), 24),
-                    command=cls.values.get("Command") or None, record_input=record_input, cap=cap)
+                    command=cls.values.get("Command") or None, record_input=record_input, cap=cap, **timing)
 
 
 async def connect(rack_url: str, target: str, headers: dict[str, str]) -> Any:
@@ -96,6 +98,14 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
     recorder = recording.recorder if recording is not None else None
     relayed = Relayed()
     started = time.monotonic()
+    recorded = False
+
+    async def record() -> None:
+        nonlocal recorded
+        if recording is not None and not recorded:
+            recorded = True
+            elapsed = recorder.elapsed() if recorder is not None else time.monotonic() - started
+            await finish(recording, relayed, elapsed)
 
     async def client_to_rack() -> None:
         while True:
@@ -121,6 +131,9 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
                     before, relayed.exit_code = ended
                     if recorder and before:
                         recorder.output(before)
+                    # Journaled before the client learns the exit code: its next command (`convox run` stops the
+                    # process) must come after the session in the journal.
+                    await record()
                 elif recorder:
                     recorder.output(message)
                 await ws.send_text(message)
@@ -145,8 +158,7 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
             task.cancel()
     finally:
         # Record first: whatever state the peers left the sockets in, the session's event is never lost.
-        if recording is not None:
-            await finish(recording, relayed, time.monotonic() - started)
+        await record()
         await upstream.close()
         try:
             await ws.close()

@@ -2,18 +2,20 @@
 
 1. The simulated rack and the capture gateway start on loopback, and scripted users do a week of work through the
    gateway with a client that speaks the Convox wire protocol; the gateway journals it (data/gateway.db).
-2. The mirror (data/audit.db) holds a month of synthetic activity, and the sync agent mirrors the week's journal
-   into it over the gateway's feed.
+2. The mirror (data/audit.db) holds a month of synthetic activity that ends where the week begins, and the sync
+   agent mirrors the week's journal into it over the gateway's feed: the week is the newest part of the mirror,
+   where the TUI opens.
 3. Both are shown and verified.
 4. Datasette (`auditkit serve`, a real process) starts on the mirror; the demo prints its one-time admin login URL
    and a ready share link for the week's shop events.
 5. On a terminal the TUI opens on the mirror while Datasette runs (quitting the TUI stops both); without one (CI)
-   the demo checks that the share link opens, stops Datasette and says how to open everything. Re-running reuses
-   what exists.
+   the demo checks that the share link opens, stops Datasette, says that the URLs it printed stop with it, and
+   how to serve them again. Re-running reuses what exists.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -52,11 +54,13 @@ def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) 
     journal_path = journal_path or db_path.with_name("gateway.db")
     conn = store.open_db(db_path)
     existing = store.count(conn)
+    monday = week.week_start(dt.datetime.now(dt.timezone.utc))
     if existing:
         console.print(f"demo: {db_path} already holds {existing:,} events; using them (delete it to start over)")
     else:
         started = time.monotonic()
-        summary = synth.write_history(conn, events=events, seed=1, days=30)
+        # The month ends where the week through the gateway begins, so the week is the newest part of the mirror.
+        summary = synth.write_history(conn, events=events, seed=1, days=30, end=monday)
         console.print(f"demo: wrote a month of synthetic history to the mirror {db_path}: {summary.events:,} events, "
                       f"{summary.sessions} recorded sessions ({time.monotonic() - started:.1f}s)")
     if journal_path.exists() and store.count(store.open_db(journal_path)):
@@ -83,7 +87,7 @@ def main(db_path: Path, events: int = 20_000, journal_path: Path | None = None) 
     with _datasette(db_path, port) as (login, base):
         console.print(f"Datasette (admins): {base}/  — one-time admin login: {login}")
         console.print(f"share link for auditors (app:shop, expires {link.expires_at}): {share_url}")
-        _explore(console, db_path, journal_path, base, share_url)
+        _explore(console, db_path, journal_path, base, share_url, port, monday)
 
 
 def _demo_link(conn, db_path: Path, base_url: str) -> tuple[sharing.ShareLink, str]:  # type: ignore[no-untyped-def]
@@ -133,23 +137,31 @@ def _datasette(db_path: Path, port: int) -> Iterator[tuple[str, str]]:
         stop_process(proc)
 
 
-def _explore(console: Console, db_path: Path, journal_path: Path, base: str, share_url: str) -> None:
+def _explore(console: Console, db_path: Path, journal_path: Path, base: str, share_url: str, port: int,
+             monday: dt.datetime) -> None:
+    week = f"since:{monday.date().isoformat()}"
     how = (f"  .venv/bin/auditkit events --db {journal_path} category:Processes   the gateway's journal\n"
+           f"  .venv/bin/auditkit events --db {db_path} {week}       the week through the gateway\n"
            f"  .venv/bin/auditkit events --db {db_path} user:<email> since:7d       filter the mirror\n"
            f"  .venv/bin/auditkit events --db {db_path} --format csv > audit.csv    export\n"
            f"  .venv/bin/auditkit verify --db {db_path}                             re-check the chains")
+    serve = f".venv/bin/auditkit serve --db {db_path}" + ("" if port == 8001 else f" --port {port}")
     if not sys.stdout.isatty():
         with httpx.Client(follow_redirects=True, timeout=10) as client:
             page = client.get(share_url)
         if page.status_code != 200 or "shop" not in page.text:
             raise click.ClickException(f"the share link did not open ({page.status_code})")
-        console.print(f"demo: the share link opens ({len(page.text):,} bytes); Datasette stops with the demo here")
-        click.echo("\nNo terminal here, so nothing interactive was started. Explore with:\n" + how
-                   + f"\n  .venv/bin/auditkit serve --db {db_path}                              Datasette on :8001"
-                   + f"\n  .venv/bin/auditkit tui --db {db_path}                                the TUI")
+        console.print(f"demo: the share link opens ({len(page.text):,} bytes)")
+        click.echo("\nNo terminal here, so nothing interactive was started, and Datasette stopped with the demo: the "
+                   "admin login and the share link printed above stop working now. The share link works again "
+                   f"while `{serve}` runs (it prints a new one-time admin login).\nExplore with:\n" + how
+                   + f"\n  {serve}   Datasette: the admin pages and the share link"
+                   + f"\n  .venv/bin/auditkit tui --db {db_path}                                the TUI (the week "
+                     "is its newest part)")
         return
     click.echo("\nExplore with:\n" + how)
-    click.echo(f"\nOpening the TUI on {db_path} (q quits; Datasette stops with it). Datasette: {base}/")
+    click.echo(f"\nOpening the TUI on {db_path}: the week through the gateway is at the top (the synthetic month "
+               f"ends where it begins; `{week}` keeps to it). q quits; Datasette stops with it. Datasette: {base}/")
     from auditkit.review.tui.app import run as run_tui
 
     run_tui(db_path, base_url=base)

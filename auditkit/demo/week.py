@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import random
 import secrets
 import tarfile
 import threading
@@ -59,6 +60,35 @@ class SimClock:
     def timestamp(self) -> str:
         return format_timestamp(self.datetime())
 
+    def seconds(self) -> float:
+        """The clock as epoch seconds: the gateway times its recordings by it."""
+        return self.datetime().timestamp()
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += dt.timedelta(seconds=seconds)
+
+
+class Typist:
+    """A person at a terminal on the week's clock, called before each keystroke is sent: a keystroke takes
+    60–250 ms; after Enter (and before the first key) they read the screen for 1.5–6 s. Seeded, so every demo
+    types alike. Only the simulated clock moves; the demo itself does not wait."""
+
+    def __init__(self, clock: SimClock, seed: str):
+        self._clock = clock
+        self._random = random.Random(seed)
+        self._reading = True
+
+    def __call__(self, key: str) -> None:
+        low, high = (1.5, 6.0) if self._reading else (0.06, 0.25)
+        self._clock.advance(self._random.uniform(low, high))
+        self._reading = key == "\r"
+
+
+def keystrokes(*lines: str) -> list[str]:
+    """What a person types, one websocket frame per key as the Convox CLI sends them from a TTY (Enter is \\r)."""
+    return [key for line in lines for key in line + "\r"]
+
 
 @dataclasses.dataclass
 class WeekSummary:
@@ -90,7 +120,7 @@ def _certificate(domain: str) -> tuple[str, str]:
     return cert.decode(), key.decode()
 
 
-def _week_start(end: dt.datetime) -> dt.datetime:
+def week_start(end: dt.datetime) -> dt.datetime:
     """Monday 00:00 UTC of the last full working week before `end`."""
     day = (end - dt.timedelta(days=7)).date()
     monday = day - dt.timedelta(days=day.weekday())
@@ -102,7 +132,7 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
     """Drive the week; with `mirror_path`, the sync agent then mirrors the journal there over the gateway's feed
     (as the auditor)."""
     end = end or dt.datetime.now(dt.timezone.utc)
-    monday = _week_start(end)
+    monday = week_start(end)
     clock = SimClock(monday)
     rack_password = secrets.token_urlsafe(24)
     rack_app = rack_mod.create_app(rack_password, rack_name=RACK_NAME, clock=clock.datetime)
@@ -128,7 +158,8 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
         # HTTPS on the self-signed pair `gateway serve` would make beside the journal: the Convox CLI does not verify
         # it (neither does RackClient); the sync agent pins its fingerprint.
         cert, tls_key = ensure_self_signed(data_dir, source, ["127.0.0.1"])
-        with ServerThread(create_app(config, journal, clock=clock.timestamp), ssl_certfile=str(cert),
+        with ServerThread(create_app(config, journal, clock=clock.timestamp,
+                                     session_clock=clock.seconds), ssl_certfile=str(cert),
                           ssl_keyfile=str(tls_key)) as gateway:
             people = {name: RackClient(gateway.url, RACK_NAME, key) for name, key in user_keys.items()}
 
@@ -161,14 +192,16 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
             # Tuesday
             at(1, 10, 2, "carol@example.com", "convox exec (web) bash", lambda c: c.exec(
                 "web", c.json("GET", "/apps/web/processes")[0]["id"], "bash",
-                ["ls --color\r", "echo $RAILS_ENV\r", "cat config/database.yml\r", "exit\r"]))
+                keystrokes("ls --color", "echo $RAILS_ENV", "cat config/database.yml", "ps", "env | grep RAILS",
+                           "exit"), before_send=Typist(clock, "carol-exec")))
             at(1, 11, 40, ci, "convox deploy web", lambda c: deploy(c, "web", 42))
             at(1, 15, 15, "bob@example.com", "convox run web bin/rails db:migrate", lambda c: c.run_attached(
-                "web", "web", "bin/rails db:migrate", ["exit\r"]))
+                "web", "web", "bin/rails db:migrate", keystrokes("exit"), before_send=Typist(clock, "bob-run")))
             # Wednesday
             at(2, 9, 45, "dan@example.com", "convox instances ssh", lambda c: c.instance_shell(
-                c.json("GET", "/instances")[0]["id"], "", ["uptime\r", "df -h\r", "exit\r"],
-                private_key="-----BEGIN OPENSSH PRIVATE KEY-----\n" + secrets.token_hex(32) + "\n-----END"))
+                c.json("GET", "/instances")[0]["id"], "", keystrokes("uptime", "df -h", "free -m", "ps", "exit"),
+                private_key="-----BEGIN OPENSSH PRIVATE KEY-----\n" + secrets.token_hex(32) + "\n-----END",
+                before_send=Typist(clock, "dan-ssh")))
             at(2, 10, 30, "alice@example.com", "convox rack params set", lambda c: c.rack_params_set(
                 {"node_type": "t3.large", "high_availability": "true"}))
             at(2, 16, 0, "dan@example.com", "convox instances terminate",
@@ -193,7 +226,8 @@ def run_week(journal_path: Path, data_dir: Path, *, end: dt.datetime | None = No
                 "POST", "/resources/reports-db/links", {"app": "shop"}))
             at(4, 11, 0, "carol@example.com", "convox exec (shop) bin/rails console", lambda c: c.exec(
                 "web", c.json("GET", "/apps/web/processes")[0]["id"], "bin/rails console",
-                ["User.count\r", "exit\r"]))
+                keystrokes("User.count", "Order.where(status: 'failed').count", "exit"),
+                before_send=Typist(clock, "carol-console")))
             at(4, 14, 20, "alice@example.com", "convox releases promote RNOSUCHREL", lambda c: c.releases_promote(
                 "shop", "RNOSUCHREL"))
             at(4, 16, 5, "alice@example.com", "convox instances keyroll", lambda c: c.instances_keyroll())

@@ -21,12 +21,31 @@ from auditkit import store
 from auditkit.errors import AuditkitError
 from auditkit.model.events import now_timestamp, parse_timestamp
 from auditkit.model.times import since_text
-from auditkit.cli_common import db_option
+from auditkit.cli_common import db_option, plural
 
 
-@click.group(cls=DefaultGroup, default="run", default_if_no_args=True)
+class SyncGroup(DefaultGroup):
+    """`sync`'s help leads with its main use, the hidden default command: `sync [NAME…] [--follow]`, its options,
+    then the subcommands."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[NAME…] [--follow] [--db PATH]")
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        run = self.commands["run"]
+        records = [r for r in (p.get_help_record(ctx) for p in run.get_params(ctx) if isinstance(p, click.Option)) if r]
+        with formatter.section("Options of `sync [NAME…]`"):
+            formatter.write_dl(records)
+        self.format_commands(ctx, formatter)
+
+
+@click.group(cls=SyncGroup, default="run", default_if_no_args=True)
 def sync() -> None:
-    """Mirror gateway journals into the local store: `auditkit sync [NAME…] [--follow]`, `sync add`, `sync list`."""
+    """Mirror gateway journals into the local store.
+
+    `auditkit sync` mirrors every registered source once, `auditkit sync NAME…` the named ones; `--follow` keeps
+    mirroring new events as they are journaled (Ctrl+C stops). Register a source with `sync add` first."""
 
 
 @sync.command("add")
@@ -135,7 +154,7 @@ def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None
                                               progress=on_page)
                 if done.synced or not follow:
                     rate = done.synced / max(time.monotonic() - started, 1e-9)
-                    click.echo(f"sync {feed.name}: +{done.synced:,} events, +{done.recordings} recordings, "
+                    click.echo(f"sync {feed.name}: +{plural(done.synced, 'event')}, +{plural(done.recordings, 'recording')}, "
                                f"at seq {done.head_seq} of {done.remote_head} ({rate:,.0f} events/s)")
             if not follow:
                 return

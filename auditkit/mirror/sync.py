@@ -32,6 +32,7 @@ import httpx
 
 from auditkit import store
 from auditkit.errors import AuditkitError, ChainError, EventError
+from auditkit.model import asciicast
 from auditkit.model.events import Event, from_dict, now_timestamp
 from auditkit.files import write_private
 from auditkit.mirror import checkpoints
@@ -321,7 +322,7 @@ def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: f
                 with store.transaction(conn):
                     store.append_sealed(conn, got.events, synced_at=now_timestamp(), check_hashes=False)
                     for event, cast in got.casts:
-                        store.add_session(conn, _session_meta(feed.name, event), cast)
+                        store.add_session(conn, _session_meta(feed.name, event, cast), cast)
                     if last == signed.size:
                         store.add_checkpoint(conn, feed.name, signed.note, signed.key)
             except ChainError as e:
@@ -337,8 +338,9 @@ def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: f
     return state
 
 
-def _session_meta(source: str, event: Event) -> dict[str, Any]:
-    return {"id": event.session_id, "source": source, "rack": event.rack, "app": event.app, "actor": event.actor,
+def _session_meta(source: str, event: Event, cast: bytes) -> dict[str, Any]:
+    width, height = asciicast.header_size(cast)  # the event holds them only as the request's header strings
+    return {"width": width, "height": height, "id": event.session_id, "source": source, "rack": event.rack, "app": event.app, "actor": event.actor,
             "command": event.details.get("command"), "started_at": event.timestamp,
             "duration_ms": event.details.get("duration_ms"), "exit_code": event.details.get("exit_code"),
             "truncated": event.details.get("recording_truncated", False),

@@ -120,6 +120,21 @@ def parse(data: bytes | str) -> Cast:
     return Cast(header, events)
 
 
+def header_size(data: bytes) -> tuple[int | None, int | None]:
+    """(width, height) from a recording's header line alone; None for a value that is missing or not a positive
+    integer (a mirror stores what the header says, never a guess)."""
+    first = data.split(b"\n", 1)[0]
+    try:
+        header = json.loads(first)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(header, dict):
+        return None, None
+    size = [header.get("width"), header.get("height")]
+    return tuple(v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None  # type: ignore[return-value]
+                 for v in size)
+
+
 def iter_output(cast: Cast) -> Iterator[tuple[float, str]]:
     for t, code, data in cast.events:
         if code == "o":

@@ -237,12 +237,31 @@ def _suggest(value: str, choices: Iterable[str]) -> str:
 
 
 def _check_time_terms(terms: Iterable[Term], text: str | None = None) -> None:
+    terms = list(terms)
     for key in TIME_KEYS:
         found = [t for t in terms if t.key == key]
         if len({t.value for t in found}) > 1:
             token = f"{key}:{found[-1].value}"
             position = text.rfind(f"{key}:") if text else None
             raise FilterError(f"'{key}:' given more than once", token, position)
+    _check_range(terms, text)
+
+
+def _check_range(terms: list[Term], text: str | None) -> None:
+    """An inverted range (since: at or after until:) matches nothing by construction: refused, not run."""
+    since = next((t.value for t in terms if t.key == "since"), None)
+    until = next((t.value for t in terms if t.key == "until"), None)
+    if since is None or until is None:
+        return
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        low, high = resolve_time("since", since, now), resolve_time("until", until, now)
+    except (ValueError, OverflowError):
+        return  # each bound's own error is reported where it is parsed
+    if low >= high:
+        position = text.rfind("until:") if text else None
+        raise FilterError(f"since:{since} is not before until:{until} (an empty range; swap them?)",
+                          f"until:{until}", position)
 
 
 # --- Filter → text and JSON -----------------------------------------------------------------------------------------

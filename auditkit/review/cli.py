@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 
 from auditkit import store
-from auditkit.cli_common import CommandError, db_option, open_mirror
+from auditkit.cli_common import FILTER_COMMAND, CommandError, db_option, open_mirror
 from auditkit.model.filters import parse
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
+@click.command(**FILTER_COMMAND)
 @click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
 @db_option
 @click.option("--base-url", envvar="AUDITKIT_BASE_URL", default=None,

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
-from auditkit.cli_common import db_option
+from auditkit.cli_common import FILTER_COMMAND, db_option, plural
 from auditkit.model.filters import parse
 from auditkit.share import admins, links as sharing, serve as serving
 
@@ -32,7 +32,7 @@ def share() -> None:
     """Signed, expiring links to a filtered slice of the mirror, for auditors (served by `auditkit serve`)."""
 
 
-@share.command("create", context_settings={"ignore_unknown_options": True})
+@share.command("create", **FILTER_COMMAND)
 @click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
 @click.option("--expires", required=True, help="7d, 24h, 2w, 2026-12-31 (end of that UTC day), a date-time, or never.")
 @click.option("--since", default=None, help="Start of the time range (as since: in the filter language).")
@@ -55,7 +55,10 @@ def share_create(filter_words: tuple[str, ...], expires: str, since: str | None,
     link, url = sharing.create(conn, f, secret=sharing.secret_for(path), expires=expires, since=since, until=until,
                                note=note, created_by=created_by or sharing.default_creator(), base_url=base_url)
     matching = store.count(conn, sharing.scope(link))
-    click.echo(f"share link {link.id}: {matching:,} events match {sharing.describe(link)}")
+    click.echo(f"share link {link.id}: {plural(matching, 'event matches', 'events match')} {sharing.describe(link)}")
+    if not matching:
+        for hint in store.hints_for(conn, f):
+            click.echo(f"warning: {hint.text()}", err=True)
     click.echo(url)
 
 
@@ -86,7 +89,7 @@ def share_revoke(link_id: str, revoked_by: str | None, db_path: Path | None) -> 
     """Revoke a link: its next request is refused."""
     conn = store.open_db(_existing(db_path))
     link = sharing.revoke(conn, link_id, revoked_by or sharing.default_creator())
-    click.echo(f"revoked {link.id} ({link.views} views)")
+    click.echo(f"revoked {link.id} ({plural(link.views, 'view')})")
 
 
 @share.command("views")
@@ -103,7 +106,7 @@ def share_views(link_id: str, db_path: Path | None) -> None:
         table.add_row(e.timestamp.replace("T", " ")[:23], e.outcome, e.source_ip or "",
                       str(e.details.get("what", "")), e.user_agent or "")
     Console(width=None if sys.stdout.isatty() else 200).print(table)
-    click.echo(f"{len(found)} view(s) of {link_id}")
+    click.echo(f"{plural(len(found), 'view')} of {link_id}")
 
 
 @share.command("rotate-secret")
@@ -117,7 +120,7 @@ def share_rotate(revoked_by: str | None, yes: bool, db_path: Path | None) -> Non
     if not yes:
         click.confirm("Every share link will stop working. Rotate the secret?", abort=True)
     revoked = sharing.rotate_secret(conn, path, revoked_by or sharing.default_creator())
-    click.echo(f"new secret in {sharing.secret_path(path)}; {len(revoked)} open link(s) revoked; "
+    click.echo(f"new secret in {sharing.secret_path(path)}; {plural(len(revoked), 'open link')} revoked; "
                "restart `auditkit serve`")
 
 

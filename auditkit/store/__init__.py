@@ -6,6 +6,7 @@ callers write `from auditkit import store; store.append(...)`:
 - chains      chain heads, append (sealing), append_sealed / check_chain (batches sealed elsewhere), append_halves
 - bulk        the full-text index per batch, deferred indexes and bulk_load for large loads
 - queries     page, count, key_at, iter_rows, events_after, get_event, session_event, value_counts
+- hints       hints_for: the values near a qualifier that matches nothing (did you mean user:alice@example.com?)
 - recordings  add_session, recording, get_session, session_events, held_sessions
 - intents     the gateway journal's intents (record, complete, recover)
 - trees       each chain's Merkle tree (RFC 6962): tree heads, inclusion and consistency proofs, compact ranges,
@@ -46,6 +47,7 @@ from auditkit.store.db import (
     open_existing,
     transaction,
 )
+from auditkit.store.hints import Hint, hints_for
 from auditkit.store.intents import RECOVERED_AFTER_STOP, complete_intents, record_intents, recover_intents
 from auditkit.store.queries import (
     Page,
@@ -91,6 +93,7 @@ __all__ = [
     "check_chain", "set_source_url",
     "DEFAULT_DB", "PAGE_SIZE", "data_version", "default_db_path", "existing_path", "migrate", "open_db",
     "open_existing", "transaction",
+    "Hint", "hints_for",
     "RECOVERED_AFTER_STOP", "complete_intents", "record_intents", "recover_intents",
     "Page", "count", "events_after", "get_event", "iter_rows", "key_at", "page", "row_dict", "row_to_event",
     "session_event", "value_counts",

@@ -8,13 +8,14 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
-from auditkit.cli_common import db_option
+from auditkit.cli_common import FILTER_COMMAND, db_option, plural
 from auditkit.model import export
 from auditkit.model.filters import Filter, parse
 from auditkit.model.times import utc_minute
@@ -22,8 +23,8 @@ from auditkit.model.times import utc_minute
 OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "denied": "bold magenta", "unknown": "yellow"}
 
 
-def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Console | None = None) -> None:
-    """The newest `limit` events matching `f` as a table, and a line saying how many match in all."""
+def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Console | None = None) -> int:
+    """The newest `limit` events matching `f` as a table, and a line saying how many match in all (returned)."""
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     page = store.page(conn, f, limit=limit)
     total = store.count(conn, f)
@@ -45,10 +46,17 @@ def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Conso
         )
     console.print(table)
     scope = f"matching {f.to_text()}" if not f.is_empty else "in the mirror"
-    console.print(f"[dim]{len(page.events)} newest of {total:,} events {scope}[/]", highlight=False)
+    console.print(f"[dim]{len(page.events)} newest of {plural(total, 'event')} {scope}[/]", highlight=False)
+    return total
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
+def say_hints(conn: sqlite3.Connection, f: Filter) -> None:
+    """On stderr, for a filter that matched nothing: each qualifier value no event has, and the values near it."""
+    for hint in store.hints_for(conn, f):
+        click.echo(hint.text(), err=True)
+
+
+@click.command(**FILTER_COMMAND)
 @click.argument("filter_words", nargs=-1, type=click.UNPROCESSED)
 @db_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
@@ -64,12 +72,23 @@ def events(filter_words: tuple[str, ...], db_path: Path | None, limit: int | Non
     f = parse(" ".join(filter_words))
     conn = store.open_existing(db_path)
     if fmt == "table":
-        print_events(conn, f, limit or 50)
+        if not print_events(conn, f, limit or 50):
+            say_hints(conn, f)
         return
+    written = 0
+
+    def counted(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        nonlocal written
+        for row in rows:
+            written += 1
+            yield row
+
     rows = store.iter_rows(conn, f)
     if limit is not None:
         rows = (row for i, row in zip(range(limit), rows))
-    export.write(fmt, rows, sys.stdout)
+    export.write(fmt, counted(rows), sys.stdout)
+    if not written:
+        say_hints(conn, f)
 
 
 @click.command()

@@ -10,7 +10,7 @@ from typing import Any, Callable, Generator
 
 from datasette import hookimpl
 
-from auditkit.share.site import admin, gate, instance, routes
+from auditkit.share.site import admin, columns, gate, instance, routes
 
 
 @hookimpl
@@ -36,7 +36,10 @@ def permission_allowed(datasette: Any, actor: Any, action: str, resource: Any) -
 
 @hookimpl
 def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
-    return gate.asgi_wrapper(datasette)
+    # The gate outside (an admin only, past it), the admin tables' reading order inside.
+    outer = gate.asgi_wrapper(datasette)
+    inner = columns.reading_order(datasette)
+    return lambda app: outer(inner(app))
 
 
 @hookimpl

@@ -13,6 +13,7 @@ each test reads only the journal events that appeared during it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import gzip
@@ -40,7 +41,7 @@ from websockets.sync.client import connect as ws_connect
 
 from auditkit import store
 from auditkit.model import asciicast
-from auditkit.capture import catalog
+from auditkit.capture import catalog, sessions
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread, stop_process, wait_until_listening
@@ -1346,6 +1347,24 @@ def test_convox_run_links_the_exec_to_the_run_and_records_the_real_command(world
     assert stopped["description"] == f"Stopped process {pid} of app web"
     cast = asciicast.parse(store.recording(journal.conn, executed["session_id"]))
     assert cast.header["command"] == "bin/rails db:migrate" and "migrated" in cast.output_text()
+
+
+def test_a_sessions_event_is_journaled_before_the_client_learns_its_exit_code(world: World, monkeypatch):
+    """The race behind "started, stopped, executed": the gateway used to forward the exit frame and journal the
+    session after, so `convox run`'s stop could land first. A slow journal write must not reorder them."""
+    original = sessions.finish
+
+    async def slow_finish(*args: Any, **kw: Any) -> None:
+        await asyncio.sleep(0.4)
+        await original(*args, **kw)
+
+    monkeypatch.setattr(sessions, "finish", slow_finish)
+    journal = world.gw.journal
+    mark = journal.settle()
+    with world.gw.client() as client:
+        result = client.run_attached("web", "web", "bin/rails db:migrate")
+    assert result.exit_code == 0
+    assert [e["action"] for e in journal.since(mark)] == ["started", "executed", "stopped"]
 
 
 def test_instance_shell_and_console_are_recorded_sessions(world: World):

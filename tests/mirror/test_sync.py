@@ -65,6 +65,8 @@ def test_a_mirror_equals_the_journal_with_its_recordings(gateway, tmp_path):
     assert done.synced == len(_rows(gateway["journal"])) > 25
     assert _rows(tmp_path / "audit.db") == _rows(gateway["journal"])
     assert mirror.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+    # the recorded size, as the gateway's own sessions row has it (was NULL in the mirror: "size unknown")
+    assert tuple(mirror.execute("SELECT width, height FROM sessions").fetchone()) == (100, 30)
     assert store.verify(mirror).ok
     # Idempotent and resumable: running again adds nothing; new events are picked up from the cursor.
     assert sync_once(mirror, feed).synced == 0

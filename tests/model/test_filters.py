@@ -442,10 +442,8 @@ def filters_(draw) -> Filter:
             value = draw(st.sampled_from({"category": ev.CATEGORIES, "action": ev.ACTIONS,
                                           "outcome": ev.OUTCOMES}[kind]))
         terms.append(Term(kind, value, negated))
-    for key in ("since", "until"):
-        if draw(st.booleans()):
-            terms.append(Term(key, draw(TIMES)))
-    return Filter(tuple(terms))
+    terms += [Term(key, draw(TIMES)) for key in ("since", "until") if draw(st.booleans())]
+    return Filter(tuple(_without_inverted_range(terms)))  # tests/model/test_inverted_range.py
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -646,7 +644,17 @@ def store_filters(draw, events: list[ev.Event]) -> Filter:
         terms.append(Term("since", draw(st.sampled_from(["2026-10-02", "2026-10-02T10:05:02.000Z", "30d"]))))
     if draw(st.booleans()):
         terms.append(Term("until", draw(st.sampled_from(["2026-10-01", "2026-10-02T10:07:03.000Z", "29d"]))))
-    return Filter(tuple(terms))
+    return Filter(tuple(_without_inverted_range(terms)))
+
+
+def _without_inverted_range(terms: list[Term]) -> list[Term]:
+    """The terms, less until: when it is not after since: (an inverted range is an error, not a filter)."""
+    bounds = {t.key: t.value for t in terms if t.key in ("since", "until")}
+    if len(bounds) == 2:
+        now = dt.datetime.now(dt.timezone.utc)
+        if filters.resolve_time("since", bounds["since"], now) >= filters.resolve_time("until", bounds["until"], now):
+            return [t for t in terms if t.key != "until"]
+    return terms
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,16 +6,19 @@ output), a fixed clock, no autoplay, no cursor blink, workers awaited before eac
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any, Awaitable, Callable
 
 import pytest
+from rich.console import Console
 from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import HelpPanel, Static
+from textual.widgets import Static
 
 from auditkit.review import replay
 from auditkit.review.tui.screens import replay as screen_mod
+from auditkit.review.tui.screens.help import HelpScreen
 from auditkit.review.tui.screens.replay import ReplayApp, ReplayScreen
 from auditkit.review.tui.widgets.replay_terminal import TerminalView
 from auditkit.review.tui.widgets.replay_timeline import TimelineBar
@@ -289,17 +292,24 @@ def test_every_key_has_a_description_for_the_help():
                 "q,escape"):
         assert described.get(key), key
 
+    app = make_app()
+
     async def body(pilot: Pilot, screen: ReplayScreen) -> None:
-        await pilot.press("question_mark")
-        await pilot.pause()
-        assert screen.query(HelpPanel)
-        table = str(screen.query_one("BindingsTable").render_bindings_table().columns[1]._cells)
-        for description in ("Play / pause", "Jump to 0–90 %", "Idle skip", "Previous marker", "Search", "Close"):
-            assert description in table
-        await pilot.press("question_mark")
-        await pilot.pause()
-        assert not screen.query(HelpPanel)
-    run(make_app(), body)
+        for closing in ("question_mark", "escape", "q"):
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)  # auditkit's key list, not Textual's generic panel
+            console = Console(width=120, record=True, file=io.StringIO())
+            console.print(app.screen.query_one("#help-body", Static).content)
+            listed = console.export_text()
+            for keys, description in (("Space", "Play / pause"), ("0", "Jump to 0–90 %"), ("i", "Idle skip"),
+                                      ("[", "Previous marker"), ("/", "Search"), ("q Esc", "Close")):
+                assert any(line.split() [:len(keys.split())] == keys.split() and description in line
+                           for line in listed.splitlines()), (keys, description, listed)
+            await pilot.press(closing)  # closes the key list only; the replay stays open
+            await pilot.pause()
+            assert app.is_running and app.screen is screen
+    run(app, body)
 
 
 @pytest.mark.parametrize("key", ["q", "escape"])

@@ -254,6 +254,25 @@ def test_a_bad_filter_shows_the_error_at_its_token_and_keeps_the_list(fixture_db
     run(make_app(path), scenario)
 
 
+def test_a_qualifier_that_matches_nothing_says_which_values_are_near(fixture_db):
+    path, _ = fixture_db
+
+    async def scenario(pilot: Any) -> None:
+        pilot.app.screen.apply_filter(parse("user:alice rack:production"))
+        await settle(pilot)
+        listing = events_list(pilot)
+        assert listing.total == 0
+        lines = [listing.render_line(y).text.strip() for y in range(1, 4)]
+        assert lines == ["No events match this filter.",
+                         "no event has user:alice; did you mean user:alice@example.com?",
+                         "no event has rack:production; did you mean rack:acme/production?"]
+        pilot.app.screen.apply_filter(parse("user:alice@example.com"))
+        await settle(pilot)
+        assert listing.total and listing.hints == ()
+
+    run(make_app(path), scenario)
+
+
 def test_a_picker_counts_within_the_filter_and_picks_several(fixture_db):
     path, events = fixture_db
     staging = [e for e in events if e.rack == "acme/staging"]
@@ -642,6 +661,8 @@ def test_the_share_dialog_makes_a_link_for_the_filter_and_time_range(live_db):
         await settle(pilot)
         dialog = pilot.app.screen
         assert "from 2026-10-25 12:00:00.000 UTC on" in static_text(pilot, "#share-range")
+        expected = store.count(store.open_db(path, readonly=True), parse("rack:acme/staging since:7d"), now=NOW)
+        assert expected > 1 and static_text(pilot, "#share-count").strip() == f"Matches {expected:,} events"
         await pilot.click("#expiry-30d")
         pilot.app.screen.query_one("#share-note").value = "for the Q4 audit"
         await pilot.press("ctrl+s")
@@ -650,9 +671,14 @@ def test_the_share_dialog_makes_a_link_for_the_filter_and_time_range(live_db):
         assert dialog.url in static_text(pilot, "#share-result")
         await pilot.press("ctrl+y")
         assert pilot.app.clipboard == dialog.url
+        first = dialog.url
+        await pilot.press("ctrl+s")  # a second Ctrl+S makes no second link (checked below) and keeps the URL
+        await settle(pilot)
+        assert dialog.url == first and first in static_text(pilot, "#share-result")
 
     run(make_app(path, base_url="https://audit.example"), scenario)
     conn = store.open_db(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM share_links").fetchone()[0] == 1
     link = dict(conn.execute("SELECT * FROM share_links").fetchone())
     conn.close()
     assert (link["filter_text"], link["since"], link["until"], link["note"]) == (

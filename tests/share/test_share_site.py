@@ -245,7 +245,10 @@ PROBES: list[tuple[str, str, int, int]] = [
     ("GET", "/audit.json?sql=select+*+from+events", 403, 200),
     ("GET", "/audit.json?sql=select+:_actor_id&_actor_id=root", 403, 200),
     ("GET", "/audit/-/query.json?sql=select+*+from+events", 403, 400),
-    ("GET", "/audit/events", 403, 200),
+    ("GET", "/audit/events", 403, 302),  # an admin is sent to the columns in reading order
+    ("GET", "/audit/events?_col=id", 403, 200),
+    ("GET", "/audit/denied_and_failed_writes", 403, 200),  # the canned queries are the admins' too
+    ("GET", "/audit/chain_heads.json", 403, 200),
     ("GET", "/audit/events.json", 403, 200),
     ("GET", "/audit/events.csv", 403, 200),
     ("GET", "/audit/events.csv?_stream=1", 403, 400),
@@ -570,12 +573,19 @@ def test_a_permit_all_plugin_does_not_widen_anyone_but_admins(site, plugin, name
 
 def test_the_magic_parameter_fallback_hole_is_closed(site):
     """H1: Datasette 0.65 fills a canned query's :_actor_x from the query string when the actor lacks x. The
-    instance has no canned query at all, the plugin registers no magic parameter, share visitors are no Datasette
-    actor, and the share pages take no parameter but before/start."""
+    instance's canned queries (the admins' own, metadata.yml) take no parameter at all, the plugin registers no
+    magic parameter, share visitors are no Datasette actor, and the share pages take no parameter but
+    before/start."""
     from datasette.plugins import pm
+    from datasette.utils import derive_named_parameters
 
-    assert site.loop.run_until_complete(site.ds.get_canned_queries("audit", None)) == {}
-    assert site.loop.run_until_complete(site.ds.get_canned_queries("audit", {"id": ADMIN})) == {}
+    queries = site.loop.run_until_complete(site.ds.get_canned_queries("audit", {"id": ADMIN}))
+    assert queries and site.loop.run_until_complete(site.ds.get_canned_queries("audit", None)) == queries
+    for name, query in queries.items():
+        assert "params" not in query, name
+        assert site.loop.run_until_complete(derive_named_parameters(site.ds.get_database("audit"),
+                                                                    query["sql"])) == [], name
+        assert site.get(f"/audit/{name}?_actor_id=root", "anonymous").status_code == 403
     plugin = pm.get_plugin(serve.PLUGIN)
     assert plugin is not None and not hasattr(plugin, "register_magic_parameters")
     assert not hasattr(plugin, "actor_from_request")
@@ -669,7 +679,9 @@ def test_admins_create_list_and_revoke_links_with_csrf(site):
 
 def test_admin_tables_show_readable_times_and_link_events_to_replays(site):
     admin = site.cookies["admin"]
-    page = site.get("/audit/events?session_id=ses_in", cookies=admin)
+    moved = site.get("/audit/events?session_id=ses_in", cookies=admin)
+    assert moved.status_code == 302 and moved.headers["location"].startswith("/audit/events?session_id=ses_in&_col=")
+    page = site.get(moved.headers["location"], cookies=admin)
     assert page.status_code == 200
     assert '<a href="/-/replay/ses_in">ses_in</a>' in page.text
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", page.text)
@@ -682,6 +694,52 @@ def test_admin_tables_show_readable_times_and_link_events_to_replays(site):
     assert {"actor", "rack", "category", "action", "outcome"} <= set(facets["facet_results"])
     searched = site.get("/audit/events.json?_search=TOPSECRET+globex&_shape=array", cookies=admin).json()
     assert len(searched) == 41 and all("TOPSECRET" in r["description"] for r in searched)
+
+
+def test_admin_tables_show_columns_in_reading_order_and_hide_the_gateways_tables(site):
+    admin = site.cookies["admin"]
+    moved = site.get("/audit/events", cookies=admin)
+    assert moved.status_code == 302
+    page = site.get(moved.headers["location"], cookies=admin)
+    headers = re.findall(r'<th [^>]*data-column="([^"]+)"', page.text)
+    assert headers[:8] == ["n", "timestamp", "actor", "rack", "category", "action", "outcome", "description"]
+    assert headers.index("hash") > headers.index("app") and len(headers) == 24  # every column, one _col away
+    # JSON, CSV and a page that names its own columns are left as they are
+    assert site.get("/audit/events.json?_shape=array&_size=1", cookies=admin).status_code == 200
+    assert site.get("/audit/events?_nocol=details", cookies=admin).status_code == 200
+    sessions = site.get(site.get("/audit/sessions", cookies=admin).headers["location"], cookies=admin)
+    assert re.findall(r'<th [^>]*data-column="([^"]+)"', sessions.text)[:4] == ["id", "started_at", "actor", "rack"]
+    database = site.get("/audit", cookies=admin).text
+    for hidden in ("gateway_keys", "intents", "deferred_indexes", "merkle_nodes"):
+        assert f'href="/audit/{hidden}"' not in database, hidden
+    for shown in ("events", "sessions", "share_links", "sync_state"):
+        assert f'href="/audit/{shown}"' in database, shown
+
+
+def _query(site: Any, name: str, who: str = "admin") -> Any:
+    return site.get(f"/audit/{name}.json?_shape=array", cookies=site.cookies[who])
+
+
+def test_the_canned_queries_answer_admins_only_and_match_the_store(site):
+    names = ("denied_and_failed_writes", "env_changes_per_app", "sessions_with_recordings", "share_link_views",
+             "chain_heads")
+    for name in names:
+        for who in NOT_ADMIN:
+            response = site.get(f"/audit/{name}", cookies=site.cookies[who])
+            assert response.status_code == 403 and "INSCOPE" not in response.text, (name, who)
+        assert _query(site, name).status_code == 200, name
+    bad = _query(site, "denied_and_failed_writes").json()
+    assert len(bad) == store.count(site.conn, parse("outcome:denied")) + store.count(site.conn, parse("outcome:failed"))
+    assert {r["outcome"] for r in bad} <= {"denied", "failed"}
+    recorded = _query(site, "sessions_with_recordings").json()
+    assert sorted(r["session_id"] for r in recorded) == ["ses_in", "ses_orphan", "ses_out", "ses_window"]
+    assert next(r for r in recorded if r["session_id"] == "ses_in")["description"] == "INSCOPE exec session ses_in"
+    heads = {r["source"]: (r["last_seq"], r["last_hash"]) for r in _query(site, "chain_heads").json()}
+    assert heads == {h.source: (h.last_seq, h.last_hash) for h in store.chain_heads(site.conn)}
+    site.get("/-/shared", cookies=site.cookies["share"])  # one more view
+    views = _query(site, "share_link_views").json()
+    recorded_views = sum(len(sharing.views(site.conn, link.id)) for link in sharing.list_links(site.conn))
+    assert len(views) == recorded_views >= 1 and views[0]["link"] == site.link.id
 
 
 def test_robots_and_static_files_are_public(site):

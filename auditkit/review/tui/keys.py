@@ -12,7 +12,8 @@ from textual.binding import Binding
 KEY_NAMES = {
     "slash": "/", "question_mark": "?", "pagedown": "PgDn", "pageup": "PgUp", "home": "Home", "end": "End",
     "enter": "Enter", "escape": "Esc", "space": "Space", "down": "↓", "up": "↑", "left": "←", "right": "→",
-    "tab": "Tab",
+    "tab": "Tab", "left_square_bracket": "[", "right_square_bracket": "]", "less_than_sign": "<",
+    "greater_than_sign": ">", "full_stop": ".", "comma": ",",
 }
 
 

@@ -11,5 +11,6 @@ Who reaches what:
   Access event.
 - Every response carries Referrer-Policy: no-referrer, X-Robots-Tag: noindex, Cache-Control: private, no-store.
 
-Modules: instance (the per-instance state), gate, pages, admin, responses, views (values for the templates), routes.
+Modules: instance (the per-instance state), gate, pages, admin, columns (the admin tables' column order), responses,
+views (values for the templates), routes.
 """

@@ -22,10 +22,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import HelpPanel, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from auditkit.review import replay
+from auditkit.review.tui.keys import KeySection
+from auditkit.review.tui.screens.help import HelpScreen
 from auditkit.review.tui.widgets.replay_terminal import TerminalView
 from auditkit.review.tui.widgets.replay_timeline import TimelineBar
 
@@ -403,10 +405,8 @@ class ReplayScreen(Screen[None]):
         self.set_focus(None)
 
     def action_help(self) -> None:
-        if self.query(HelpPanel):
-            self.app.action_hide_help_panel()
-        else:
-            self.app.action_show_help_panel()
+        """The replay's own key list, a modal over the replay: Esc, q or ? close it and leave the replay open."""
+        self.app.push_screen(HelpScreen((KeySection("Replay", (ReplayScreen,)),)))
 
     def action_close(self) -> None:
         if self.has_class("-searching"):

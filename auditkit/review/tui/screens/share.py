@@ -1,9 +1,11 @@
 """The share dialog: a signed, expiring link (auditkit.share.links) to the events of the current filter and time range,
-with an expiry (1 day, 7 days, 30 days, a date, never) and a note; shows the URL once made."""
+with an expiry (1 day, 7 days, 30 days, a date, never) and a note; shows how many events match, and the URL once
+made. One dialog makes one link: pressing Ctrl+S again says where the link is instead of making a second."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
 from rich.text import Text
 from textual import on, work
@@ -44,6 +46,7 @@ class ShareScreen(ModalScreen[None]):
         super().__init__()
         self.filter = f
         self.url: str | None = None
+        self.creating = False
 
     def compose(self) -> ComposeResult:
         now = self.app.clock()  # type: ignore[attr-defined]
@@ -52,6 +55,7 @@ class ShareScreen(ModalScreen[None]):
             yield Label("Share a link to these events", id="share-title")
             yield Static(Text.assemble(("Filter  ", "bold"), scope), id="share-filter")
             yield Static(Text.assemble(("Range   ", "bold"), range_text(self.filter, now)), id="share-range")
+            yield Static(Text.assemble(("Matches ", "bold"), ("counting…", "dim")), id="share-count")
             yield Label("Expires", classes="share-label")
             with RadioSet(id="share-expiry"):
                 for value, label in EXPIRIES:
@@ -67,6 +71,22 @@ class ShareScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#share-expiry", RadioSet).focus()
+        self._count(self.app.clock())  # type: ignore[attr-defined]
+
+    @work(thread=True, exclusive=True, group="share-count", exit_on_error=False)
+    def _count(self, now: dt.datetime) -> None:
+        """How many events the link will show (the filter and range as the link fixes them now)."""
+        app = self.app
+        try:
+            with app.mirror.reading() as conn:  # type: ignore[attr-defined]
+                total = store.count(conn, self.filter, now=now)
+        except (AuditkitError, sqlite3.Error) as e:
+            app.call_from_thread(self._counted, Text(str(e), style="red"))
+            return
+        app.call_from_thread(self._counted, Text(f"{total:,} event{'' if total == 1 else 's'}"))
+
+    def _counted(self, text: Text) -> None:
+        self.query_one("#share-count", Static).update(Text.assemble(("Matches ", "bold"), text))
 
     def expiry(self) -> str:
         pressed = self.query_one("#share-expiry", RadioSet).pressed_button
@@ -95,6 +115,11 @@ class ShareScreen(ModalScreen[None]):
         self.action_create()
 
     def action_create(self) -> None:
+        if self.url is not None or self.creating:
+            # A second Ctrl+S (or Enter) would make a second, identical live link.
+            self.notify("This dialog made its link already (ctrl+y copies it); close it and press s for another.",
+                        severity="warning")
+            return
         result = self.query_one("#share-result", Static)
         expires = self.expiry()
         if not expires:
@@ -102,6 +127,7 @@ class ShareScreen(ModalScreen[None]):
             return
         note = self.query_one("#share-note", Input).value
         result.update(Text("creating…", style="dim"))
+        self.creating = True
         self._create(expires, note)
 
     @work(thread=True, exclusive=True, group="share", exit_on_error=False)
@@ -122,10 +148,13 @@ class ShareScreen(ModalScreen[None]):
         app.call_from_thread(self._created, url)
 
     def _failed(self, message: str) -> None:
+        self.creating = False
         self.query_one("#share-result", Static).update(Text(message, style="red"))
 
     def _created(self, url: str) -> None:
+        self.creating = False
         self.url = url
+        self.query_one("#share-create", Button).disabled = True
         text = Text()
         text.append("Link created", style="bold green")
         text.append(" (ctrl+y copies it):\n")

@@ -27,6 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from auditkit import store
 from auditkit.model.events import Event
 from auditkit.model.filters import Filter
 from auditkit.review.tui import mirror as mirror_mod
@@ -143,6 +144,7 @@ class EventList(ScrollView, can_focus=True):
     class Counted(Message):
         generation: int
         total: int
+        hints: tuple[str, ...] = ()  # when nothing matches: the qualifier values no event has, and near ones
 
     @dataclasses.dataclass
     class RowsLoaded(Message):
@@ -165,6 +167,7 @@ class EventList(ScrollView, can_focus=True):
         self.filter = Filter()
         self.snapshot: Snapshot | None = None
         self.total: int | None = None
+        self.hints: tuple[str, ...] = ()
         self.cursor = 0
         self.follow = False
         self.new_above = 0
@@ -200,6 +203,7 @@ class EventList(ScrollView, can_focus=True):
         self._pending = None
         self.snapshot = None
         self.total = None
+        self.hints = ()
         self.cursor = 0
         self.new_above = 0
         self.virtual_size = Size(0, 1)
@@ -245,10 +249,11 @@ class EventList(ScrollView, can_focus=True):
                 snapshot, rows = mirror_mod.first_page(conn, f, now, limit)
                 self.post_message(self.FirstPage(generation, snapshot, rows))
                 total = mirror_mod.count(conn, snapshot)
+                hints = tuple(h.text() for h in store.hints_for(conn, f)) if total == 0 else ()
         except Cancelled:
             return
         if not worker.is_cancelled:
-            self.post_message(self.Counted(generation, total))
+            self.post_message(self.Counted(generation, total, hints))
 
     @work(thread=True, exclusive=True, group="event-list-rows", exit_on_error=False)
     def _fetch(self, generation: int, snapshot: Snapshot, start: int, limit: int, after_row: int | None,
@@ -306,6 +311,7 @@ class EventList(ScrollView, can_focus=True):
         if message.generation != self._generation:
             return
         self.total = message.total
+        self.hints = message.hints
         self.virtual_size = Size(0, self.total + 1)
         self.cursor = min(self.cursor, max(0, self.total - 1))
         self.refresh()
@@ -372,10 +378,11 @@ class EventList(ScrollView, can_focus=True):
         index = round(self.scroll_offset.y) + y - 1
         known = self.total if self.total is not None else len(self._rows)
         if index >= known:
-            if index == 0 and self.total == 0:
+            if self.total == 0 and index <= len(self.hints):
                 self._painted()
                 style = self.get_component_rich_style("event-list--empty")
-                return Strip([Segment(fit("  No events match this filter.", width), style)], width)
+                line = "  No events match this filter." if index == 0 else "  " + self.hints[index - 1]
+                return Strip([Segment(fit(line, width), style)], width)
             return Strip.blank(width, base)
         row = self._rows.get(index)
         if row is None:
