@@ -1,0 +1,51 @@
+"""A stand-in for the mirror's own signing key (store.local_signer / store.local_verifier), installed only while the
+store of this checkout lacks them: an Ed25519 key beside the mirror (`local-checkpoint.key`, 0600, key name
+`local`). The export tests need a mirror key to sign manifests and the local chain's checkpoints; once the store
+has its own, install() does nothing and the tests use the real one.
+
+`python tests/share/mirror_key.py ARGS…` runs the auditkit command line with the stand-in installed (the browser
+test's `auditkit serve`)."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+from auditkit import store
+from auditkit.files import write_private
+from auditkit.model import note
+
+KEY_FILE = "local-checkpoint.key"
+
+
+def _db_dir(conn: sqlite3.Connection) -> Path:
+    row = next(r for r in conn.execute("PRAGMA database_list") if r[1] == "main")
+    return Path(row[2]).parent
+
+
+def _local_signer(conn: sqlite3.Connection) -> note.Signer:
+    path = _db_dir(conn) / KEY_FILE
+    if not path.exists():
+        try:
+            write_private(path, str(note.generate_signer("local")) + "\n", exclusive=True)
+        except FileExistsError:
+            pass
+    return note.Signer.parse(path.read_text())
+
+
+def install() -> bool:
+    """Install the stand-in unless the store has its own; True when the stand-in is in use."""
+    if hasattr(store, "local_signer"):
+        return False
+    store.local_signer = _local_signer  # type: ignore[attr-defined]
+    store.local_verifier = lambda conn: _local_signer(conn).verifier  # type: ignore[attr-defined]
+    return True
+
+
+if __name__ == "__main__":
+    install()
+    from auditkit.cli import main
+
+    sys.argv[0] = "auditkit"
+    main()
