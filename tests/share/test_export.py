@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import zipfile
 from pathlib import Path
@@ -23,24 +22,14 @@ import pytest
 from click.testing import CliRunner
 
 from auditkit import store
-from auditkit.capture import keys
-from auditkit.capture.config import GatewayConfig, Rack
-from auditkit.capture.journal import journal_source
-from auditkit.capture.proxy import create_app
 from auditkit.cli import main
-from auditkit.mirror.sync import Feed, sync_once
 from auditkit.model import note
 from auditkit.model.events import canonical_json, chain_hash
 from auditkit.model.filters import matches, parse
 from auditkit.share import export as exporting, export_check, links as sharing
-from convox_sim import rack as rack_mod
-from convox_sim.client import RackClient
-from convox_sim.servers import ServerThread
 
 import mirror_key
-
-SHARE_FILTER = "-action:scaled"
-
+from exports import SHARE_FILTER, gateway_mirror
 
 def _run(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
@@ -56,44 +45,7 @@ def _mirror_key() -> Any:
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory, _mirror_key: Any) -> dict[str, Any]:
-    """A mirror of a real gateway's journal (chain 'gw') with its stored gateway checkpoint, and a share link."""
-    work = tmp_path_factory.mktemp("export")
-    journal = work / "gateway" / "journal.db"
-    journal.parent.mkdir()
-    conn = store.open_db(journal)
-    source = journal_source(conn, "gw")
-    _, member = keys.add(conn, "bob@example.com", kind="user", role="member", source=source)
-    _, auditor = keys.add(conn, "audrey@example.com", kind="user", role="auditor", source=source)
-    conn.close()
-    db = work / "data" / "audit.db"
-    db.parent.mkdir()
-    with ServerThread(rack_mod.create_app("rackpw")) as rack_server:
-        config = GatewayConfig(racks={"acme/production": Rack("acme/production", rack_server.url, "convox",
-                                                              "rackpw")},
-                               journal=journal, name="gw", http=True, data_dir=journal.parent)
-        with ServerThread(create_app(config)) as server:
-            with RackClient(server.url, "acme/production", member) as client:
-                for i in range(6):
-                    client.apps_create(f"app{i}")
-                for i in range(4):
-                    client.scale("web", "web", count=1 + i)
-                process = client.json("GET", "/apps/web/processes")[0]["id"]
-                client.exec("web", process, "bash", ["ls --color\r", "exit 2\r"])
-                client.apps_create("last")
-            conn = store.open_db(db)
-            feed = Feed("gw", server.url, auditor)
-            sync_once(conn, feed)
-            gateway_key = config.checkpoint_signer(create=False).verifier
-            signed = feed.get("/audit/v1/checkpoint").text
-            note.open_note(signed, gateway_key)  # what sync does before storing it
-            store.add_checkpoint(conn, "gw", signed, str(gateway_key))
-            sync_once(conn, feed)
-            feed.close()
-    secret = sharing.secret_for(db)
-    link, _ = sharing.create(conn, parse(SHARE_FILTER), secret=secret, expires="7d", note="Q4 <b>sample</b>",
-                             created_by="admin@example.com", base_url="http://127.0.0.1:1")
-    return {"db": db, "conn": conn, "link": link, "gateway_key": str(gateway_key),
-            "mirror_key": str(store.local_verifier(conn)), "work": work}  # type: ignore[attr-defined]
+    return gateway_mirror(tmp_path_factory.mktemp("export"), SHARE_FILTER)
 
 
 @pytest.fixture(scope="module")

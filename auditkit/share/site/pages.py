@@ -203,7 +203,8 @@ async def shared_export(request: Any, datasette: Any, site: Site) -> Any:
             return
         try:
             while chunk := await site.run(lambda conn: spool.read(1 << 20)):
-                await writer.write(chunk)
+                # bytes: AsgiWriter.write only takes text
+                await writer.send({"type": "http.response.body", "body": chunk, "more_body": True})
         finally:
             spool.close()
 

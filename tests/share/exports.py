@@ -1,0 +1,64 @@
+"""The real mirror the export tests export from: a gateway (chain 'gw') in front of the simulated rack records real
+traffic (app creations, scaling, an exec session with its recording), `sync` mirrors it over the feed, and the
+gateway's signed checkpoint is checked with the gateway's key and stored as sync stores it; then a share link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from auditkit import store
+from auditkit.capture import keys
+from auditkit.capture.config import GatewayConfig, Rack
+from auditkit.capture.journal import journal_source
+from auditkit.capture.proxy import create_app
+from auditkit.mirror.sync import Feed, sync_once
+from auditkit.model import note
+from auditkit.model.filters import parse
+from auditkit.share import links as sharing
+from convox_sim import rack as rack_mod
+from convox_sim.client import RackClient
+from convox_sim.servers import ServerThread
+
+SHARE_FILTER = "-action:scaled"  # keeps the scalings out, so that an event out of scope exists on the chain
+
+
+def gateway_mirror(work: Path, share_filter: str = SHARE_FILTER, base_url: str = "http://127.0.0.1:1"
+                   ) -> dict[str, Any]:
+    """{db, conn, link, url, gateway_key, mirror_key, work}: the mirror at work/data/audit.db (store.local_signer
+    must exist: the store's, or mirror_key's stand-in)."""
+    journal = work / "gateway" / "journal.db"
+    journal.parent.mkdir(parents=True)
+    conn = store.open_db(journal)
+    source = journal_source(conn, "gw")
+    _, member = keys.add(conn, "bob@example.com", kind="user", role="member", source=source)
+    _, auditor = keys.add(conn, "audrey@example.com", kind="user", role="auditor", source=source)
+    conn.close()
+    db = work / "data" / "audit.db"
+    db.parent.mkdir(parents=True)
+    with ServerThread(rack_mod.create_app("rackpw")) as rack_server:
+        config = GatewayConfig(racks={"acme/production": Rack("acme/production", rack_server.url, "convox",
+                                                              "rackpw")},
+                               journal=journal, name="gw", http=True, data_dir=journal.parent)
+        with ServerThread(create_app(config)) as server:
+            with RackClient(server.url, "acme/production", member) as client:
+                for i in range(6):
+                    client.apps_create(f"app{i}")
+                for i in range(4):
+                    client.scale("web", "web", count=1 + i)
+                process = client.json("GET", "/apps/web/processes")[0]["id"]
+                client.exec("web", process, "bash", ["ls --color\r", "exit 2\r"])
+                client.apps_create("last")
+            mirror = store.open_db(db)
+            feed = Feed("gw", server.url, auditor)
+            sync_once(mirror, feed)
+            gateway_key = config.checkpoint_signer(create=False).verifier
+            signed = feed.get("/audit/v1/checkpoint").text
+            note.open_note(signed, gateway_key)  # what sync does before storing it
+            store.add_checkpoint(mirror, "gw", signed, str(gateway_key))
+            sync_once(mirror, feed)  # anything the checkpoint holds beyond the first pass
+            feed.close()
+    link, url = sharing.create(mirror, parse(share_filter), secret=sharing.secret_for(db), expires="7d",
+                               note="Q4 <b>sample</b>", created_by="admin@example.com", base_url=base_url)
+    return {"db": db, "conn": mirror, "link": link, "url": url, "gateway_key": str(gateway_key),
+            "mirror_key": str(store.local_verifier(mirror)), "work": work}  # type: ignore[attr-defined]
