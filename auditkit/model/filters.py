@@ -21,7 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from auditkit.errors import FilterError
 from auditkit.model.events import ACTIONS, CATEGORIES, KEY_MAX, KEY_MIN, KEY_SHIFT, OUTCOMES, parse_timestamp
@@ -359,33 +359,47 @@ def time_range(f: Filter, now: dt.datetime | None = None) -> tuple[dt.datetime |
 # --- Filter → a test on one event ----------------------------------------------------------------------------------
 
 def matches(f: Filter, event: Any, now: dt.datetime | None = None) -> bool:
-    """Whether one event (an Event, or a mapping of its fields) is among those to_sql(f, now) selects.
+    """Whether one event (an Event, or a mapping of its fields) is among those to_sql(f, now) selects."""
+    return matcher(f, now)(event)
+
+
+def matcher(f: Filter, now: dt.datetime | None = None) -> Callable[[Any], bool]:
+    """matches(f, ·, now) with the filter read once, for testing many events.
 
     The same meaning as the SQL: a qualifier's values compare exactly, a negated one keeps events without that
     field; since:/until: compare the event's millisecond with the bounds' (the SQL compares keys, ms << KEY_SHIFT);
     free text is a case-insensitive substring of one of TEXT_COLUMNS. Case folding is Python's str.lower, which is
     the index's and the scan's exactly on ASCII (tests/model/test_filter_matcher.py checks it against SQLite); a
     non-ASCII term can fold differently from SQLite's (lower() in a scan folds ASCII only)."""
-    get = event.get if isinstance(event, Mapping) else lambda name: getattr(event, name)
-    for key, column in COLUMNS.items():
-        actual = get(column)
-        wanted = f.values(key)
-        if wanted and actual not in wanted:
-            return False
-        if actual is not None and actual in f.values(key, negated=True):
-            return False
+    qualifiers = [(column, frozenset(f.values(key)), frozenset(f.values(key, negated=True)))
+                  for key, column in COLUMNS.items() if f.values(key) or f.values(key, negated=True)]
     since, until = time_range(f, now)
-    if since is not None or until is not None:
-        ms = _ms(parse_timestamp(get("timestamp")))
-        if since is not None and ms < _clamped_ms(since):
-            return False
-        if until is not None and ms >= _clamped_ms(until):
-            return False
-    haystack = [(get(column) or "").lower() for column in TEXT_COLUMNS]
-    for term in f.terms:
-        if term.key == TEXT and any(term.value.lower() in text for text in haystack) == term.negated:
-            return False
-    return True
+    low = _clamped_ms(since) if since is not None else None
+    high = _clamped_ms(until) if until is not None else None
+    texts = [(t.value.lower(), t.negated) for t in f.terms if t.key == TEXT]
+
+    def test(event: Any) -> bool:
+        get = event.get if isinstance(event, Mapping) else lambda name: getattr(event, name)
+        for column, wanted, unwanted in qualifiers:
+            actual = get(column)
+            if wanted and actual not in wanted:
+                return False
+            if actual is not None and actual in unwanted:
+                return False
+        if low is not None or high is not None:
+            ms = _ms(parse_timestamp(get("timestamp")))
+            if low is not None and ms < low:
+                return False
+            if high is not None and ms >= high:
+                return False
+        if texts:
+            haystack = [(get(column) or "").lower() for column in TEXT_COLUMNS]
+            for value, negated in texts:
+                if any(value in text for text in haystack) == negated:
+                    return False
+        return True
+
+    return test
 
 
 def _ms(moment: dt.datetime) -> int:

@@ -29,7 +29,7 @@ from typing import IO, Any, Iterator
 from auditkit.errors import AuditkitError, EventError, FilterError
 from auditkit.model import merkle, note
 from auditkit.model.events import GENESIS_HASH, from_dict, parse_timestamp
-from auditkit.model.filters import matches, parse
+from auditkit.model.filters import matcher, parse
 from auditkit.share.export import (
     LOCAL_SOURCE, CHAINS, CHECKPOINTS, EVENTS, FORMAT, KEYS, MANIFEST, MANIFEST_NOTE, MANIFEST_SHA_PREFIX, MEMBERS, PROOFS,
     RECORDING_DIR, RECORDINGS, SCOPE, manifest_note_text,
@@ -312,6 +312,7 @@ def check_export(path: str | Path, trusted: list[str] | None = None) -> ExportRe
         checkpoints[source] = (checkpoint, str(by))
 
     # Events and their proofs, line by line.
+    in_scope = matcher(scope, now)
     seen_ids: set[str] = set()
     hashes: dict[str, dict[int, tuple[str, str]]] = {}  # source → seq → (hash, prev_hash)
     sessions: dict[str, list[tuple[str, Any]]] = {}  # session id → [(event id, details.recording_sha256)]
@@ -338,7 +339,7 @@ def check_export(path: str | Path, trusted: list[str] | None = None) -> ExportRe
         seen_ids.add(event.id)
         if event.source not in checkpoints:
             raise _fail(f"{label} is on chain {_shown(event.source)}, which has no checkpoint in the export")
-        if not matches(scope, event, now=now):
+        if not in_scope(event):
             raise _fail(f"{label} is outside the scope {_shown(scope)}")
         if previous_ts is not None and event.timestamp > previous_ts:
             raise _fail(f"{label} is out of order (the events are newest first)")
