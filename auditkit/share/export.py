@@ -149,18 +149,76 @@ def _json_bytes(value: Any) -> bytes:
     return (json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode("utf-8")
 
 
+class _Members:
+    """The zip being written: each member deflated as it is written, its sha256 and size kept for the manifest."""
+
+    def __init__(self, out: BinaryIO):
+        self.archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+        self.digests: dict[str, dict[str, Any]] = {}
+
+    def _info(self, name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        return info
+
+    def write(self, name: str, chunks: Iterable[bytes]) -> None:
+        h, size = hashlib.sha256(), 0
+        with self.archive.open(self._info(name), "w", force_zip64=True) as member:
+            for chunk in chunks:
+                h.update(chunk)
+                size += len(chunk)
+                member.write(chunk)
+        self.digests[name] = {"sha256": h.hexdigest(), "size": size}
+
+    def write_unlisted(self, name: str, data: bytes) -> None:
+        self.archive.writestr(self._info(name), data)
+
+    def close(self) -> None:
+        self.archive.close()
+
+
 def write_export(conn: sqlite3.Connection, link: sharing.ShareLink, out: BinaryIO,
                  now: dt.datetime | None = None) -> ExportSummary:
     """Write the verifiable export of `link` (a zip) to `out`. ExportRefused when a chain in scope has no signed
-    checkpoint covering its events. Reads the events before the checkpoints, so events that arrive meanwhile are
-    simply not in it."""
+    checkpoint covering its events.
+
+    The events are streamed into the zip as they are read (one pass; what is kept is (id, chain, seq, session) per
+    event), then the checkpoints are chosen and the proofs written: events that arrive meanwhile are simply not in
+    it, and memory stays small for a link of millions of events."""
     exported_at = format_timestamp(now or dt.datetime.now(dt.timezone.utc))
     f = sharing.scope(link)
-    rows = list(store.iter_rows(conn, f))
-    seqs: dict[str, list[int]] = {}
-    for row in rows:
-        seqs.setdefault(row["source"], []).append(row["source_seq"])
+    members = _Members(out)
+    try:
+        kept: list[tuple[str, str, int, str | None]] = []
 
+        def event_lines() -> Iterable[bytes]:
+            def rows() -> Iterable[dict[str, Any]]:
+                for row in store.iter_rows(conn, f):
+                    kept.append((row["id"], row["source"], row["source_seq"], row["session_id"]))
+                    yield row
+            for chunk in export.jsonl_chunks(rows()):
+                yield chunk.encode("utf-8")
+
+        snapshot = not conn.in_transaction
+        if snapshot:  # one read transaction: the events of one moment, even while sync writes
+            conn.execute("BEGIN")
+        try:
+            members.write(EVENTS, event_lines())
+        finally:
+            if snapshot:
+                conn.execute("COMMIT")
+        summary = _finish(conn, link, f, exported_at, kept, members)
+    finally:
+        members.close()
+    return summary
+
+
+def _finish(conn: sqlite3.Connection, link: sharing.ShareLink, f: Any, exported_at: str,
+            kept: list[tuple[str, str, int, str | None]], members: _Members) -> ExportSummary:
+    seqs: dict[str, list[int]] = {}
+    for _, source, seq, _ in kept:
+        seqs.setdefault(source, []).append(seq)
     proofs_by_chain: dict[str, ChainProof] = {}
     for source in sorted(seqs):
         last = max(seqs[source])
@@ -175,62 +233,62 @@ def write_export(conn: sqlite3.Connection, link: sharing.ShareLink, out: BinaryI
         proofs_by_chain[source] = proof
     signer = mirror_signer(conn)
 
-    members: dict[str, bytes] = {}
-    members[SCOPE] = _json_bytes({
+    def proof_lines() -> Iterable[bytes]:
+        batch: list[str] = []
+        for event_id, source, seq, _ in kept:
+            size = proofs_by_chain[source].size
+            hashes = store.inclusion_proof(conn, source, seq, size)
+            batch.append(json.dumps({"id": event_id, "source": source, "seq": seq, "tree_size": size,
+                                     "hashes": [base64.b64encode(h).decode() for h in hashes]},
+                                    ensure_ascii=False, separators=(",", ":")) + "\n")
+            if len(batch) == 500:
+                yield "".join(batch).encode("utf-8")
+                batch = []
+        yield "".join(batch).encode("utf-8")
+
+    members.write(PROOFS, proof_lines())
+    members.write(SCOPE, [_json_bytes({
         "format": FORMAT,
         "exported_at": exported_at,
         "link": {"id": link.id, "filter": link.filter_text, "since": link.since, "until": link.until,
                  "range": sharing.range_text(link), "expires_at": link.expires_at, "note": link.note,
                  "created_by": link.created_by, "created_at": link.created_at},
         "scope": f.to_text(),
-        "events": len(rows),
-    })
-    members[EVENTS] = "".join(export.jsonl_chunks(rows)).encode("utf-8")
-    proof_lines = []
-    for row in rows:
-        proof = proofs_by_chain[row["source"]]
-        hashes = store.inclusion_proof(conn, row["source"], row["source_seq"], proof.size)
-        proof_lines.append(json.dumps({"id": row["id"], "source": row["source"], "seq": row["source_seq"],
-                                       "tree_size": proof.size,
-                                       "hashes": [base64.b64encode(h).decode() for h in hashes]},
-                                      ensure_ascii=False, separators=(",", ":")) + "\n")
-    members[PROOFS] = "".join(proof_lines).encode("utf-8")
-    members[CHECKPOINTS] = _json_bytes([{"source": p.source, "size": p.size, "note": p.note}
-                                        for p in proofs_by_chain.values()])
-    members[KEYS] = _json_bytes({"chains": {p.source: p.key for p in proofs_by_chain.values()},
-                                 "mirror": str(signer.verifier)})
-    members[CHAINS] = _json_bytes([
+        "events": len(kept),
+    })])
+    members.write(CHECKPOINTS, [_json_bytes([{"source": p.source, "size": p.size, "note": p.note}
+                                             for p in proofs_by_chain.values()])])
+    members.write(KEYS, [_json_bytes({"chains": {p.source: p.key for p in proofs_by_chain.values()},
+                                      "mirror": str(signer.verifier)})])
+    members.write(CHAINS, [_json_bytes([
         {"source": source, "first_seq": min(found), "last_seq": max(found), "count": len(found),
          "seqs": sorted(found), "tree_size": proofs_by_chain[source].size}
-        for source, found in sorted(seqs.items())])
+        for source, found in sorted(seqs.items())])])
 
     named: dict[str, list[str]] = {}
-    for row in rows:
-        if row["session_id"]:
-            named.setdefault(row["session_id"], []).append(row["id"])
+    for event_id, _, _, session_id in kept:
+        if session_id:
+            named.setdefault(session_id, []).append(event_id)
     recordings = []
     for session_id in sorted(store.held_sessions(conn, named)):
         cast = store.recording(conn, session_id)
         if cast is None:
             continue
         digest = hashlib.sha256(cast).hexdigest()
-        members.setdefault(f"{RECORDING_DIR}{digest}.cast", cast)
+        name = f"{RECORDING_DIR}{digest}.cast"
+        if name not in members.digests:  # two sessions with the same bytes share one member
+            members.write(name, [cast])
         recordings.append({"session_id": session_id, "sha256": digest, "size": len(cast),
                            "events": named[session_id]})
-    members[RECORDINGS] = _json_bytes(recordings)
+    members.write(RECORDINGS, [_json_bytes(recordings)])
 
-    manifest = _json_bytes({"format": FORMAT, "link_id": link.id, "exported_at": exported_at, "members": {
-        name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in members.items()}})
+    manifest = _json_bytes({"format": FORMAT, "link_id": link.id, "exported_at": exported_at,
+                            "members": members.digests})
     manifest_sha = hashlib.sha256(manifest).hexdigest()
-    signed = note.sign(manifest_note_text(link.id, exported_at, manifest_sha), signer)
-
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in [(MANIFEST_NOTE, signed.encode("utf-8")), (MANIFEST, manifest), *members.items()]:
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, data)
-    return ExportSummary(link.id, exported_at, len(rows),
+    members.write_unlisted(MANIFEST, manifest)
+    members.write_unlisted(MANIFEST_NOTE, note.sign(manifest_note_text(link.id, exported_at, manifest_sha),
+                                                    signer).encode("utf-8"))
+    return ExportSummary(link.id, exported_at, len(kept),
                          {s: (min(v), max(v), len(v)) for s, v in sorted(seqs.items())}, len(recordings),
                          manifest_sha)
 

@@ -22,6 +22,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -40,6 +41,7 @@ MAX_TOTAL_BYTES = 8 << 30
 MAX_MEMBERS = 200_000
 MAX_JSON_BYTES = 256 << 20  # the small JSON members (scope, checkpoints, keys, chains, recordings, manifest)
 MAX_LINE_BYTES = 16 << 20  # one event or proof line
+_RECORDING_RE = re.compile(re.escape(RECORDING_DIR) + r"[0-9a-f]{64}\.cast")
 
 
 class ExportInvalid(AuditkitError):
@@ -253,7 +255,7 @@ def check_export(path: str | Path, trusted: list[str] | None = None) -> ExportRe
     for name, entry in listed.items():
         want_sha = _field(entry, "sha256", str, f"{MANIFEST} {_shown(name)}")
         want_size = _field(entry, "size", int, f"{MANIFEST} {_shown(name)}")
-        if name not in MEMBERS and not (name.startswith(RECORDING_DIR) and name.endswith(".cast")):
+        if name not in MEMBERS and not _RECORDING_RE.fullmatch(name):
             raise _fail(f"{MANIFEST} lists {_shown(name)}, which is not a member an export has")
         digest, size = archive.digest(name)
         if (digest, size) != (want_sha, want_size):
@@ -376,6 +378,8 @@ def check_export(path: str | Path, trusted: list[str] | None = None) -> ExportRe
         stated_sources.add(source)
         seqs = _field(item, "seqs", list, what)
         have = sorted(hashes.get(source, {}))
+        if not have:
+            raise _fail(f"{CHAINS} lists chain {_shown(source)}, which has no event in {EVENTS}")
         if seqs != have:
             missing = sorted(set(s for s in seqs if isinstance(s, int)) - set(have))[:5]
             raise _fail(f"chain {_shown(source)}: {CHAINS} lists {len(seqs):,} events, {EVENTS} holds {len(have):,}"

@@ -1,11 +1,19 @@
 """The real mirror the export tests export from: a gateway (chain 'gw') in front of the simulated rack records real
 traffic (app creations, scaling, an exec session with its recording), `sync` mirrors it over the feed, and the
-gateway's signed checkpoint is checked with the gateway's key and stored as sync stores it; then a share link."""
+gateway's signed checkpoint is checked with the gateway's key and stored as sync stores it; then a share link.
+And `auditkit serve` on such a mirror, as its own process (with mirror_key's stand-in when the store needs it)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+import httpx
 
 from auditkit import store
 from auditkit.capture import keys
@@ -19,6 +27,8 @@ from auditkit.share import links as sharing
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread
+
+import mirror_key
 
 SHARE_FILTER = "-action:scaled"  # keeps the scalings out, so that an event out of scope exists on the chain
 
@@ -62,3 +72,32 @@ def gateway_mirror(work: Path, share_filter: str = SHARE_FILTER, base_url: str =
                                note="Q4 <b>sample</b>", created_by="admin@example.com", base_url=base_url)
     return {"db": db, "conn": mirror, "link": link, "url": url, "gateway_key": str(gateway_key),
             "mirror_key": str(store.local_verifier(mirror)), "work": work}  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def served(db: Path, port: int, log: Path) -> Iterator[str]:
+    """`auditkit serve --db DB --port PORT` as its own process, its output in `log`; yields its base URL."""
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("AUDITKIT_BASE_URL", "AUDITKIT_DB")}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(Path(mirror_key.__file__)), "serve", "--db", str(db),
+                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(base + "/robots.txt", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, \
+                    "auditkit serve did not start:\n" + log.read_text()
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

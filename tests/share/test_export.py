@@ -12,24 +12,27 @@ on the mirror key when only the gateway keys are trusted.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from auditkit import store
 from auditkit.cli import main
 from auditkit.model import note
-from auditkit.model.events import canonical_json, chain_hash
+from auditkit.model.events import canonical_json, chain_hash, new_event_id
 from auditkit.model.filters import matches, parse
 from auditkit.share import export as exporting, export_check, links as sharing
+from convox_sim.servers import free_port
 
 import mirror_key
-from exports import SHARE_FILTER, gateway_mirror
+from exports import SHARE_FILTER, gateway_mirror, served
 
 def _run(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
@@ -377,3 +380,72 @@ def test_the_checker_uses_the_one_filter_meaning(mirror, exported):
     assert all(matches(scope, e) for e in _events(members))
     assert export_check.check_export(exported, [mirror["gateway_key"], mirror["mirror_key"]]).events == len(
         _events(members))
+
+
+# --- the share site's download, over HTTP ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, _mirror_key: Any) -> Any:
+    """`auditkit serve` on a mirror of a real gateway, with a second chain that has no checkpoint (acme/staging)."""
+    port = free_port()
+    m = gateway_mirror(tmp_path_factory.mktemp("export-site"), "rack:acme/production",
+                       base_url=f"http://127.0.0.1:{port}")
+    conn = m["conn"]
+    created = [store.get_event(conn, r["id"])
+               for r in store.iter_rows(conn, parse("action:created rack:acme/production"))]
+    store.append(conn, [e.replace(source=None, source_seq=None, prev_hash=None, hash=None, id=new_event_id(),
+                                  rack="acme/staging") for e in created], source="gw-unsynced")
+    secret = sharing.secret_for(m["db"])
+    made = dict(secret=secret, created_by="admin@example.com", base_url=m["url"].split("/-/")[0])
+    m["uncovered"], m["uncovered_url"] = sharing.create(conn, parse("rack:acme/staging"), expires="7d", **made)
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)
+    m["expired"], m["expired_url"] = sharing.create(conn, parse(""), expires="1d", now=long_ago, **made)
+    with served(m["db"], port, m["work"] / "serve.log") as base:
+        yield dict(m, base=base)
+    conn.close()
+
+
+def _cookie(url: str) -> dict[str, str]:
+    return {"ds_share": url.rsplit("/", 1)[1]}
+
+
+def _downloads(conn: Any, link_id: str, outcome: str = "succeeded") -> list[Any]:
+    return [e for e in sharing.views(conn, link_id)
+            if e.details.get("what", "").startswith("download of the verifiable export") and e.outcome == outcome]
+
+
+def test_the_share_sites_download_is_the_export_and_a_view_of_the_link(site, tmp_path):
+    with httpx.Client(base_url=site["base"], cookies=_cookie(site["url"])) as http:
+        head = http.head("/-/shared/export.zip")
+        assert head.status_code == 200 and head.headers["content-type"] == "application/zip"
+        assert _downloads(site["conn"], site["link"].id) == []  # a HEAD builds and records nothing
+        got = http.get("/-/shared/export.zip")
+    assert got.status_code == 200
+    assert got.headers["content-disposition"] == f'attachment; filename="auditkit-{site["link"].id}.zip"'
+    assert got.headers["content-security-policy"]
+    path = tmp_path / "download.zip"
+    path.write_bytes(got.content)
+    done = _run("verify-export", str(path), *_trusted(site))
+    assert done.exit_code == 0, done.stderr
+    (view,) = _downloads(site["conn"], site["link"].id)
+    assert view.source == store.LOCAL_SOURCE and view.category == "Access" and view.action == "viewed"
+    assert view.details["manifest_sha256"] == hashlib.sha256(_members(path)[exporting.MANIFEST]).hexdigest()
+
+
+def test_the_page_says_when_a_chain_has_no_checkpoint_and_the_download_names_it(site):
+    with httpx.Client(base_url=site["base"], cookies=_cookie(site["uncovered_url"])) as http:
+        page = http.get("/-/shared")
+        refused = http.get("/-/shared/export.zip")
+    assert page.status_code == 200
+    assert "<code>gw-unsynced</code>" in page.text and "no signed checkpoint covers these events yet" in page.text
+    assert refused.status_code == 409
+    assert "chain &#39;gw-unsynced&#39; has no signed checkpoint covering" in refused.text
+    assert "auditkit sync" in refused.text
+
+
+def test_without_a_link_or_with_an_expired_one_there_is_no_export(site):
+    assert httpx.get(site["base"] + "/-/shared/export.zip").status_code == 403
+    expired = httpx.get(site["base"] + "/-/shared/export.zip", cookies=_cookie(site["expired_url"]))
+    assert expired.status_code == 403 and "This link has expired" in expired.text
+    assert len(_downloads(site["conn"], site["expired"].id, outcome="denied")) == 1
+    assert b"PK" not in expired.content[:2]

@@ -12,26 +12,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import subprocess
-import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
 from auditkit import store
 from auditkit.cli import main
 from auditkit.model import note
+from auditkit.model.events import new_event_id
 from auditkit.model.filters import parse
 from auditkit.share import links as sharing
 from convox_sim.servers import free_port
 
 import mirror_key
-from exports import gateway_mirror
+from exports import gateway_mirror, served
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRED = os.environ.get("AUDITKIT_REQUIRE_BROWSER") == "1"
@@ -56,50 +53,33 @@ WATCH_CSP = ("window.__cspViolations = [];"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     installed = mirror_key.install()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     m = gateway_mirror(tmp_path_factory.mktemp("export-browser"), "", base_url=base)
+    m["base"] = base
     conn = m["conn"]
     # A second gateway chain with a hostile name, checkpointed with its own key.
     hostile = note.generate_signer("hostile-gw")
     events = [store.get_event(conn, r["id"]) for r in store.iter_rows(conn, parse("action:created app:app1"))]
-    store.append(conn, [e.replace(source=None, source_seq=None, prev_hash=None, hash=None, id=e.id[:-1] + "Z")
+    store.append(conn, [e.replace(source=None, source_seq=None, prev_hash=None, hash=None, id=new_event_id())
                         for e in events], source=HOSTILE_CHAIN)
     store.add_checkpoint(conn, HOSTILE_CHAIN, store.sign_checkpoint(conn, HOSTILE_CHAIN, hostile),
                          str(hostile.verifier))
     m["hostile_key"] = str(hostile.verifier)
-    env = {k: v for k, v in os.environ.items() if k not in ("AUDITKIT_BASE_URL", "AUDITKIT_DB")}
-    log = open(m["work"] / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, str(Path(mirror_key.__file__)), "serve", "--db", str(m["db"]),
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/robots.txt", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "auditkit serve did not start"
-            time.sleep(0.1)
-        yield dict(m, base=base, log=m["work"] / "serve.log")
+        with served(m["db"], port, m["work"] / "serve.log") as url:
+            assert url == base
+            yield m
     finally:
-        log.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         conn.close()
         if installed:
             del store.local_signer, store.local_verifier  # type: ignore[attr-defined]
 
 
-def test_an_auditor_downloads_the_export_from_the_share_page_and_verify_export_accepts_it(served, tmp_path):
-    conn, link = served["conn"], served["link"]
+def test_an_auditor_downloads_the_export_from_the_share_page_and_verify_export_accepts_it(site, tmp_path):
+    conn, link = site["conn"], site["link"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(accept_downloads=True)
@@ -107,8 +87,8 @@ def test_an_auditor_downloads_the_export_from_the_share_page_and_verify_export_a
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(served["url"])
-        expect(page).to_have_url(served["base"] + "/-/shared")
+        page.goto(site["url"])
+        expect(page).to_have_url(site["base"] + "/-/shared")
 
         # The checkpoints the page's events are proven against, as stored, and how to check the download.
         table = page.locator("table.auditkit-checkpoints")
@@ -127,7 +107,7 @@ def test_an_auditor_downloads_the_export_from_the_share_page_and_verify_export_a
         assert "proof of inclusion" in help_text and "rather than from this page" in help_text
         command = page.locator(".auditkit-verify-command").inner_text()
         assert command.startswith(f"auditkit verify-export auditkit-{link.id}.zip --key ")
-        assert served["gateway_key"] in command and served["mirror_key"] in command
+        assert site["gateway_key"] in command and site["mirror_key"] in command
 
         with page.expect_download() as download:
             page.get_by_role("link", name="Verifiable export (zip)").click()
@@ -138,8 +118,8 @@ def test_an_auditor_downloads_the_export_from_the_share_page_and_verify_export_a
         browser.close()
     assert errors == [] and violations == []
 
-    done = CliRunner().invoke(main, ["verify-export", str(saved), "--key", served["gateway_key"],
-                                     "--key", served["hostile_key"], "--key", served["mirror_key"]])
+    done = CliRunner().invoke(main, ["verify-export", str(saved), "--key", site["gateway_key"],
+                                     "--key", site["hostile_key"], "--key", site["mirror_key"]])
     assert done.exit_code == 0, done.stderr
     assert "OK" in done.stdout and "on 3 chain(s)" in done.stdout and "WARNING" not in done.stderr
     assert "<img src=x" in done.stdout  # shown as the text it is
