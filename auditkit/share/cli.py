@@ -159,8 +159,14 @@ def share_rotate(revoked_by: str | None, yes: bool, db_path: Path | None) -> Non
 def verify_export(file: Path, keys: tuple[str, ...]) -> None:
     """Check a verifiable export offline: signatures, inclusion proofs, hashes and chain links, recordings, the
     scope of every event, the manifest and the counts (exit 1 naming the first problem)."""
+    from auditkit.model import note
     from auditkit.share import export_check
 
+    for key in keys:
+        try:
+            note.Verifier.parse(key)
+        except note.NoteError as e:
+            raise click.BadParameter(f"{key!r} is not a verifier key ({e})", param_hint="--key") from None
     try:
         report = export_check.check_export(file, list(keys))
     except export_check.ExportInvalid as e:

@@ -19,11 +19,13 @@ gateway's signed tree and within the scope, but not that the mirror left none ou
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -41,6 +43,9 @@ MAX_TOTAL_BYTES = 8 << 30
 MAX_MEMBERS = 200_000
 MAX_JSON_BYTES = 256 << 20  # the small JSON members (scope, checkpoints, keys, chains, recordings, manifest)
 MAX_LINE_BYTES = 16 << 20  # one event or proof line
+# What zipfile raises on a damaged file: bad headers, bad deflate data, a CRC mismatch, a version or compression it
+# does not support, encryption.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError, ValueError)
 _RECORDING_RE = re.compile(re.escape(RECORDING_DIR) + r"[0-9a-f]{64}\.cast")
 
 
@@ -104,7 +109,7 @@ class _Archive:
     def __init__(self, path: Path):
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as e:
+        except _READ_ERRORS as e:
             raise _fail(f"{_shown(path)} is not a readable zip file ({_shown(e)})") from None
         infos = self.zip.infolist()
         if len(infos) > MAX_MEMBERS:
@@ -124,37 +129,47 @@ class _Archive:
     def open(self, name: str) -> IO[bytes]:
         if name not in self.infos:
             raise _fail(f"the export has no {_shown(name)}")
-        return self.zip.open(self.infos[name])
+        with _reading(name):
+            return self.zip.open(self.infos[name])
 
     def read(self, name: str, limit: int = MAX_JSON_BYTES) -> bytes:
-        with self.open(name) as member:
-            try:
-                data = member.read(limit + 1)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise _fail(f"{_shown(name)} cannot be read ({_shown(e)})") from None
+        with self.open(name) as member, _reading(name):
+            data = member.read(limit + 1)
         if len(data) > limit:
             raise _fail(f"{_shown(name)} is larger than {limit:,} bytes")
         return data
 
     def digest(self, name: str) -> tuple[str, int]:
         h, size = hashlib.sha256(), 0
-        with self.open(name) as member:
-            try:
-                while chunk := member.read(1 << 20):
-                    h.update(chunk)
-                    size += len(chunk)
-                    if size > MAX_MEMBER_BYTES:
-                        raise _fail(f"{_shown(name)} is larger than {MAX_MEMBER_BYTES:,} bytes")
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise _fail(f"{_shown(name)} cannot be read ({_shown(e)})") from None
+        with self.open(name) as member, _reading(name):
+            while chunk := member.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+                if size > MAX_MEMBER_BYTES:
+                    raise _fail(f"{_shown(name)} is larger than {MAX_MEMBER_BYTES:,} bytes")
         return h.hexdigest(), size
 
     def lines(self, name: str) -> Iterator[tuple[int, bytes]]:
         with self.open(name) as member:
-            for number, line in enumerate(iter(lambda: member.readline(MAX_LINE_BYTES + 1), b""), 1):
+            number = 0
+            while True:
+                with _reading(name):
+                    line = member.readline(MAX_LINE_BYTES + 1)
+                if not line:
+                    return
+                number += 1
                 if len(line) > MAX_LINE_BYTES or not line.endswith(b"\n"):
                     raise _fail(f"{name} line {number} is not a complete line of at most {MAX_LINE_BYTES:,} bytes")
                 yield number, line
+
+
+@contextlib.contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Every way reading a damaged member can fail (_READ_ERRORS), as the one ExportInvalid."""
+    try:
+        yield
+    except _READ_ERRORS as e:
+        raise _fail(f"{_shown(name)} cannot be read from the zip ({_shown(e)})") from None
 
 
 def _json(data: bytes, what: str) -> Any:

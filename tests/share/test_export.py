@@ -22,6 +22,7 @@ from typing import Any, Callable
 import httpx
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from auditkit import store
 from auditkit.cli import main
@@ -449,3 +450,29 @@ def test_without_a_link_or_with_an_expired_one_there_is_no_export(site):
     assert expired.status_code == 403 and "This link has expired" in expired.text
     assert len(_downloads(site["conn"], site["expired"].id, outcome="denied")) == 1
     assert b"PK" not in expired.content[:2]
+
+
+def test_a_bad_key_is_a_usage_error(exported):
+    done = _run("verify-export", str(exported), "--key", "gw+00000000+AAAA")
+    assert done.exit_code == 2 and "--key" in done.stderr and "is not a verifier key" in done.stderr
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_changed_byte_is_refused_or_changes_nothing_an_export_says(mirror, exported, tmp_path, data):
+    """One byte of the file changed anywhere: verify-export refuses it with ExportInvalid (never another
+    exception), unless the change left every member's content as it was (zip metadata such as a date)."""
+    original = exported.read_bytes()
+    position = data.draw(st.integers(0, len(original) - 1))
+    value = data.draw(st.integers(0, 255).filter(lambda b: b != original[position]))
+    path = tmp_path / "flipped.zip"
+    path.write_bytes(original[:position] + bytes([value]) + original[position + 1:])
+    try:
+        same = _members(path) == _members(exported)
+    except Exception:  # noqa: BLE001 - any way zipfile fails to read it counts as changed
+        same = False
+    try:
+        export_check.check_export(path, [mirror["gateway_key"], mirror["mirror_key"]])
+    except export_check.ExportInvalid:
+        return
+    assert same, f"byte {position} changed to {value} and the export was accepted"
