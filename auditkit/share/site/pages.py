@@ -121,7 +121,8 @@ async def shared_page(request: Any, datasette: Any, site: Site) -> Any:
         "export_url": datasette.urls.path(EXPORT_PATH),
         "export_name": f"auditkit-{link.id}.zip",
         "checkpoints": checkpoints,
-        "mirror_key": mirror_key,
+        "verify_keys": list(dict.fromkeys([cp["key"] for cp in checkpoints if cp["key"]]
+                                          + ([mirror_key] if mirror_key else []))),
         "replay_base": datasette.urls.path("/-/shared/replay/"),
     }, share=True)
 
