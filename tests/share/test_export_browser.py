@@ -25,6 +25,7 @@ from auditkit.model import note
 from auditkit.model.events import new_event_id
 from auditkit.model.filters import parse
 from auditkit.share import links as sharing
+from auditkit.share.site.views import readable_time
 from convox_sim.servers import free_port
 
 import mirror_key
@@ -101,7 +102,7 @@ def test_an_auditor_downloads_the_export_from_the_share_page_and_verify_export_a
             row = rows[source]
             expect(row.locator("td").nth(1)).to_have_text(f"{stored.size:,}")
             expect(row.locator("td").nth(2)).to_have_text(base64.b64encode(stored.root).decode())
-            expect(row.locator("td").nth(3)).to_have_text(stored.signed_at)
+            expect(row.locator("td").nth(3)).to_have_text(readable_time(stored.signed_at))
         assert table.locator("img").count() == 0 and page.title() != "1"
         help_text = page.locator(".auditkit-verify-help").inner_text()
         assert "proof of inclusion" in help_text and "rather than from this page" in help_text

@@ -28,7 +28,7 @@ from auditkit.model.events import Event, parse_timestamp
 from auditkit.share import export as exporting, links as sharing
 from auditkit.share.site.instance import Site, site_for
 from auditkit.share.site.responses import SHARE_CSP, cast_response, client, html, methods, response
-from auditkit.share.site.views import event_view, link_view, session_view
+from auditkit.share.site.views import event_view, link_view, readable_time, session_view
 
 COOKIE = "ds_share"
 PAGE_SIZE = 100
@@ -92,7 +92,8 @@ async def shared_page(request: Any, datasette: Any, site: Site) -> Any:
         if request.method == "GET":
             sharing.record_view(conn, link, what=what, ip=ip, user_agent=agent,
                                 details={"page": {"before": before, "start": start, "events": len(page.events)}})
-        checkpoints = exporting.page_checkpoints(conn, page.events)
+        checkpoints = [dict(cp, signed_at=readable_time(cp["signed_at"]) if cp["signed_at"] else None)
+                       for cp in exporting.page_checkpoints(conn, page.events)]
         try:
             mirror_key = str(exporting.mirror_signer(conn).verifier)
         except exporting.ExportRefused:
