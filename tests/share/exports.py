@@ -1,6 +1,6 @@
 """The real mirror the export tests export from: a gateway (chain 'gw') in front of the simulated rack records real
 traffic (app creations, scaling, an exec session with its recording), `sync` mirrors it over the feed, and the
-gateway's signed checkpoint is checked with the gateway's key and stored as sync stores it; then a share link.
+sync, pinned to the gateway's checkpoint key, stores the gateway's signed checkpoint of it; then a share link.
 And `auditkit serve` on such a mirror, as its own process (with mirror_key's stand-in when the store needs it)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import journal_source
 from auditkit.capture.proxy import create_app
 from auditkit.mirror.sync import Feed, sync_once
-from auditkit.model import note
+from auditkit.mirror.trust import Pins
 from auditkit.model.filters import parse
 from auditkit.share import links as sharing
 from convox_sim import rack as rack_mod
@@ -60,14 +60,12 @@ def gateway_mirror(work: Path, share_filter: str = SHARE_FILTER, base_url: str =
                 client.exec("web", process, "bash", ["ls --color\r", "exit 2\r"])
                 client.apps_create("last")
             mirror = store.open_db(db)
-            feed = Feed("gw", server.url, auditor)
-            sync_once(mirror, feed)
             gateway_key = config.checkpoint_signer(create=False).verifier
-            signed = feed.get("/audit/v1/checkpoint").text
-            note.open_note(signed, gateway_key)  # what sync does before storing it
-            store.add_checkpoint(mirror, "gw", signed, str(gateway_key))
-            sync_once(mirror, feed)  # anything the checkpoint holds beyond the first pass
+            feed = Feed("gw", server.url, auditor, Pins(checkpoint_key=str(gateway_key)))
+            sync_once(mirror, feed)  # stores the gateway's checkpoint of what it mirrored, verified
             feed.close()
+    stored = store.latest_checkpoint(mirror, "gw")
+    assert stored is not None and stored.size == store.tree_size(mirror, "gw"), "sync stored no covering checkpoint"
     link, url = sharing.create(mirror, parse(share_filter), secret=sharing.secret_for(db), expires="7d",
                                note="Q4 <b>sample</b>", created_by="admin@example.com", base_url=base_url)
     return {"db": db, "conn": mirror, "link": link, "url": url, "gateway_key": str(gateway_key),

@@ -1,6 +1,6 @@
 """The verifiable export against a real mirror: a gateway in front of the simulated rack records real traffic (app
-creations, scaling, an exec session with its recording), `sync` mirrors it, the gateway's signed checkpoint is
-stored as sync stores it, and share links on the mirror (whose own `local` chain is checkpointed with the mirror's
+creations, scaling, an exec session with its recording), `sync`, pinned to the gateway's checkpoint key, mirrors it
+and stores the gateway's signed checkpoint, and share links on the mirror (whose own `local` chain is checkpointed with the mirror's
 key) are exported with `auditkit share export` and checked with `auditkit verify-export`.
 
 Each tampering an attacker with the file can do is caught, first by the signed manifest, and, for one who holds
