@@ -5,8 +5,8 @@ them (size, time to write) and recomputing every event's hash from that download
     .venv/bin/python bench/export.py [--events 10000] [--runs 3] [--work /tmp/bench-export]
 
 The mirror is a synthetic history (`auditkit synth`'s, with its recordings) whose gateway chains are checkpointed
-with a bench key, as sync stores a gateway's checkpoints; the link shares every event (the mirror's own link creation too). When the store has no
-mirror key of its own yet (store.local_signer), a bench key stands in for it.
+with a bench key, as sync stores a gateway's checkpoints; the link shares every event (the mirror's own link
+creation too). When the store has no mirror key of its own yet (store.local_signer), a bench key stands in for it.
 """
 
 from __future__ import annotations
@@ -41,17 +41,27 @@ def build(work: Path, events: int) -> tuple[sharing.ShareLink, list[str]]:
     synth.write_history(conn, events=events, seed=5, parallel=False)
     keys = []
     for head in store.chain_heads(conn):
-        signer = note.generate_signer(head.source.replace("/", "-"))
-        with store.transaction(conn):
-            store.add_checkpoint(conn, head.source,
-                                 store.sign_checkpoint(conn, head.source, signer), str(signer.verifier))
-        keys.append(str(signer.verifier))
-    if not hasattr(store, "local_signer"):
+        if head.source == store.LOCAL_SOURCE:
+            continue
+        stored = store.latest_checkpoint(conn, head.source)
+        if stored is None or stored.size < head.last_seq:  # synth signs its chains itself once the store can
+            signer = note.generate_signer(head.source.replace("/", "-"))
+            with store.transaction(conn):
+                store.add_checkpoint(conn, head.source,
+                                     store.sign_checkpoint(conn, head.source, signer), str(signer.verifier))
+            stored = store.latest_checkpoint(conn, head.source)
+        keys.append(stored.key)
+    stand_in = not hasattr(store, "local_signer")
+    if stand_in:
         mirror = note.generate_signer("local")
         store.local_signer = lambda c: mirror  # type: ignore[attr-defined]
     keys.append(str(store.local_signer(conn).verifier))  # type: ignore[attr-defined]
     link, _ = sharing.create(conn, parse(""), secret=sharing.secret_for(db), expires="1d",
                              created_by="bench", base_url="http://127.0.0.1:1")
+    if stand_in:  # the store's own signs its local chain at every append
+        with store.transaction(conn):
+            store.add_checkpoint(conn, store.LOCAL_SOURCE, store.sign_checkpoint(conn, store.LOCAL_SOURCE, mirror),
+                                 str(mirror.verifier))
     conn.close()
     return link, keys
 

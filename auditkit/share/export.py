@@ -16,9 +16,9 @@ Members (docs/sharing.md, "The verifiable export", describes each field):
     manifest.json      sha256 and size of every member above
     manifest.note      a C2SP signed note, by the mirror's key, over the sha256 of manifest.json
 
-Each chain's checkpoint is the newest the mirror stored for it (sync stores every gateway checkpoint it verified);
-when it does not cover the chain's newest event in scope the export is refused, naming the chain. The mirror's own
-`local` chain is checkpointed here with the mirror's key when its newest checkpoint is behind.
+Each chain's checkpoint is the newest the mirror stored for it that covers the chain's newest event in scope (sync
+stores every gateway checkpoint it verified; the store signs the mirror's own `local` chain with the mirror's key
+at every append); without one the export is refused, naming the chain.
 """
 
 from __future__ import annotations
@@ -107,37 +107,23 @@ def proving_checkpoint(conn: sqlite3.Connection, source: str, last_seq: int) -> 
 
 def page_checkpoints(conn: sqlite3.Connection, events: Iterable[Any]) -> list[dict[str, Any]]:
     """For the share page: per chain of these events, the checkpoint the download proves them against (or that
-    there is none yet). Values are plain text for the template, which escapes them."""
+    there is none yet). Reads only. Values are plain text for the template, which escapes them."""
     newest: dict[str, int] = {}
     for e in events:
         newest[e.source] = max(newest.get(e.source, 0), e.source_seq)
     found = []
     for source in sorted(newest):
         proof = proving_checkpoint(conn, source, newest[source])
-        if proof is None and source == store.LOCAL_SOURCE:
-            proof = _checkpoint_local(conn, newest[source])
         found.append({"source": source, "covered": proof is not None,
                       "size": proof.size if proof else None, "root": proof.root_b64 if proof else None,
                       "signed_at": proof.signed_at if proof else None, "key": proof.key if proof else None})
     return found
 
 
-def _checkpoint_local(conn: sqlite3.Connection, last_seq: int) -> ChainProof | None:
-    """Sign and store a checkpoint of the whole local chain with the mirror's key (None without a key)."""
-    try:
-        signer = mirror_signer(conn)
-    except ExportRefused:
-        return None
-    with store.transaction(conn):
-        signed = store.sign_checkpoint(conn, store.LOCAL_SOURCE, signer)
-        store.add_checkpoint(conn, store.LOCAL_SOURCE, signed, str(signer.verifier))
-    return proving_checkpoint(conn, store.LOCAL_SOURCE, last_seq)
-
-
 def _refusal(source: str) -> ExportRefused:
     if source == store.LOCAL_SOURCE:
         return ExportRefused(f"chain {source!r} (this mirror's own) has no signed checkpoint covering the link's "
-                             "events, and the mirror has no key to sign one")
+                             "events: the mirror signs it at every append, so run `auditkit verify` to see why")
     return ExportRefused(f"chain {source!r} has no signed checkpoint covering the link's events: run "
                          f"`auditkit sync` (it stores the gateway's checkpoint of every page it mirrors), then "
                          "export again")
@@ -223,8 +209,6 @@ def _finish(conn: sqlite3.Connection, link: sharing.ShareLink, f: Any, exported_
     for source in sorted(seqs):
         last = max(seqs[source])
         proof = proving_checkpoint(conn, source, last)
-        if proof is None and source == store.LOCAL_SOURCE:
-            proof = _checkpoint_local(conn, last)
         if proof is None:
             raise _refusal(source)
         if store.tree_root(conn, source, proof.size) != proof.root:

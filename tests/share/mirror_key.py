@@ -1,7 +1,7 @@
 """A stand-in for the mirror's own signing key (store.local_signer / store.local_verifier), installed only while the
 store of this checkout lacks them: an Ed25519 key beside the mirror (`local-checkpoint.key`, 0600, key name
-`local`). The export tests need a mirror key to sign manifests and the local chain's checkpoints; once the store
-has its own, install() does nothing and the tests use the real one.
+`local`), and a checkpoint of the local chain signed with it after every append to it, as the store's own does.
+The export tests need both; once the store has its own, install() does nothing and the tests use the real one.
 
 `python tests/share/mirror_key.py ARGS…` runs the auditkit command line with the stand-in installed (the browser
 test's `auditkit serve`)."""
@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 from auditkit import store
 from auditkit.files import write_private
@@ -35,12 +36,35 @@ def _local_signer(conn: sqlite3.Connection) -> note.Signer:
 
 
 def install() -> bool:
-    """Install the stand-in unless the store has its own; True when the stand-in is in use."""
+    """Install the stand-in unless the store has its own; True when the stand-in is in use. Like the store's own,
+    every append to the local chain then signs and stores a checkpoint of it with the mirror's key."""
     if hasattr(store, "local_signer"):
         return False
     store.local_signer = _local_signer  # type: ignore[attr-defined]
     store.local_verifier = lambda conn: _local_signer(conn).verifier  # type: ignore[attr-defined]
+    append = store.append
+
+    def append_and_checkpoint(conn: sqlite3.Connection, drafts: Any, source: str = store.LOCAL_SOURCE) -> Any:
+        with store.transaction(conn):
+            sealed = append(conn, drafts, source)
+            if source == store.LOCAL_SOURCE:
+                signer = _local_signer(conn)
+                store.add_checkpoint(conn, source, store.sign_checkpoint(conn, source, signer), str(signer.verifier))
+        return sealed
+
+    store.append = append_and_checkpoint  # type: ignore[assignment]
+    _installed.append(append)
     return True
+
+
+_installed: list[Any] = []
+
+
+def uninstall() -> None:
+    """Undo install()."""
+    if _installed:
+        store.append = _installed.pop()  # type: ignore[assignment]
+        del store.local_signer, store.local_verifier  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

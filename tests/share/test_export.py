@@ -44,7 +44,7 @@ def _mirror_key() -> Any:
     installed = mirror_key.install()
     yield
     if installed:
-        del store.local_signer, store.local_verifier  # type: ignore[attr-defined]
+        mirror_key.uninstall()
 
 
 @pytest.fixture(scope="module")

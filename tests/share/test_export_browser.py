@@ -76,7 +76,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     finally:
         conn.close()
         if installed:
-            del store.local_signer, store.local_verifier  # type: ignore[attr-defined]
+            mirror_key.uninstall()
 
 
 def test_an_auditor_downloads_the_export_from_the_share_page_and_verify_export_accepts_it(site, tmp_path):
