@@ -13,9 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from auditkit import store
-from auditkit.files import write_private
-from auditkit.model import note
+if __name__ == "__main__":  # the checkout's auditkit, as pytest's pythonpath gives it to the tests
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from auditkit import store  # noqa: E402
+from auditkit.files import write_private  # noqa: E402
+from auditkit.model import note  # noqa: E402
 
 KEY_FILE = "local-checkpoint.key"
 
