@@ -34,7 +34,7 @@ from auditkit.model import merkle, note
 from auditkit.model.events import GENESIS_HASH, from_dict, parse_timestamp
 from auditkit.model.filters import matcher, parse
 from auditkit.share.export import (
-    LOCAL_SOURCE, CHAINS, CHECKPOINTS, EVENTS, FORMAT, KEYS, MANIFEST, MANIFEST_NOTE, MANIFEST_SHA_PREFIX, MEMBERS, PROOFS,
+    LOCAL_SOURCE, CHAINS, CHECKPOINTS, EVENTS, FORMAT, KEYS, MANIFEST, MANIFEST_NOTE, MEMBERS, PROOFS,
     RECORDING_DIR, RECORDINGS, SCOPE, manifest_note_text,
 )
 
