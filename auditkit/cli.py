@@ -92,6 +92,7 @@ main.add_command(review_cli.tui)
 main.add_command(review_cli.replay_command)
 main.add_command(share_cli.share)
 main.add_command(share_cli.serve)
+main.add_command(share_cli.verify_export)
 main.add_command(synth_cli.synth)
 
 

@@ -11,7 +11,8 @@
 - Every error names the offending token and its position.
 
 One grammar everywhere: the TUI filter bar, `auditkit events`, share links and the Datasette plugin all go through
-parse() and to_sql(). store.py turns the SQL parts into statements.
+parse() and to_sql(). store.py turns the SQL parts into statements. matches() is the same meaning in memory, for
+code that holds events but no database (`auditkit verify-export` checks an export's events against its filter).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from auditkit.errors import FilterError
-from auditkit.model.events import ACTIONS, CATEGORIES, KEY_MAX, KEY_MIN, KEY_SHIFT, OUTCOMES
+from auditkit.model.events import ACTIONS, CATEGORIES, KEY_MAX, KEY_MIN, KEY_SHIFT, OUTCOMES, parse_timestamp
 
 # Qualifier keys, in the order to_text() writes them, and the event column each one compares.
 COLUMNS: dict[str, str] = {
@@ -374,6 +375,62 @@ def time_range(f: Filter, now: dt.datetime | None = None) -> tuple[dt.datetime |
     return since, until
 
 
+# --- Filter → a test on one event ----------------------------------------------------------------------------------
+
+def matches(f: Filter, event: Any, now: dt.datetime | None = None) -> bool:
+    """Whether one event (an Event, or a mapping of its fields) is among those to_sql(f, now) selects."""
+    return matcher(f, now)(event)
+
+
+def matcher(f: Filter, now: dt.datetime | None = None) -> Callable[[Any], bool]:
+    """matches(f, ·, now) with the filter read once, for testing many events.
+
+    The same meaning as the SQL: a qualifier's values compare exactly, a negated one keeps events without that
+    field; since:/until: compare the event's millisecond with the bounds' (the SQL compares keys, ms << KEY_SHIFT);
+    free text is a case-insensitive substring of one of TEXT_COLUMNS. Case folding is Python's str.lower, which is
+    the index's and the scan's exactly on ASCII (tests/model/test_filter_matcher.py checks it against SQLite); a
+    non-ASCII term can fold differently from SQLite's (lower() in a scan folds ASCII only)."""
+    qualifiers = [(column, frozenset(f.values(key)), frozenset(f.values(key, negated=True)))
+                  for key, column in COLUMNS.items() if f.values(key) or f.values(key, negated=True)]
+    since, until = time_range(f, now)
+    low = _clamped_ms(since) if since is not None else None
+    high = _clamped_ms(until) if until is not None else None
+    texts = [(t.value.lower(), t.negated) for t in f.terms if t.key == TEXT]
+
+    def test(event: Any) -> bool:
+        get = event.get if isinstance(event, Mapping) else lambda name: getattr(event, name)
+        for column, wanted, unwanted in qualifiers:
+            actual = get(column)
+            if wanted and actual not in wanted:
+                return False
+            if actual is not None and actual in unwanted:
+                return False
+        if low is not None or high is not None:
+            ms = _ms(parse_timestamp(get("timestamp")))
+            if low is not None and ms < low:
+                return False
+            if high is not None and ms >= high:
+                return False
+        if texts:
+            haystack = [(get(column) or "").lower() for column in TEXT_COLUMNS]
+            for value, negated in texts:
+                if any(value in text for text in haystack) == negated:
+                    return False
+        return True
+
+    return test
+
+
+def _ms(moment: dt.datetime) -> int:
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _clamped_ms(moment: dt.datetime) -> int:
+    """A bound's millisecond as _key clamps it (absurd dates), so matches() and to_sql() agree at the edges too."""
+    return _key(moment) >> KEY_SHIFT
+
+
 # --- Filter → SQL ---------------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -453,6 +510,4 @@ def _scan_clause(value: str, params: list[Any]) -> str:
 
 def _key(moment: dt.datetime) -> int:
     """The smallest event key at `moment`, clamped to SQLite's integer range for absurd dates."""
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    ms = (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000
-    return max(KEY_MIN, min(KEY_MAX, ms << KEY_SHIFT))
+    return max(KEY_MIN, min(KEY_MAX, _ms(moment) << KEY_SHIFT))

@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
-from auditkit.cli_common import FILTER_COMMAND, db_option, plural
+from auditkit.cli_common import FILTER_COMMAND, CommandError, db_option, plural
 from auditkit.model.filters import parse
-from auditkit.share import admins, links as sharing, serve as serving
+from auditkit.share import admins, export as exporting, links as sharing, serve as serving
 
 
 def _existing(db_path: Path | None) -> Path:
@@ -109,6 +109,34 @@ def share_views(link_id: str, db_path: Path | None) -> None:
     click.echo(f"{plural(len(found), 'view')} of {link_id}")
 
 
+@share.command("export")
+@click.argument("link_id")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The zip to write (refused if it exists).")
+@click.option("--by", "exported_by", default=None, help="Who exports (default: $AUDITKIT_USER or the login name).")
+@db_option
+def share_export(link_id: str, output: Path, exported_by: str | None, db_path: Path | None) -> None:
+    """Write the verifiable export of a link: its events with inclusion proofs against their chains' signed
+    checkpoints, the keys, the recordings in scope and a manifest signed by the mirror (check it with
+    `auditkit verify-export`). Recorded as an Access event on the local chain."""
+    conn = store.open_db(_existing(db_path))
+    link = sharing.get(conn, link_id)
+    if output.exists():
+        raise CommandError(f"{output} exists; choose another file")
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with open(partial, "xb") as out:
+            summary = exporting.write_export(conn, link, out)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    sharing.record_export(conn, link, by=exported_by or sharing.default_creator(), events=summary.events,
+                          details=exporting.export_details(summary))
+    chains = ", ".join(f"{s} seq {a}–{b} ({c})" for s, (a, b, c) in summary.chains.items()) or "no chain"
+    click.echo(f"wrote {output}: {summary.events:,} events of {link.id} ({chains}), {summary.recordings} "
+               f"recording(s), manifest sha256 {summary.manifest_sha256}")
+
+
 @share.command("rotate-secret")
 @click.option("--by", "revoked_by", default=None, help="Who rotates it (default: $AUDITKIT_USER or the login name).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -122,6 +150,33 @@ def share_rotate(revoked_by: str | None, yes: bool, db_path: Path | None) -> Non
     revoked = sharing.rotate_secret(conn, path, revoked_by or sharing.default_creator())
     click.echo(f"new secret in {sharing.secret_path(path)}; {plural(len(revoked), 'open link')} revoked; "
                "restart `auditkit serve`")
+
+
+# --- verify-export ------------------------------------------------------------------------------------------------
+
+@click.command("verify-export")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "keys", multiple=True, metavar="KEY",
+              help="A trusted verifier key (NAME+ID+KEY, as `auditkit gateway key` prints); repeat for each gateway "
+                   "and the mirror. Without --key the keys inside the file are used, and said to be self-asserted.")
+def verify_export(file: Path, keys: tuple[str, ...]) -> None:
+    """Check a verifiable export offline: signatures, inclusion proofs, hashes and chain links, recordings, the
+    scope of every event, the manifest and the counts (exit 1 naming the first problem)."""
+    from auditkit.model import note
+    from auditkit.share import export_check
+
+    for key in keys:
+        try:
+            note.Verifier.parse(key)
+        except note.NoteError as e:
+            raise click.BadParameter(f"{key!r} is not a verifier key ({e})", param_hint="--key") from None
+    try:
+        report = export_check.check_export(file, list(keys))
+    except export_check.ExportInvalid as e:
+        click.echo(f"verify-export: FAILED: {e}", err=True)
+        sys.exit(1)
+    for line in report.lines():
+        click.echo(line, err=line.startswith("WARNING"))
 
 
 # --- serve ----------------------------------------------------------------------------------------------------------

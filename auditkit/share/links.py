@@ -302,6 +302,15 @@ def record_view(conn: sqlite3.Connection, link: ShareLink, *, what: str, ip: str
     return store.append(conn, [draft])[0]
 
 
+def record_export(conn: sqlite3.Connection, link: ShareLink, *, by: str, events: int,
+                  details: Mapping[str, Any], now: dt.datetime | None = None) -> Event:
+    """Append the Access event of a verifiable export made from the command line (action exported, by an admin;
+    the share page's download of it is a view, recorded by record_view)."""
+    draft = _access_event(link, "exported", by, _now(now),
+                          f"Exported share link {link.id}: a verifiable export of {events:,} events", details)
+    return store.append(conn, [draft])[0]
+
+
 def rotate_secret(conn: sqlite3.Connection, db_path: str | os.PathLike[str], by: str,
                   now: dt.datetime | None = None) -> list[ShareLink]:
     """Replace the signing secret: every token stops verifying (and Datasette admin sessions end). The links still

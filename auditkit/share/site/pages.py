@@ -4,6 +4,7 @@ reading only through store.page / store.iter_rows / store.session_event with lin
     /-/share/<token>             verify, set the cookie, 302 to /-/shared (the token leaves the address bar)
     /-/shared[?before=N&start=K] a page of the link's events, newest first (keyset: page 100 costs page 1)
     /-/shared/events.csv|.json   the whole set, streamed
+    /-/shared/export.zip         the verifiable export (share/export.py): events, proofs, checkpoints, keys
     /-/shared/replay/<session>   the asciinema player on a recording referenced by an in-scope event
     /-/shared/cast/<session>     that recording (asciicast v2)
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
+import tempfile
 import urllib.parse
 from typing import Any, Callable
 
@@ -23,10 +25,10 @@ from auditkit import store
 from auditkit.errors import ShareError, ShareLinkExpired, ShareLinkRevoked
 from auditkit.model import export
 from auditkit.model.events import Event, parse_timestamp
-from auditkit.share import links as sharing
+from auditkit.share import export as exporting, links as sharing
 from auditkit.share.site.instance import Site, site_for
 from auditkit.share.site.responses import SHARE_CSP, cast_response, client, html, methods, response
-from auditkit.share.site.views import event_view, link_view, session_view
+from auditkit.share.site.views import event_view, link_view, readable_time, session_view
 
 COOKIE = "ds_share"
 PAGE_SIZE = 100
@@ -90,10 +92,16 @@ async def shared_page(request: Any, datasette: Any, site: Site) -> Any:
         if request.method == "GET":
             sharing.record_view(conn, link, what=what, ip=ip, user_agent=agent,
                                 details={"page": {"before": before, "start": start, "events": len(page.events)}})
-        return link, page, total, held
+        checkpoints = [dict(cp, signed_at=readable_time(cp["signed_at"]) if cp["signed_at"] else None)
+                       for cp in exporting.page_checkpoints(conn, page.events)]
+        try:
+            mirror_key = str(exporting.mirror_signer(conn).verifier)
+        except exporting.ExportRefused:
+            mirror_key = None
+        return link, page, total, held, checkpoints, mirror_key
 
     try:
-        link, page, total, held = await site.run(work)
+        link, page, total, held, checkpoints, mirror_key = await site.run(work)
     except ShareError as e:
         return await _refusal(datasette, request, e)
     next_url = None
@@ -111,6 +119,11 @@ async def shared_page(request: Any, datasette: Any, site: Site) -> Any:
         "next_url": next_url,
         "csv_url": datasette.urls.path("/-/shared/events.csv"),
         "json_url": datasette.urls.path("/-/shared/events.json"),
+        "export_url": datasette.urls.path(EXPORT_PATH),
+        "export_name": f"auditkit-{link.id}.zip",
+        "checkpoints": checkpoints,
+        "verify_keys": list(dict.fromkeys([cp["key"] for cp in checkpoints if cp["key"]]
+                                          + ([mirror_key] if mirror_key else []))),
         "replay_base": datasette.urls.path("/-/shared/replay/"),
     }, share=True)
 
@@ -148,6 +161,59 @@ async def shared_download(request: Any, datasette: Any, site: Site) -> Any:
         "content-disposition": f'attachment; filename="auditkit-{link.id}.{fmt}"',
         "content-security-policy": SHARE_CSP,
     }, content_type=content_type)
+
+
+EXPORT_PATH = "/-/shared/export.zip"
+SPOOL_BYTES = 8 << 20  # an export up to this size is built in memory, a larger one in a temporary file
+
+
+@_share_page
+async def shared_export(request: Any, datasette: Any, site: Site) -> Any:
+    """/-/shared/export.zip: the link's verifiable export, built whole (its manifest is signed over every member)
+    before the first byte is sent; the download is a view of the link (an Access event with the manifest's
+    sha256). A chain without a signed checkpoint covering the events is a 409 page saying which."""
+    from datasette.utils.asgi import AsgiStream
+
+    token = request.cookies.get(COOKIE)
+    ip, agent = client(request)
+
+    def work(conn: sqlite3.Connection) -> tuple[sharing.ShareLink, Any]:
+        link = _open(site, conn, token, request, "download of the verifiable export")
+        if request.method == "HEAD":
+            return link, None
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        try:
+            summary = exporting.write_export(conn, link, spool)
+        except BaseException:
+            spool.close()
+            raise
+        sharing.record_view(conn, link, what="download of the verifiable export (zip)", ip=ip, user_agent=agent,
+                            details={"download": "export", **exporting.export_details(summary)})
+        spool.seek(0)
+        return link, spool
+
+    try:
+        link, spool = await site.run(work)
+    except exporting.ExportRefused as e:
+        return await html(datasette, request, "auditkit_share_error.html", {
+            "title": "The verifiable export cannot be made yet", "message": str(e)}, status=409, share=True)
+    except ShareError as e:
+        return await _refusal(datasette, request, e)
+
+    async def stream(writer: Any) -> None:
+        if spool is None:
+            return
+        try:
+            while chunk := await site.run(lambda conn: spool.read(1 << 20)):
+                # bytes: AsgiWriter.write only takes text
+                await writer.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            spool.close()
+
+    return AsgiStream(stream, headers={
+        "content-disposition": f'attachment; filename="auditkit-{link.id}.zip"',
+        "content-security-policy": SHARE_CSP,
+    }, content_type="application/zip")
 
 
 @_share_page

@@ -14,6 +14,7 @@ ROUTES: list[tuple[str, Callable[..., Any]]] = [
     (r"^/-/share/(?P<token>[^/]{1,300})$", pages.share_landing),
     (r"^/-/shared$", pages.shared_page),
     (r"^/-/shared/events\.(?P<format>csv|json)$", pages.shared_download),
+    (r"^/-/shared/export\.zip$", pages.shared_export),
     (rf"^/-/shared/replay/(?P<session_id>{SESSION_RE})$", pages.shared_replay),
     (rf"^/-/shared/cast/(?P<session_id>{SESSION_RE})$", pages.shared_cast),
     (r"^/-/share-links$", admin.share_links_page),
