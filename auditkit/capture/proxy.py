@@ -202,6 +202,15 @@ class Gateway:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, AttributeError, TypeError):
             return None
 
+    async def rack_json(self, rack: Rack, path: str) -> Any:
+        """A read of the rack with its credentials (`path` already quoted): its JSON, or None when it fails."""
+        headers = {"Authorization": rack.authorization, "Accept": "application/json"}
+        try:
+            async with self.session().get(f"{rack.url}{path}", headers=headers) as r:
+                return await r.json(content_type=None) if r.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+
     # --- HTTP -----------------------------------------------------------------------------------------------------
     async def parse(self, scope: dict[str, Any], headers: Any, method: str, *, websocket: bool,
                     receive_body: Callable[[], Any] | None = None) -> Parsed:
@@ -599,10 +608,17 @@ class Gateway:
                 await _deny(ws, error(503, "auditkit gateway: the audit journal cannot be written, so the session "
                                            "was not opened"))
                 return
+        secrets = None
+        if cls is not None and cls.session:  # read while the rack's side opens; masking.py says what and why
+            secrets = asyncio.ensure_future(sessions.read_secrets(
+                cls, query, dict(ws.headers), lambda app: self.current_env(rack, app),
+                lambda path: self.rack_json(rack, path)))
         try:
             upstream = await sessions.connect(rack.url, parsed.target,
                                               self.upstream_headers(ws.headers, rack, principal, parsed))
         except sessions.CONNECT_ERRORS as e:
+            if secrets is not None:
+                secrets.cancel()
             status = getattr(getattr(e, "response", None), "status_code", 502)
             if draft is not None and intent_id is not None:
                 outcome = "denied" if status in (401, 403) else "failed"
@@ -612,10 +628,14 @@ class Gateway:
         await ws.accept()
         recording = None
         if cls is not None and draft is not None and intent_id is not None:
+            try:
+                masked = await secrets if secrets is not None else []
+            except Exception:  # noqa: BLE001 — not knowing what to mask withholds the recording (fail closed)
+                masked = None
             recorder = sessions.recorder_for(cls, ws.headers, record_input=self.config.record_input,
-                                             cap=self.config.recording_cap_bytes)
+                                             cap=self.config.recording_cap_bytes, secrets=masked)
             recording = sessions.Recording(self.journal, self.config.name, self.now, cls, draft, intent_id,
-                                           rack.name, query, dict(ws.headers), recorder)
+                                           rack.name, query, dict(ws.headers), recorder, masked)
         await sessions.relay(ws, upstream, recording)
 
     async def aclose(self) -> None:

@@ -1,5 +1,6 @@
 """Interactive sessions through the gateway: the websocket to the rack, the frames relayed both ways as they come,
-the exit code and error frame read on the way, the asciicast recording, and the session's outcome in the journal.
+the exit code and error frame read on the way, the asciicast recording (masked of the app's secrets, which are read
+from the rack when the session opens: masking.py), and the session's outcome in the journal.
 
 Deciding whether a websocket may open (credentials, rack grants, its intent journaled first) is the proxy's
 (Gateway.websocket); a session that opened is always recorded, whatever state its peers leave the sockets in.
@@ -12,13 +13,14 @@ import dataclasses
 import logging
 import ssl
 import time
-from typing import Any, Callable
+import urllib.parse
+from typing import Any, Awaitable, Callable
 
 import websockets
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from auditkit import store
-from auditkit.capture import catalog, wire
+from auditkit.capture import catalog, masking, wire
 from auditkit.capture.journal import Journal, JournalUnavailable
 from auditkit.model.asciicast import Recorder
 from auditkit.model.events import Event
@@ -51,6 +53,10 @@ class Recording:
     params: dict[str, str]  # the request's params and headers: the values an error frame is scrubbed of
     headers: dict[str, str]
     recorder: Recorder | None  # the asciicast, for a terminal session
+    # The values to mask in the recording, as (key, value) pairs held in memory only; None when they could not be
+    # read from the rack, and then no output or input is recorded at all (fail closed).
+    secrets: list[tuple[str, str]] | None = None
+    streams: tuple["MaskedStream", ...] = ()  # the output and input streams, once the relay runs
 
 
 @dataclasses.dataclass
@@ -61,13 +67,64 @@ class Relayed:
     rack_error: str | None = None
 
 
-def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: bool, cap: int) -> Recorder | None:
+WITHHELD_NOTE = ("\x1b[0m[auditkit: output not recorded: the app's environment could not be read from the rack "
+                 "to mask its secrets]\r\n")
+
+
+def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: bool, cap: int,
+                 secrets: list[tuple[str, str]] | None = None) -> Recorder | None:
     """The asciicast recorder of a terminal session (the route says so), sized by its Width / Height headers;
-    None for other websockets (tunnels, build logs)."""
+    None for other websockets (tunnels, build logs). The command in its header is masked of `secrets`."""
     if not cls.session:
         return None
+    command = cls.values.get("Command") or None
+    if command:
+        command = masking.Masker(secrets or []).mask(command)
     return Recorder(width=_int(headers.get("width"), 80), height=_int(headers.get("height"), 24),
-                    command=cls.values.get("Command") or None, record_input=record_input, cap=cap)
+                    command=command, record_input=record_input, cap=cap)
+
+
+async def read_secrets(cls: catalog.Classification, params: dict[str, str], headers: dict[str, str],
+                       env_of: Callable[[str], Awaitable[dict[str, str] | None]],
+                       get_json: Callable[[str], Awaitable[Any]]) -> list[tuple[str, str]] | None:
+    """What a session's recording is masked of, as (key, value) pairs: the app's current environment (the rack's
+    newest release, `env_of`), the URLs the rack reports for the app's resources (for a resource console, that
+    resource's), every value of the request the journal keeps out of the record (the client's key, a Private-Key,
+    a run's Environment), and for an instance shell the environments of every app on the rack. None when the rack
+    could not say (the recording is then withheld). `get_json(path)` reads the rack with its credentials and
+    raises or returns None on failure."""
+    sdk = cls.route.sdk if cls.route else ""
+    pairs: list[tuple[str, str]] = [("request", v) for v in catalog.secret_values(cls.route, params, headers)]
+    try:
+        if sdk in ("InstanceShell", "InstanceShellClassic"):
+            apps = await get_json("/apps")
+            names = sorted(str(a["name"]) for a in apps) if isinstance(apps, list) else None
+            if names is None:
+                return None
+            envs = await asyncio.gather(*(env_of(name) for name in names))
+            if any(env is None for env in envs):
+                return None
+            for name, env in zip(names, envs):
+                pairs += [(f"{name}/{k}", v) for k, v in masking.masked_values(env or {}).items()]
+            return pairs
+        if not cls.app:
+            return pairs
+        env, resources = await asyncio.gather(env_of(cls.app), get_json(
+            f"/apps/{_quote(cls.app)}/resources" + (f"/{_quote(cls.target)}" if sdk == "ResourceConsole" and
+                                                   cls.target else "")))
+    except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError):
+        return None
+    if env is None or resources is None:
+        return None
+    pairs += list(masking.masked_values(env).items())
+    for resource in resources if isinstance(resources, list) else [resources]:
+        if isinstance(resource, dict) and resource.get("url"):
+            pairs.append((f"resource:{resource.get('name')}", str(resource["url"])))
+    return pairs
+
+
+def _quote(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
 
 
 async def connect(rack_url: str, target: str, headers: dict[str, str]) -> Any:
@@ -96,6 +153,16 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
     recorder = recording.recorder if recording is not None else None
     relayed = Relayed()
     started = time.monotonic()
+    record_output = record_input = None
+    if recorder is not None and recording is not None:
+        if recording.secrets is None:
+            recorder.output(WITHHELD_NOTE)
+            recorder = None
+        else:
+            timeline = [0.0]
+            record_output = MaskedStream(recorder, recorder.output, recording.secrets, timeline)
+            record_input = MaskedStream(recorder, recorder.input, recording.secrets, timeline)
+            recording.streams = (record_output, record_input)
 
     async def client_to_rack() -> None:
         while True:
@@ -103,9 +170,11 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
             if message["type"] == "websocket.disconnect":
                 return
             if message.get("text") is not None:
-                if recorder:
-                    recorder.input(message["text"])
-                await upstream.send(message["text"])
+                try:
+                    await upstream.send(message["text"])
+                finally:
+                    if record_input and recorder.record_input:
+                        record_input(message["text"])
             elif message.get("bytes") is not None:
                 await upstream.send(message["bytes"])
 
@@ -116,14 +185,14 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
                 if first and message.startswith("ERROR: "):
                     relayed.rack_error = message[7:].strip()[:300]
                 first = False
-                ended = wire.split_exit(message)
-                if ended:
-                    before, relayed.exit_code = ended
-                    if recorder and before:
-                        recorder.output(before)
-                elif recorder:
-                    recorder.output(message)
-                await ws.send_text(message)
+                try:
+                    await ws.send_text(message)  # what the user sees goes first: masking never delays it
+                finally:
+                    ended = wire.split_exit(message)
+                    if ended:
+                        message, relayed.exit_code = ended
+                    if record_output and message:
+                        record_output(message)
             else:
                 await ws.send_bytes(message)
 
@@ -154,6 +223,40 @@ async def relay(ws: WebSocket, upstream: Any, recording: Recording | None) -> No
             pass  # the client has gone already
 
 
+class MaskedStream:
+    """One direction of a session on its way into the recording: masked (masking.Masker), each piece recorded at
+    the time it arrived, never earlier than what the recording already holds (held text comes out late)."""
+
+    def __init__(self, recorder: Recorder, write: Callable[..., None], secrets: list[tuple[str, str]],
+                 timeline: list[float]):
+        self.masker = masking.Masker(secrets)
+        self._recorder, self._write, self._timeline = recorder, write, timeline
+
+    def __call__(self, text: str) -> None:
+        self._record(self.masker.feed(text, self._recorder.elapsed()))
+
+    def flush(self) -> None:
+        self._record(self.masker.flush())
+
+    def _record(self, pieces: list[tuple[float, str]]) -> None:
+        for at, piece in pieces:
+            self._timeline[0] = at = max(at, self._timeline[0])
+            self._write(piece, at=at)
+
+
+def masking_details(recording: Recording) -> dict[str, Any]:
+    """What the event says of the masking (allowlisted names, no value): that the recording is masked, the rule's
+    version, and how often each key was masked; a recording withheld says why."""
+    if recording.secrets is None:
+        return {"recording_masked": False, "recording_withheld": "the app's environment could not be read"}
+    counts: dict[str, int] = {}
+    for stream in recording.streams:
+        for key, n in stream.masker.counts.items():
+            counts[key] = counts.get(key, 0) + n
+    return {"recording_masked": True, "masking_rule": masking.RULE_VERSION,
+            "masked_keys": dict(sorted(counts.items()))}
+
+
 async def finish(recording: Recording, relayed: Relayed, seconds: float) -> None:
     """Journal the session's outcome (completing its intent) with its recording: duration, exit code, the
     recording's digest and size, the description re-rendered with the exit code; failed only when the rack
@@ -163,6 +266,7 @@ async def finish(recording: Recording, relayed: Relayed, seconds: float) -> None
     if rack_error:
         for secret in catalog.secret_values(cls.route, recording.params, recording.headers):
             rack_error = rack_error.replace(secret, catalog.REDACTED)
+        rack_error = masking.Masker(recording.secrets or []).mask(rack_error)
     details = dict(draft.details)
     details["duration_ms"] = int(seconds * 1000)
     if exit_code is not None:
@@ -170,6 +274,9 @@ async def finish(recording: Recording, relayed: Relayed, seconds: float) -> None
     session = None
     event = draft
     if recorder is not None:
+        for stream in recording.streams:
+            stream.flush()
+        details.update(masking_details(recording))
         cast = recorder.getvalue()
         session_id = "ses_" + draft.id
         digest = store.recording_sha256(cast)

@@ -1047,8 +1047,10 @@ def test_no_secret_reaches_the_journal_the_logs_or_an_error(world: World, caplog
     rack_auth = basic("convox", RACK_PW)
     from_gateway = world.spy.seen[spied:]
     assert from_gateway and {auth for _, _, auth in from_gateway} == {rack_auth}
-    # Every request carries the user as Convox-Actor, except the gateway's own reads of the env it diffs against.
-    lookups = {("GET", "/apps/web/releases", None)}
+    # Every request carries the user as Convox-Actor, except the gateway's own reads of the env it diffs against
+    # and, for the instance shell, of every app's env it masks the recording of.
+    lookups = {("GET", "/apps/web/releases", None), ("GET", "/apps", None)} | {
+        ("GET", f"/apps/{app}/releases", None) for app in world.rack.apps}
     assert {(r.method, r.path, r.headers.get("convox-actor")) for r in world.received[received:]
             if r.headers.get("convox-actor") not in (ALICE, DEPLOY)} == lookups
     assert {r.actor for r in world.received[received:]} - {None, "rack-password"} == {ALICE, DEPLOY}
