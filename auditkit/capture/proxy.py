@@ -610,9 +610,8 @@ class Gateway:
                 return
         secrets = None
         if cls is not None and cls.session:  # read while the rack's side opens; masking.py says what and why
-            secrets = asyncio.ensure_future(sessions.read_secrets(
-                cls, query, dict(ws.headers), lambda app: self.current_env(rack, app),
-                lambda path: self.rack_json(rack, path)))
+            secrets = asyncio.ensure_future(sessions.read_secrets(cls, query, dict(ws.headers),
+                                                                  lambda path: self.rack_json(rack, path)))
         try:
             upstream = await sessions.connect(rack.url, parsed.target,
                                               self.upstream_headers(ws.headers, rack, principal, parsed))

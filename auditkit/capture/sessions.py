@@ -85,42 +85,61 @@ def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: boo
 
 
 async def read_secrets(cls: catalog.Classification, params: dict[str, str], headers: dict[str, str],
-                       env_of: Callable[[str], Awaitable[dict[str, str] | None]],
                        get_json: Callable[[str], Awaitable[Any]]) -> list[tuple[str, str]] | None:
-    """What a session's recording is masked of, as (key, value) pairs: the app's current environment (the rack's
-    newest release, `env_of`), the URLs the rack reports for the app's resources (for a resource console, that
-    resource's), every value of the request the journal keeps out of the record (the client's key, a Private-Key,
-    a run's Environment), and for an instance shell the environments of every app on the rack. None when the rack
-    could not say (the recording is then withheld). `get_json(path)` reads the rack with its credentials and
-    raises or returns None on failure."""
+    """What a session's recording is masked of, as (key, value) pairs: the app's environment as its recent releases
+    hold it (the newest, the promoted one, and for an exec the process's own release, whichever it runs), the URLs
+    the rack reports for the app's resources (for a resource console, that resource's), every value of the request
+    the journal keeps out of the record (the client's key, a Private-Key, a run's Environment), and for an instance
+    shell the environments of every app on the rack. None when the rack could not say (the recording is then
+    withheld). `get_json(path)` reads the rack with the gateway's credentials for it, None on failure."""
     sdk = cls.route.sdk if cls.route else ""
     pairs: list[tuple[str, str]] = [("request", v) for v in catalog.secret_values(cls.route, params, headers)]
     try:
         if sdk in ("InstanceShell", "InstanceShellClassic"):
             apps = await get_json("/apps")
-            names = sorted(str(a["name"]) for a in apps) if isinstance(apps, list) else None
-            if names is None:
+            if not isinstance(apps, list):
                 return None
-            envs = await asyncio.gather(*(env_of(name) for name in names))
+            names = sorted(str(a["name"]) for a in apps)
+            envs = await asyncio.gather(*(_app_env(get_json, name, None) for name in names))
             if any(env is None for env in envs):
                 return None
-            for name, env in zip(names, envs):
-                pairs += [(f"{name}/{k}", v) for k, v in masking.masked_values(env or {}).items()]
-            return pairs
+            return pairs + [(f"{name}/{k}", v) for name, env in zip(names, envs) for k, v in env or ()]
         if not cls.app:
             return pairs
-        env, resources = await asyncio.gather(env_of(cls.app), get_json(
-            f"/apps/{_quote(cls.app)}/resources" + (f"/{_quote(cls.target)}" if sdk == "ResourceConsole" and
-                                                   cls.target else "")))
-    except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError):
+        pid = cls.target if sdk == "ProcessExec" else None
+        resources_path = f"/apps/{_quote(cls.app)}/resources"
+        if sdk == "ResourceConsole" and cls.target:
+            resources_path += f"/{_quote(cls.target)}"
+        env, resources = await asyncio.gather(_app_env(get_json, cls.app, pid), get_json(resources_path))
+    except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if env is None or resources is None:
         return None
-    pairs += list(masking.masked_values(env).items())
+    pairs += env
     for resource in resources if isinstance(resources, list) else [resources]:
         if isinstance(resource, dict) and resource.get("url"):
             pairs.append((f"resource:{resource.get('name')}", str(resource["url"])))
     return pairs
+
+
+async def _app_env(get_json: Callable[[str], Awaitable[Any]], app: str,
+                   pid: str | None) -> list[tuple[str, str]] | None:
+    """The masked (key, value) pairs of an app's recent releases and, given a pid, of that process's release."""
+    base = f"/apps/{_quote(app)}"
+    releases = await get_json(f"{base}/releases")
+    if not isinstance(releases, list):
+        return None
+    if pid:
+        process = await get_json(f"{base}/processes/{_quote(pid)}")
+        wanted = process.get("release") if isinstance(process, dict) else None
+        if wanted and all(r.get("id") != wanted for r in releases):
+            release = await get_json(f"{base}/releases/{_quote(str(wanted))}")
+            if isinstance(release, dict):
+                releases.append(release)
+    pairs: set[tuple[str, str]] = set()
+    for release in releases:
+        pairs |= set(masking.masked_values(wire.parse_env(release.get("env") or "")).items())
+    return sorted(pairs)
 
 
 def _quote(text: str) -> str:
