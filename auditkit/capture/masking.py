@@ -109,7 +109,7 @@ class Masker:
         combined = self._held + text
         end = len(combined)
         # Where a form may start that the next frame could complete (or lengthen): nothing from there on is final.
-        starts = [i for i in range(max(0, end - self.longest + 1), end) if self._continues(combined, i)]
+        starts = self._open_starts(combined, max(0, end - self.longest + 1))
         hold, position = end, 0
         earlier: list[str] = []  # what came with the held text (recorded at its time), then what came now
         later: list[str] = []
@@ -121,7 +121,7 @@ class Masker:
                 later.append(combined[max(position, old):stop])
 
         for index, begin, finish in self._matcher.find_matches_as_indexes(combined):
-            if any(position <= i <= begin for i in starts):
+            if starts and starts[-1] >= position and any(position <= i <= begin for i in starts):
                 break  # a longer or earlier match may still come: this one is not final
             text_until(begin)
             (earlier if begin < old else later).append(self._masks[index])
@@ -152,14 +152,19 @@ class Masker:
             position = finish
         return "".join(out) + text[position:]
 
-    def _continues(self, text: str, i: int) -> bool:
-        """Whether text[i:] is the start of a form that goes on (so what follows may complete it)."""
-        node = self._trie
-        for c in text[i:]:
-            node = node.get(c)
-            if node is None:
-                return False
-        return bool(node)
+    def _open_starts(self, text: str, low: int) -> list[int]:
+        """Positions from `low` on where text[i:] is the start of a form that goes on (so what follows may
+        complete or lengthen it)."""
+        root, end, found = self._trie, len(text), []
+        for i in range(low, end):
+            node = root.get(text[i])
+            j = i + 1
+            while node and j < end:
+                node = node.get(text[j])
+                j += 1
+            if node:
+                found.append(i)
+        return found
 
 
 def _trie(words: Iterable[str]) -> dict:
