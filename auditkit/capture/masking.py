@@ -72,35 +72,43 @@ def display_width(text: str) -> int:
     return sum(1 if w < 0 else w for w in map(wcwidth.wcwidth, text))
 
 
-class Masker:
-    """Masks one stream (a session's output, or its input) of the secrets it is given ((key, value) pairs, a key
-    may come more than once).
-
-    feed(text, at) returns [(time, masked text), …] safe to record now; flush() what is still held at the end.
-    `counts` says how often each key was masked. Held text keeps the time it arrived, so a replay's timing does
-    not move."""
+class Patterns:
+    """The compiled forms of a session's secrets ((key, value) pairs, a key may come more than once): the matcher,
+    each form's key and mask, the mask character. Built once per session (a few ms for hundreds of values), shared
+    by the Maskers of its output and input."""
 
     def __init__(self, secrets: Iterable[tuple[str, str]]):
         by_form: dict[str, str] = {}
         for key, value in sorted(secrets):
             for form in sorted(forms(value), key=lambda f: (-len(f), f)):
                 by_form.setdefault(form, key)
-        self._forms = list(by_form)
-        self._keys = [by_form[f] for f in self._forms]
-        taken = set("".join(self._forms))
+        self.forms = list(by_form)
+        self.keys = [by_form[f] for f in self.forms]
+        taken = set("".join(self.forms))
         self.mask_char = next((c for c in MASK_CHARS if c not in taken), None) or _free_char(taken)
-        self._masks = [self.mask_char * display_width(f) for f in self._forms]
-        self.longest = max(map(len, self._forms), default=0)
-        self._matcher = (ahocorasick_rs.AhoCorasick(self._forms, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
-                         if self._forms else None)
-        self._trie = _trie(self._forms)
+        self.masks = [self.mask_char * display_width(f) for f in self.forms]
+        self.longest = max(map(len, self.forms), default=0)
+        self.matcher = (ahocorasick_rs.AhoCorasick(self.forms, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
+                        if self.forms else None)
+        self.trie = _trie(self.forms)
+
+
+class Masker:
+    """Masks one stream (a session's output, or its input) of the secrets it is given: Patterns, or (key, value)
+    pairs to compile.
+
+    feed(text, at) returns [(time, masked text), …] safe to record now; flush() what is still held at the end.
+    `counts` says how often each key was masked. Held text keeps the time it arrived, so a replay's timing does
+    not move."""
+
+    def __init__(self, secrets: Patterns | Iterable[tuple[str, str]]):
+        patterns = secrets if isinstance(secrets, Patterns) else Patterns(secrets)
+        self._forms, self._keys, self._masks = patterns.forms, patterns.keys, patterns.masks
+        self.mask_char, self.longest = patterns.mask_char, patterns.longest
+        self._matcher, self._trie = patterns.matcher, patterns.trie
         self.counts: dict[str, int] = {}
         self._held = ""
         self._held_at = 0.0
-
-    @property
-    def keys(self) -> set[str]:
-        return set(self._keys)
 
     def feed(self, text: str, at: float = 0.0) -> list[tuple[float, str]]:
         if self._matcher is None:

@@ -53,9 +53,9 @@ class Recording:
     params: dict[str, str]  # the request's params and headers: the values an error frame is scrubbed of
     headers: dict[str, str]
     recorder: Recorder | None  # the asciicast, for a terminal session
-    # The values to mask in the recording, as (key, value) pairs held in memory only; None when they could not be
-    # read from the rack, and then no output or input is recorded at all (fail closed).
-    secrets: list[tuple[str, str]] | None = None
+    # The values to mask in the recording, compiled, held in memory only; None when they could not be read from the
+    # rack, and then no output or input is recorded at all (fail closed).
+    secrets: masking.Patterns | None = None
     streams: tuple["MaskedStream", ...] = ()  # the output and input streams, once the relay runs
 
 
@@ -72,26 +72,33 @@ WITHHELD_NOTE = ("\x1b[0m[auditkit: output not recorded: the app's environment c
 
 
 def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: bool, cap: int,
-                 secrets: list[tuple[str, str]] | None = None) -> Recorder | None:
+                 secrets: masking.Patterns | None = None) -> Recorder | None:
     """The asciicast recorder of a terminal session (the route says so), sized by its Width / Height headers;
     None for other websockets (tunnels, build logs). The command in its header is masked of `secrets`."""
     if not cls.session:
         return None
     command = cls.values.get("Command") or None
     if command:
-        command = masking.Masker(secrets or []).mask(command)
+        command = masking.Masker(secrets or masking.Patterns(())).mask(command)
     return Recorder(width=_int(headers.get("width"), 80), height=_int(headers.get("height"), 24),
                     command=command, record_input=record_input, cap=cap)
 
 
 async def read_secrets(cls: catalog.Classification, params: dict[str, str], headers: dict[str, str],
-                       get_json: Callable[[str], Awaitable[Any]]) -> list[tuple[str, str]] | None:
+                       get_json: Callable[[str], Awaitable[Any]]) -> masking.Patterns | None:
     """What a session's recording is masked of, as (key, value) pairs: the app's environment as its recent releases
     hold it (the newest, the promoted one, and for an exec the process's own release, whichever it runs), the URLs
     the rack reports for the app's resources (for a resource console, that resource's), every value of the request
     the journal keeps out of the record (the client's key, a Private-Key, a run's Environment), and for an instance
-    shell the environments of every app on the rack. None when the rack could not say (the recording is then
-    withheld). `get_json(path)` reads the rack with the gateway's credentials for it, None on failure."""
+    shell the environments of every app on the rack; compiled off the event loop. None when the rack could not say
+    (the recording is then withheld). `get_json(path)` reads the rack with the gateway's credentials for it, None
+    on failure."""
+    pairs = await _pairs(cls, params, headers, get_json)
+    return None if pairs is None else await asyncio.to_thread(masking.Patterns, pairs)
+
+
+async def _pairs(cls: catalog.Classification, params: dict[str, str], headers: dict[str, str],
+                 get_json: Callable[[str], Awaitable[Any]]) -> list[tuple[str, str]] | None:
     sdk = cls.route.sdk if cls.route else ""
     pairs: list[tuple[str, str]] = [("request", v) for v in catalog.secret_values(cls.route, params, headers)]
     try:
@@ -246,8 +253,8 @@ class MaskedStream:
     """One direction of a session on its way into the recording: masked (masking.Masker), each piece recorded at
     the time it arrived, never earlier than what the recording already holds (held text comes out late)."""
 
-    def __init__(self, recorder: Recorder, write: Callable[..., None], secrets: list[tuple[str, str]],
-                 timeline: list[float]):
+    def __init__(self, recorder: Recorder, write: Callable[..., None],
+                 secrets: masking.Patterns | list[tuple[str, str]], timeline: list[float]):
         self.masker = masking.Masker(secrets)
         self._recorder, self._write, self._timeline = recorder, write, timeline
 
@@ -285,7 +292,8 @@ async def finish(recording: Recording, relayed: Relayed, seconds: float) -> None
     if rack_error:
         for secret in catalog.secret_values(cls.route, recording.params, recording.headers):
             rack_error = rack_error.replace(secret, catalog.REDACTED)
-        rack_error = masking.Masker(recording.secrets or []).mask(rack_error)
+        if recording.secrets is not None:
+            rack_error = masking.Masker(recording.secrets).mask(rack_error)
     details = dict(draft.details)
     details["duration_ms"] = int(seconds * 1000)
     if exit_code is not None:
