@@ -596,6 +596,15 @@ class Gateway:
             return
         draft = intent_id = None
         run_link = None
+        masked = None
+        if cls is not None and cls.session:
+            # What to mask (masking.py), read before the intent so that its command line is masked too.
+            try:
+                masked = await sessions.read_secrets(cls, query, dict(ws.headers),
+                                                     lambda path: self.rack_json(rack, path))
+            except Exception:  # noqa: BLE001 — not knowing what to mask withholds the recording (fail closed)
+                masked = None
+            cls = sessions.masked_classification(cls, masked)
         if cls is not None:
             if cls.link:
                 run_link = self.runs.pop((rack.name, cls.link), None)
@@ -608,16 +617,10 @@ class Gateway:
                 await _deny(ws, error(503, "auditkit gateway: the audit journal cannot be written, so the session "
                                            "was not opened"))
                 return
-        secrets = None
-        if cls is not None and cls.session:  # read while the rack's side opens; masking.py says what and why
-            secrets = asyncio.ensure_future(sessions.read_secrets(cls, query, dict(ws.headers),
-                                                                  lambda path: self.rack_json(rack, path)))
         try:
             upstream = await sessions.connect(rack.url, parsed.target,
                                               self.upstream_headers(ws.headers, rack, principal, parsed))
         except sessions.CONNECT_ERRORS as e:
-            if secrets is not None:
-                secrets.cancel()
             status = getattr(getattr(e, "response", None), "status_code", 502)
             if draft is not None and intent_id is not None:
                 outcome = "denied" if status in (401, 403) else "failed"
@@ -627,10 +630,6 @@ class Gateway:
         await ws.accept()
         recording = None
         if cls is not None and draft is not None and intent_id is not None:
-            try:
-                masked = await secrets if secrets is not None else []
-            except Exception:  # noqa: BLE001 — not knowing what to mask withholds the recording (fail closed)
-                masked = None
             recorder = sessions.recorder_for(cls, ws.headers, record_input=self.config.record_input,
                                              cap=self.config.recording_cap_bytes, secrets=masked)
             recording = sessions.Recording(self.journal, self.config.name, self.now, cls, draft, intent_id,

@@ -149,6 +149,19 @@ async def _app_env(get_json: Callable[[str], Awaitable[Any]], app: str,
     return sorted(pairs)
 
 
+def masked_classification(cls: catalog.Classification,
+                          secrets: masking.Patterns | None) -> catalog.Classification:
+    """`cls` with the values it records in clear (the command line, in its values, details and description) masked
+    of `secrets`, so that a secret typed on the command line reaches neither the journal nor the recording."""
+    if not secrets or not secrets.forms:
+        return cls
+    masker = masking.Masker(secrets)
+    return dataclasses.replace(
+        cls, description=masker.mask(cls.description),
+        values={k: masker.mask(v) if isinstance(v, str) else v for k, v in cls.values.items()},
+        details={k: masker.mask(v) if isinstance(v, str) else v for k, v in cls.details.items()})
+
+
 def _quote(text: str) -> str:
     return urllib.parse.quote(text, safe="")
 

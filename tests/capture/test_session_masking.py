@@ -183,6 +183,20 @@ def test_echo_and_the_rails_console_are_masked_and_typed_input_too(world: World)
     assert times == sorted(times)
 
 
+def test_a_secret_on_the_command_line_is_masked_in_the_event_and_the_recording(world: World):
+    with world.direct() as direct:
+        secret = direct.env_get("web")["SECRET_KEY_BASE"]
+    mark = world.head()
+    with world.client() as client:
+        result = client.exec("web", _pid(world), f"echo {secret}", tty=False)
+    assert result.output == secret + "\n"
+    (event,) = world.events_since(mark)
+    assert event["description"] == f"Executed `echo {_mask(secret)}` in process {_pid(world)} of app web (exit 0)"
+    assert _cast(world, event).header["command"] == f"echo {_mask(secret)}"
+    assert secret.encode() not in raw_bytes(world.config.journal)
+    assert event["details"]["masked_keys"] == {"SECRET_KEY_BASE": 1}  # the output (the command line is not counted)
+
+
 def test_resource_consoles_mask_the_resources_url_and_password(world: World):
     app = next(a for a in world.rack.apps.values() if any(r.type == "redis" for r in a.resources.values()))
     redis = next(r for r in app.resources.values() if r.type == "redis")
