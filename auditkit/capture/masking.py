@@ -150,12 +150,15 @@ class Masker:
         held, self._held = self._held, ""
         return [(self._held_at, held)] if held else []
 
-    def mask(self, text: str) -> str:
-        """`text` masked at once (an error message), counting nothing."""
+    def mask(self, text: str, skip: frozenset[str] = frozenset()) -> str:
+        """`text` masked at once (an error message, a command line), counting nothing; the values of keys in `skip`
+        are left as they are."""
         if self._matcher is None:
             return text
         out, position = [], 0
         for index, begin, finish in self._matcher.find_matches_as_indexes(text):
+            if self._keys[index] in skip:
+                continue
             out += [text[position:begin], self._masks[index]]
             position = finish
         return "".join(out) + text[position:]

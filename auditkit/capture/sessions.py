@@ -100,7 +100,8 @@ async def read_secrets(cls: catalog.Classification, params: dict[str, str], head
 async def _pairs(cls: catalog.Classification, params: dict[str, str], headers: dict[str, str],
                  get_json: Callable[[str], Awaitable[Any]]) -> list[tuple[str, str]] | None:
     sdk = cls.route.sdk if cls.route else ""
-    pairs: list[tuple[str, str]] = [("request", v) for v in catalog.secret_values(cls.route, params, headers)]
+    pairs: list[tuple[str, str]] = [(REQUEST, v) for v in catalog.secret_values(cls.route, params, headers)
+                                    if len(v) >= masking.MIN_LENGTH]
     try:
         if sdk in ("InstanceShell", "InstanceShellClassic"):
             apps = await get_json("/apps")
@@ -149,17 +150,33 @@ async def _app_env(get_json: Callable[[str], Awaitable[Any]], app: str,
     return sorted(pairs)
 
 
+# The key under which a session's own request values (its credentials, a Private-Key, a run's Environment) are masked.
+REQUEST = "request"
+# The values of a session's classification that hold its command line (the instance shell's `shell` is its
+# Command): the free text a user types, and so the only ones masked (a path's pid or app name stays as it is).
+COMMAND_VALUES = frozenset({"command", "shell"})
+
+
 def masked_classification(cls: catalog.Classification,
                           secrets: masking.Patterns | None) -> catalog.Classification:
-    """`cls` with the values it records in clear (the command line, in its values, details and description) masked
-    of `secrets`, so that a secret typed on the command line reaches neither the journal nor the recording."""
-    if not secrets or not secrets.forms:
+    """`cls` with its command line masked of `secrets`, in its values, details and description, so that a secret
+    typed on the command line reaches neither the journal nor the recording. The request's own values are left
+    out: the journal already keeps them out of the record (or as HMACs) where they are params of their own."""
+    command = cls.values.get("Command") or cls.values.get("command")
+    if not secrets or not secrets.forms or not command:
         return cls
     masker = masking.Masker(secrets)
-    return dataclasses.replace(
-        cls, description=masker.mask(cls.description),
-        values={k: masker.mask(v) if isinstance(v, str) else v for k, v in cls.values.items()},
-        details={k: masker.mask(v) if isinstance(v, str) else v for k, v in cls.details.items()})
+    skip = frozenset({REQUEST})
+    shown = masker.mask(command, skip)
+    if shown == command:
+        return cls
+
+    def masked(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: masker.mask(v, skip) if k.lower() in COMMAND_VALUES and isinstance(v, str) else v
+                for k, v in values.items()}
+
+    return dataclasses.replace(cls, description=cls.description.replace(command, shown),
+                               values=masked(cls.values), details=masked(cls.details))
 
 
 def _quote(text: str) -> str:
