@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import ssl
 import time
 import urllib.parse
@@ -66,6 +67,9 @@ class Relayed:
     exit_code: int | None = None
     rack_error: str | None = None
 
+
+_RECORDABLE_KEY = re.compile(r"[A-Za-z0-9_.\-/:\[\]]{1,160}")
+UNNAMED_KEY = "(unnamed)"  # where the masks of keys whose names are not plain are counted
 
 WITHHELD_NOTE = ("\x1b[0m[auditkit: output not recorded: the app's environment could not be read from the rack "
                  "to mask its secrets]\r\n")
@@ -308,6 +312,8 @@ def masking_details(recording: Recording) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for stream in recording.streams:
         for key, n in stream.masker.counts.items():
+            # A key name is the app's data: recorded only when plain (an env key, `resource:NAME`, `APP/KEY`).
+            key = key if _RECORDABLE_KEY.fullmatch(key) else UNNAMED_KEY
             counts[key] = counts.get(key, 0) + n
     return {"recording_masked": True, "masking_rule": masking.RULE_VERSION,
             "masked_keys": dict(sorted(counts.items()))}

@@ -165,3 +165,18 @@ def test_a_secret_made_of_mask_characters_is_still_masked(alphabet):
     masker = Masker([("K", secret)])
     out = masker.mask("<" + secret + ">")
     assert secret not in out and len(out) == 14
+
+
+def test_the_event_names_plain_keys_only_and_counts_the_others_unnamed():
+    from auditkit.capture import sessions
+    from auditkit.model.asciicast import Recorder
+
+    recorder = Recorder(width=80, height=24)
+    pairs = [("DATABASE_URL", "postgres://u:pw-123456@h/db"), ("\x1b[31mEVIL<b>", "evil-value-123")]
+    stream = sessions.MaskedStream(recorder, recorder.output, pairs, [0.0])
+    stream("postgres://u:pw-123456@h/db and evil-value-123 and evil-value-123\r\n")
+    recording = sessions.Recording(None, "gw", lambda: "", None, None, "", "r", {}, {}, recorder,
+                                   masking.Patterns(pairs), (stream,))
+    details = sessions.masking_details(recording)
+    assert details == {"recording_masked": True, "masking_rule": masking.RULE_VERSION,
+                       "masked_keys": {"(unnamed)": 2, "DATABASE_URL": 1}}
