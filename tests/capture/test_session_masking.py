@@ -203,8 +203,7 @@ def test_resource_consoles_mask_the_resources_url_and_password(world: World):
     password = urllib.parse.urlsplit(redis.url).password
     mark = world.head()
     with world.client() as client:
-        live = asyncio.run(client._socket(f"/apps/{app.name}/resources/{redis.name}/console",
-                                          {"Height": "24", "Width": "80"}, ["CONFIG GET requirepass\r", "quit\r"]))
+        live = client.resource_console(app.name, redis.name, ["CONFIG GET requirepass\r", "quit\r"])
     assert f'2) "{password}"' in live.output
     (event,) = world.events_since(mark)
     recorded = _cast(world, event).output_text()

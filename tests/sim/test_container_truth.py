@@ -9,6 +9,7 @@ from typing import Iterator
 
 import pytest
 
+from auditkit.capture import wire
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread
@@ -26,7 +27,6 @@ def rack() -> Iterator[tuple[rack_mod.Rack, str]]:
 
 def _env(rack: rack_mod.Rack, app: str) -> dict[str, str]:
     record = rack.apps[app]
-    from auditkit.capture import wire
     return wire.parse_env(record.releases[record.release].env)
 
 
@@ -56,15 +56,10 @@ def test_resource_consoles_print_the_resources_password(rack):
     password = urllib.parse.urlsplit(redis.url).password
     assert password
     with RackClient(url, "convox", PASSWORD) as client:
-        import asyncio
-        out = asyncio.run(client._socket(f"/apps/{app.name}/resources/{redis.name}/console",
-                                         {"Height": "24", "Width": "80"}, ["CONFIG GET requirepass\r", "quit\r"]))
+        out = client.resource_console(app.name, redis.name, ["CONFIG GET requirepass\r", "quit\r"])
     assert f'2) "{password}"' in out.output
-    postgres = next(((a, r) for a in model.apps.values() for r in a.resources.values() if r.type == "postgres"),
-                    None)
-    if postgres is not None:
-        a, r = postgres
-        with RackClient(url, "convox", PASSWORD) as client:
-            out = asyncio.run(client._socket(f"/apps/{a.name}/resources/{r.name}/console",
-                                             {"Height": "24", "Width": "80"}, ["\\! env\r", "\\q\r"]))
-        assert f"DATABASE_URL={r.url}" in out.output
+    a, r = next((a, r) for a in model.apps.values() for r in a.resources.values() if r.type == "postgres")
+    with RackClient(url, "convox", PASSWORD) as client:
+        out = client.resource_console(a.name, r.name, ["\\! env\r", "\\q\r"])
+    assert f"DATABASE_URL={r.url}" in out.output
+    assert f"PGPASSWORD={urllib.parse.unquote(urllib.parse.urlsplit(r.url).password)}" in out.output
