@@ -38,6 +38,18 @@ HANDSHAKE_HEADERS = ("sec-websocket-key", "sec-websocket-version", "sec-websocke
 # What connect() raises when the rack refuses the session (an HTTP status on `.response`) or cannot be reached.
 CONNECT_ERRORS = (OSError, websockets.WebSocketException, asyncio.TimeoutError)
 
+READ_TIMEOUT = 10.0  # seconds the rack has to say what to mask before the session opens with its recording withheld
+# The key under which a session's own request values (its credentials, a Private-Key, a run's Environment) are masked.
+REQUEST = "request"
+# The values of a session's classification that hold its command line (the instance shell's `shell` is its
+# Command): the free text a user types, and so the only ones masked (a path's pid or app name stays as it is).
+COMMAND_VALUES = frozenset({"command", "shell"})
+_RECORDABLE_KEY = re.compile(r"[A-Za-z0-9_.\-/:\[\]]{1,160}")
+UNNAMED_KEY = "(unnamed)"  # where the masks of keys whose names are not plain are counted
+
+WITHHELD_NOTE = ("\x1b[0m[auditkit: output not recorded: the app's environment could not be read from the rack "
+                 "to mask its secrets]\r\n")
+
 
 @dataclasses.dataclass
 class Recording:
@@ -68,13 +80,6 @@ class Relayed:
     rack_error: str | None = None
 
 
-_RECORDABLE_KEY = re.compile(r"[A-Za-z0-9_.\-/:\[\]]{1,160}")
-UNNAMED_KEY = "(unnamed)"  # where the masks of keys whose names are not plain are counted
-
-WITHHELD_NOTE = ("\x1b[0m[auditkit: output not recorded: the app's environment could not be read from the rack "
-                 "to mask its secrets]\r\n")
-
-
 def recorder_for(cls: catalog.Classification, headers: Any, *, record_input: bool, cap: int,
                  secrets: masking.Patterns | None = None) -> Recorder | None:
     """The asciicast recorder of a terminal session (the route says so), sized by its Width / Height headers;
@@ -97,7 +102,10 @@ async def read_secrets(cls: catalog.Classification, params: dict[str, str], head
     shell the environments of every app on the rack; compiled off the event loop. None when the rack could not say
     (the recording is then withheld). `get_json(path)` reads the rack with the gateway's credentials for it, None
     on failure."""
-    pairs = await _pairs(cls, params, headers, get_json)
+    try:
+        pairs = await asyncio.wait_for(_pairs(cls, params, headers, get_json), READ_TIMEOUT)
+    except asyncio.TimeoutError:
+        return None
     return None if pairs is None else await asyncio.to_thread(masking.Patterns, pairs)
 
 
@@ -152,13 +160,6 @@ async def _app_env(get_json: Callable[[str], Awaitable[Any]], app: str,
     for release in releases:
         pairs |= set(masking.masked_values(wire.parse_env(release.get("env") or "")).items())
     return sorted(pairs)
-
-
-# The key under which a session's own request values (its credentials, a Private-Key, a run's Environment) are masked.
-REQUEST = "request"
-# The values of a session's classification that hold its command line (the instance shell's `shell` is its
-# Command): the free text a user types, and so the only ones masked (a path's pid or app name stays as it is).
-COMMAND_VALUES = frozenset({"command", "shell"})
 
 
 def masked_classification(cls: catalog.Classification,
