@@ -3,15 +3,15 @@ streaming masker that replaces each with a mask of the same display width before
 
 The rule (RULE_VERSION, recorded in the session's event): a value is masked when it has 8 or more characters, or 4 or
 more and its key looks secret (catalog.is_secret_name); a value with fewer than 4 non-blank characters never is (it
-would mask every run of spaces). A multi-line value is masked line by line (a terminal shows its lines, with \\r\\n or
-\\n, wrapped or not). The password of a URL value is masked on its own too, in the forms it is commonly printed in:
-as in the URL, percent-decoded, percent-encoded, base64 (alone and as `user:password`, as in a Basic header).
+would mask every run of spaces). A multi-line value is masked line by line (its lines may end in \\n or \\r\\n). The
+password of a URL value is masked on its own too, in the forms it is commonly printed in: as in the URL,
+percent-decoded, percent-encoded, base64 (alone and as `user:password`, as in a Basic header).
 
 The masker matches every form at once with an Aho-Corasick automaton (ahocorasick-rs, chosen by bench/masking.py),
 leftmost-longest. Output arrives frame by frame; a frame's tail that could be the start of a secret is held back
 (never more than the longest form) until the next frame settles it, so the masked stream is exactly what masking the
 whole stream at once gives, whatever the frame boundaries. Masks use a character that no form contains, so masked
-text can never spell a secret. The secrets live in the Masker's memory only, for the life of a session.
+text can never spell a secret. The secrets live in memory only (Patterns), for the life of a session.
 """
 
 from __future__ import annotations
@@ -53,8 +53,11 @@ def forms(value: str) -> set[str]:
         for raw in (plain, f"{urllib.parse.unquote(user)}:{plain}"):
             encoded = base64.b64encode(raw.encode("utf-8")).decode("ascii")
             out.add(encoded.rstrip("="))
-            # Inside a longer base64 text only the whole 3-byte groups encode the same way.
-            out.add(encoded[:len(raw.encode("utf-8")) // 3 * 4])
+            # Inside a longer base64 text only the whole 3-byte groups encode the same way (and fewer than 8
+            # characters of them would mask too much that is not the password).
+            groups = encoded[:len(raw.encode("utf-8")) // 3 * 4]
+            if len(groups) >= MIN_LENGTH:
+                out.add(groups)
     return {f for f in out if sum(not c.isspace() for c in f) >= MIN_VISIBLE}
 
 
