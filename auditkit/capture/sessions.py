@@ -133,6 +133,8 @@ async def _pairs(cls: catalog.Classification, params: dict[str, str], headers: d
         env, resources = await asyncio.gather(_app_env(get_json, cls.app, pid), get_json(resources_path))
     except (asyncio.TimeoutError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    if resources is None and sdk != "ResourceConsole":
+        resources = []  # a rack without the app resource list (classic): the env holds what the app was linked to
     if env is None or resources is None:
         return None
     pairs += env
