@@ -55,10 +55,15 @@ class ScriptedContainer:
         self.app = app
         self.frames: list[str] = []
         self.slow: set[str] = set()  # paths answered only after a pause (a rack that hangs)
+        self.missing: set[str] = set()  # paths answered 404 (a rack without the route)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] in self.slow:
             await asyncio.sleep(2)
+        if scope["type"] == "http" and scope["path"] in self.missing:
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"404 page not found\n"})
+            return
         if scope["type"] == "websocket" and scope["path"] == f"/apps/web/processes/{SCRIPTED}/exec":
             ws = WebSocket(scope, receive, send)
             await ws.accept()
@@ -252,6 +257,21 @@ def test_a_rack_too_slow_to_say_what_to_mask_opens_the_session_with_its_recordin
     (event,) = world.events_since(mark)
     assert event["details"]["recording_masked"] is False
     assert _cast(world, event).output_text() == masking_note()
+
+
+def test_a_rack_without_the_app_resource_list_still_masks_the_env(world: World):
+    with world.direct() as direct:
+        secret = direct.env_get("web")["SECRET_KEY_BASE"]
+    world.scripted.missing = {"/apps/web/resources"}
+    try:
+        mark = world.head()
+        with world.client() as client:
+            client.exec("web", _pid(world), "printenv SECRET_KEY_BASE", tty=False)
+    finally:
+        world.scripted.missing = set()
+    (event,) = world.events_since(mark)
+    assert event["details"]["recording_masked"] is True and event["details"]["masked_keys"] == {"SECRET_KEY_BASE": 1}
+    assert _cast(world, event).output_text() == _mask(secret) + "\n"
 
 
 def masking_note() -> str:
