@@ -225,6 +225,12 @@ class RackClient:
         finally:
             self.process_stop(app, process["id"])
 
+    def resource_console(self, app: str, resource: str, stdin: list[str] | None = None, *, width: int = 100,
+                         height: int = 30) -> ExecResult:
+        """`convox resources console NAME -a APP`: the resource's own client (psql, redis-cli) on a TTY."""
+        return asyncio.run(self._socket(f"/apps/{app}/resources/{resource}/console",
+                                        {"Height": str(height), "Width": str(width)}, stdin or []))
+
     def instance_shell(self, instance: str, command: str = "", stdin: list[str] | None = None, *,
                        private_key: str | None = None, width: int = 100, height: int = 30,
                        before_send: Callable[[str], None] | None = None) -> ExecResult:

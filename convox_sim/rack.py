@@ -1876,7 +1876,8 @@ async def resource_console(rack: Rack, c: Ctx, ws: WebSocket) -> None:
     if res is None:
         raise not_found("resource", c.var("name"))
     height, width = c.opt_int("Height", "header"), c.opt_int("Width", "header")
-    profile = sh.resource_profile(app=app.name, resource=res.name, kind=res.type, seed=rack.seed, now=rack.now)
+    profile = sh.resource_profile(app=app.name, resource=res.name, kind=res.type, url=res.url, seed=rack.seed,
+                                  now=rack.now)
     argv = ["redis-cli"] if res.type == "redis" else ["psql"]
     await _run_session(rack, ws, c, "console", profile, argv, True, width, height)
 

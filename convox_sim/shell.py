@@ -11,7 +11,9 @@ Ctrl-U, Ctrl-L and the arrow keys for history, prints a coloured prompt and ends
 reads lines and prints plain \\n output. A few commands exist (ls [-la] [--color], cd, pwd, echo, env, export, cat,
 head, tail, grep, wc, sort, which, whoami, id, hostname, uname, date, uptime, ps, df, free, history, clear, true,
 false, sleep, exit [n], ruby/node/python -v), with `;`, `&&`, `||` and `|`; `bin/rails console`, `psql` and
-`redis-cli` open small REPLs. Anything else answers `bash: foo: command not found` (127). Output is a pure function of
+`redis-cli` open small REPLs. As in a real container, `env`, `printenv`, `echo $VAR`, the Rails console's `ENV`,
+psql's `\\! env` and redis-cli's `CONFIG GET requirepass` print the app's real values, secrets included (the
+gateway masks them in recordings, not the rack). Anything else answers `bash: foo: command not found` (127). Output is a pure function of
 the profile, the seed and the input, so recordings of the demo are reproducible.
 """
 
@@ -22,27 +24,15 @@ import datetime as dt
 import hashlib
 import re
 import shlex
+import urllib.parse
 from typing import Callable
 
-__all__ = ["Profile", "Session", "process_profile", "instance_profile", "resource_profile", "is_secret_name",
-           "REPL_COMMANDS"]
+__all__ = ["Profile", "Session", "process_profile", "instance_profile", "resource_profile", "REPL_COMMANDS"]
 
 RESET = "\x1b[0m"
 DIR_COLOUR = "\x1b[01;34m"
 EXEC_COLOUR = "\x1b[01;32m"
 LINK_COLOUR = "\x1b[01;36m"
-
-_SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "KEY", "DSN", "CREDENTIAL", "PRIVATE", "AUTH", "SALT",
-                 "CERT")
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an environment variable's value should stay out of the scripted shell's output."""
-    upper = name.upper()
-    if upper.endswith("_URL") or upper.endswith("_URI"):
-        return True  # connection strings carry passwords
-    return any(word in upper for word in _SECRET_WORDS)
-
 
 # --- the fake filesystem -----------------------------------------------------------------------------------------
 
@@ -73,7 +63,7 @@ class Profile:
     host: str
     home: str
     cwd: str
-    env: dict[str, str]  # non-secret variables only, in `env` order
+    env: dict[str, str]  # every variable, secrets included (a real process's environment holds them), in `env` order
     files: dict[str, Node]
     prompt_style: str = "debian"  # debian (coloured user@host:dir$) | amazon ([user@host dir]$)
     seed: int = 1
@@ -171,8 +161,7 @@ def process_profile(*, app: str, service: str, pid: str, release: str, rack: str
         "PORT": "3000",
     }
     for key in sorted(env):
-        if not is_secret_name(key):
-            variables[key] = env[key]
+        variables[key] = env[key]
     files = _rails_tree(app)
     files["/etc/hostname"] = _file(pid + "\n")
     return Profile(user="app", host=pid, home="/home/app", cwd="/app", env=variables, files=files,
@@ -218,10 +207,15 @@ def instance_profile(*, instance: str, private_ip: str, seed: int = 1,
                          "2024 x86_64 x86_64 x86_64 GNU/Linux")
 
 
-def resource_profile(*, app: str, resource: str, kind: str, seed: int = 1,
+def resource_profile(*, app: str, resource: str, kind: str, url: str = "", seed: int = 1,
                      now: Callable[[], dt.datetime] | None = None) -> Profile:
-    """What `convox resources console` talks to: a database client attached to an app's resource."""
-    return Profile(user="app", host=f"{resource}.{app}", home="/", cwd="/", env={}, files={"/": _dir()},
+    """What `convox resources console` talks to: a database client attached to an app's resource, started with the
+    resource's URL (and so its password) in its environment, as the rack starts it."""
+    env = {"DATABASE_URL": url} if url else {}
+    password = urllib.parse.urlsplit(url).password if url else None
+    if password:
+        env["REDISCLI_AUTH" if kind == "redis" else "PGPASSWORD"] = urllib.parse.unquote(password)
+    return Profile(user="app", host=f"{resource}.{app}", home="/", cwd="/", env=env, files={"/": _dir()},
                    seed=seed, now=now or (lambda: dt.datetime.now(dt.timezone.utc)), label=app,
                    repl_target=resource if kind != "postgres" else f"{app}_{resource}")
 
@@ -421,6 +415,9 @@ class _RailsConsole(_Repl):
             row = 1 if m.group(2) == "first" else _stable_int(p.seed, p.label, m.group(1), high=250_000)
             return (f"=> #<{m.group(1)} id: {row}, created_at: \"2024-0{1 + row % 9}-1{row % 10} "
                     f"0{row % 10}:1{row % 6}:3{row % 10}.{row % 1000:03d}000000 +0000\">\n"), False
+        if expr in ("ENV", "ENV.to_h"):
+            pairs = ", ".join(f'"{k}"=>"{v}"' for k, v in sorted(p.env.items()))
+            return f"=> {{{pairs}}}\n", False
         if expr == "Rails.env":
             return '=> "production"\n', False
         if expr in ("Rails.version", "Rails::VERSION::STRING"):
@@ -488,6 +485,8 @@ class _Psql(_Repl):
             if text == "\\conninfo":
                 return (f'You are connected to database "{self.db}" as user "app" on host '
                         f'"{self.profile.host}" at port "5432".\n'), False
+            if text.startswith("\\!"):
+                return _shell_escape(text[2:], self.profile.env), False
             if text.startswith("\\"):
                 return f"invalid command {text.split()[0]}\nTry \\? for help.\n", False
         if not text:
@@ -515,6 +514,20 @@ class _Psql(_Repl):
 
     def on_eof(self) -> str:
         return "\\q\n"
+
+
+def _shell_escape(command: str, env: dict[str, str]) -> str:
+    """psql's `\\! command`: the few commands a person runs there to look around (echo, env, printenv)."""
+    words = [w for w in _tokenize(command, env, 0) if isinstance(w, str)]
+    if not words:
+        return ""
+    if words[0] == "echo":
+        return " ".join(words[1:]) + "\n"
+    if words[0] in ("env", "printenv"):
+        if len(words) > 1:
+            return "".join(env[w] + "\n" for w in words[1:] if w in env)
+        return "".join(f"{k}={v}\n" for k, v in env.items())
+    return f"sh: 1: {words[0]}: not found\n"
 
 
 class _Redis(_Repl):
@@ -551,6 +564,10 @@ class _Redis(_Repl):
             return "".join(f'{i}) "{k}"\n' for i, k in enumerate(keys, 1)) or "(empty array)\n", False
         if cmd == "DBSIZE":
             return f"(integer) {len(self.data)}\n", False
+        if cmd == "CONFIG" and [a.upper() for a in args[:1]] == ["GET"] and len(args) == 2:
+            if args[1].lower() == "requirepass":
+                return f'1) "requirepass"\n2) "{self.profile.env.get("REDISCLI_AUTH", "")}"\n', False
+            return "(empty array)\n", False
         if cmd == "INFO":
             return "# Server\nredis_version:7.1.0\nredis_mode:standalone\nuptime_in_days:41\n", False
         return f"(error) ERR unknown command '{parts[0]}', with args beginning with: {' '.join(args)}\n", False

@@ -204,6 +204,15 @@ class Gateway:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, AttributeError, TypeError):
             return None
 
+    async def rack_json(self, rack: Rack, path: str) -> Any:
+        """A read of the rack with its credentials (`path` already quoted): its JSON, or None when it fails."""
+        headers = {"Authorization": rack.authorization, "Accept": "application/json"}
+        try:
+            async with self.session().get(f"{rack.url}{path}", headers=headers) as r:
+                return await r.json(content_type=None) if r.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return None
+
     # --- HTTP -----------------------------------------------------------------------------------------------------
     async def parse(self, scope: dict[str, Any], headers: Any, method: str, *, websocket: bool,
                     receive_body: Callable[[], Any] | None = None) -> Parsed:
@@ -589,6 +598,15 @@ class Gateway:
             return
         draft = intent_id = None
         run_link = None
+        masked = None
+        if cls is not None and cls.session:
+            # What to mask (masking.py), read before the intent so that its command line is masked too.
+            try:
+                masked = await sessions.read_secrets(cls, query, dict(ws.headers),
+                                                     lambda path: self.rack_json(rack, path))
+            except Exception:  # noqa: BLE001 — not knowing what to mask withholds the recording (fail closed)
+                masked = None
+            cls = sessions.masked_classification(cls, masked)
         if cls is not None:
             if cls.link:
                 run_link = self.runs.pop((rack.name, cls.link), None)
@@ -615,9 +633,10 @@ class Gateway:
         recording = None
         if cls is not None and draft is not None and intent_id is not None:
             recorder = sessions.recorder_for(cls, ws.headers, record_input=self.config.record_input,
-                                             cap=self.config.recording_cap_bytes, clock=self.session_clock)
+                                             cap=self.config.recording_cap_bytes, clock=self.session_clock,
+                                             secrets=masked)
             recording = sessions.Recording(self.journal, self.config.name, self.now, cls, draft, intent_id,
-                                           rack.name, query, dict(ws.headers), recorder)
+                                           rack.name, query, dict(ws.headers), recorder, masked)
         await sessions.relay(ws, upstream, recording)
 
     async def aclose(self) -> None:

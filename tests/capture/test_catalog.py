@@ -544,7 +544,8 @@ def test_no_param_recorded_in_clear_can_take_the_place_of_what_the_recorder_writ
     """The recorder writes keys of its own beside a request's params in details: a param of the same name, recorded
     in clear, would overwrite them (or be overwritten). None may exist on any route."""
     own = {"params_hmac", "unnamed_params", "file_parts", "map_forms", "body", "error", "reason", "method", "path", "websocket",
-           "run_event", "duration_ms", "exit_code", "recording_sha256", "recording_bytes", "recording_truncated"}
+           "run_event", "duration_ms", "exit_code", "recording_sha256", "recording_bytes", "recording_truncated",
+           "recording_masked", "masking_rule", "masked_keys", "recording_withheld"}
     for route in ROUTES:
         clear = catalog.clear_params(route) | {m for m in route.maps} | {f"{m}_hmac" for m in route.maps}
         assert not clear & own, (route.sdk, clear & own)

@@ -1048,8 +1048,10 @@ def test_no_secret_reaches_the_journal_the_logs_or_an_error(world: World, caplog
     rack_auth = basic("convox", RACK_PW)
     from_gateway = world.spy.seen[spied:]
     assert from_gateway and {auth for _, _, auth in from_gateway} == {rack_auth}
-    # Every request carries the user as Convox-Actor, except the gateway's own reads of the env it diffs against.
-    lookups = {("GET", "/apps/web/releases", None)}
+    # Every request carries the user as Convox-Actor, except the gateway's own reads of the env it diffs against
+    # and, for the instance shell, of every app's env it masks the recording of.
+    lookups = {("GET", "/apps/web/releases", None), ("GET", "/apps", None)} | {
+        ("GET", f"/apps/{app}/releases", None) for app in world.rack.apps}
     assert {(r.method, r.path, r.headers.get("convox-actor")) for r in world.received[received:]
             if r.headers.get("convox-actor") not in (ALICE, DEPLOY)} == lookups
     assert {r.actor for r in world.received[received:]} - {None, "rack-password"} == {ALICE, DEPLOY}
@@ -1207,7 +1209,12 @@ def test_an_unwritable_journal_refuses_with_503_and_forwards_nothing(world: Worl
             status, body = denial(e)
             assert status == 503 and "audit journal cannot be written" in body["error"]
             assert client.request("GET", "/apps").status_code == 200  # reads still pass
-        assert [(r.method, r.path) for r in world.received[before:]] == [("GET", "/apps")]
+        # Nothing the client asked for was forwarded but its read; the gateway itself read what the session's
+        # recording would have been masked of (docs/recordings.md), before the intent failed.
+        received = world.received[before:]
+        assert [(r.method, r.path) for r in received if r.headers.get("convox-actor")] == [("GET", "/apps")]
+        assert {(r.method, r.path) for r in received if not r.headers.get("convox-actor")} == {
+            ("GET", "/apps/web/releases"), ("GET", f"/apps/web/processes/{pid}"), ("GET", "/apps/web/resources")}
         assert "while-locked" not in world.rack.apps
     finally:
         locker.execute("ROLLBACK")

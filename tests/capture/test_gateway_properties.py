@@ -341,7 +341,7 @@ def text_field(value: str | None) -> str | None:
 NOT_PARAMS = frozenset({
     "error", "pid", "release", "reason", "unnamed_params", "params_hmac", "file_parts", "map_forms", "params", "method", "path",
     "websocket", "run_event", "duration_ms", "exit_code", "recording_sha256", "recording_bytes",
-    "recording_truncated", "link",
+    "recording_truncated", "link", "recording_masked", "masking_rule", "masked_keys", "recording_withheld",
 })
 ENV_SUMMARY = frozenset({"env", "added", "changed", "removed", "set", "hmac", "previous", "note"})
 _BRACKET = re.compile(r"^([^\[\].]+)(?:\[([^\[\]]*)\]|\.(.+))$")
