@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping
 
 from auditkit.errors import FilterError
 from auditkit.model.events import ACTIONS, CATEGORIES, KEY_MAX, KEY_MIN, KEY_SHIFT, OUTCOMES
+from auditkit.model.times import in_utc, shifted
 
 # Qualifier keys, in the order to_text() writes them, and the event column each one compares.
 COLUMNS: dict[str, str] = {
@@ -331,17 +332,15 @@ def resolve_time(key: str, value: str, now: dt.datetime) -> dt.datetime:
             day = dt.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
         except ValueError:
             raise ValueError(f"'{value}' is not a real date") from None
-        return day + dt.timedelta(days=1) if key == "until" else day
+        return shifted(day, dt.timedelta(days=1)) if key == "until" else day
     if _DATETIME_RE.match(value):
         try:
             moment = dt.datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"'{value}' is not a real date and time") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-        moment = moment.astimezone(dt.timezone.utc)
+        moment = in_utc(moment)
         # until: a date-time includes events in that same millisecond.
-        return moment + dt.timedelta(milliseconds=1) if key == "until" else moment
+        return shifted(moment, dt.timedelta(milliseconds=1)) if key == "until" else moment
     raise ValueError(
         f"bad time '{value}' for {key}: (use 2026-11-01, 2026-11-01T09:30, 2026-11-01T09:30:00Z or 90m, 12h, 7d, 2w)"
     )
