@@ -100,3 +100,22 @@ def test_shifted_saturates_instead_of_overflowing():
 def test_a_relative_time_too_far_back_is_still_a_clear_error():
     with pytest.raises(FilterError, match="too far back"):
         time_range(parse("since:9999999w"), NOW)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.sampled_from(["text", "user", "app", "target", "rack"]), st.text(min_size=1),
+                          st.booleans()), max_size=4))
+def test_a_filters_text_is_printable_and_parses_back_exactly(terms):
+    from auditkit.model.filters import Filter, Term
+
+    f = Filter(tuple(Term(key, value, negated) for key, value, negated in terms))
+    text = f.to_text()
+    assert is_printable(text)
+    assert parse(text) == f
+
+
+def test_escapes_in_quotes_name_a_character_and_other_backslashes_stay_literal():
+    from auditkit.model.filters import Term
+
+    assert parse(r'"a\x1bb\u202ec"').terms == (Term("text", "a\x1bb\u202ec"),)
+    assert parse(r'"\\x41" "\q"').terms == (Term("text", "\\x41"), Term("text", "q"))
