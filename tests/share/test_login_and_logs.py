@@ -28,7 +28,7 @@ from auditkit.model.filters import parse
 from auditkit.share import admins, links as sharing, serve
 from auditkit.share.site import login
 from convox_sim.servers import free_port, stop_process, wait_until_listening
-from helpers import draft
+from helpers import close_datasette, draft
 
 ADMIN = "admin@example.com"
 PASSWORD = "correct horse battery staple"
@@ -97,8 +97,6 @@ class App:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from test_share_site import close_datasette
-
     a = App(tmp_path_factory.mktemp("hostile-serve"))
     yield a
     close_datasette(a.ds)

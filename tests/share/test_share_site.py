@@ -18,7 +18,6 @@ import datetime as dt
 import io
 import json
 import re
-import threading
 import time
 import urllib.parse
 from http.cookies import SimpleCookie
@@ -34,7 +33,7 @@ from auditkit.share import admins, serve, links as sharing
 from auditkit.share.site import gate, instance
 from auditkit.model.filters import parse
 
-from helpers import draft, ts
+from helpers import close_datasette, draft, ts
 
 UTC = dt.timezone.utc
 ADMIN = "admin@example.com"
@@ -177,25 +176,6 @@ class RawResponse:
     text: str
 
 
-def close_datasette(ds: Any) -> None:
-    """Stop every thread an instance started: no thread may outlive these tests (later tests fork worker
-    processes only when no other thread runs)."""
-    site = instance.site_for(ds)
-    if site is not None:
-        site.close()
-    ds.executor.shutdown(wait=True)
-    # Datasette's write threads loop forever: end each with SystemExit, which Python's own thread excepthook
-    # ignores (pytest's, in place during the test, would report it).
-    hook, threading.excepthook = threading.excepthook, threading.__excepthook__
-    try:
-        for database in ds.databases.values():
-            if database._write_thread is not None:
-                database._write_queue.put(_Stop())
-                database._write_thread.join(timeout=10)
-    finally:
-        threading.excepthook = hook
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
     s = Site(tmp_path_factory.mktemp("serve"))
@@ -203,14 +183,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
     close_datasette(s.ds)
     s.loop.close()
     s.conn.close()
-
-
-class _Stop:
-    reply_queue = None
-
-    @staticmethod
-    def fn(conn: Any) -> None:
-        raise SystemExit
 
 
 WHO = ("anonymous", "share", "expired", "revoked", "tampered", "other-secret", "admin")
