@@ -209,6 +209,7 @@ def check_share_pages(world: World, text: str, rows: list[dict[str, Any]]) -> No
     for row in rows:
         assert f'data-event-id="{row["id"]}"' in page.text
         assert str(escape(printable(row["description"]))) in page.text
+    assert "{\n  &#34;description&#34;: " in page.text  # the details keep their lines
     assert "https://evil.example" not in re.findall(r'href="([^"]*)"', page.text)
     download = world.get("/-/shared/events.json", share, agent)
     assert download.status_code == 200

@@ -31,6 +31,11 @@ def printable(text: str) -> str:
     return UNSAFE.sub(_escape, text)
 
 
+def printable_lines(text: str) -> str:
+    """printable() for text of several lines (pretty-printed JSON): its newlines are kept."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def is_printable(text: str) -> bool:
     """Whether `text` holds none of the characters `printable` escapes."""
     return UNSAFE.search(text) is None

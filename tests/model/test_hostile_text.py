@@ -119,3 +119,11 @@ def test_escapes_in_quotes_name_a_character_and_other_backslashes_stay_literal()
 
     assert parse(r'"a\x1bb\u202ec"').terms == (Term("text", "a\x1bb\u202ec"),)
     assert parse(r'"\\x41" "\q"').terms == (Term("text", "\\x41"), Term("text", "q"))
+
+
+def test_printable_lines_keeps_the_lines_of_pretty_printed_json():
+    from auditkit.model.safe_text import printable_lines
+
+    text = json.dumps({"a": "x\u202ey", "b": [1]}, indent=2, ensure_ascii=False)
+    assert printable_lines(text) == text.replace("\u202e", "\\u202e")
+    assert printable_lines(text).count("\n") == text.count("\n")

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from auditkit.model.events import Event, parse_timestamp
-from auditkit.model.safe_text import printable
+from auditkit.model.safe_text import printable, printable_lines
 from auditkit.share import links as sharing
 
 
@@ -24,7 +24,8 @@ def readable_time(value: str) -> str:
 def event_view(event: Event, held: set[str]) -> dict[str, Any]:
     data = {key: printable(value) if isinstance(value, str) else value for key, value in event.to_dict().items()}
     data["when"] = readable_time(event.timestamp)
-    data["details_json"] = printable(json.dumps(event.details, indent=2, ensure_ascii=False, sort_keys=True))
+    data["details_json"] = printable_lines(json.dumps(event.details, indent=2, ensure_ascii=False,
+                                                    sort_keys=True))
     data["has_recording"] = bool(event.session_id and event.session_id in held)
     return data
 

@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 from auditkit import store
 from auditkit.errors import AuditkitError
 from auditkit.model.filters import TIME_KEYS, Filter
+from auditkit.model.safe_text import printable
 from auditkit.review.tui.widgets.text_input import TextInput
 
 from auditkit.share import links as sharing
@@ -50,7 +51,7 @@ class ShareScreen(ModalScreen[None]):
         scope = self.filter.without(*TIME_KEYS).to_text() or "all events"
         with Vertical(id="dialog", classes="share"):
             yield Label("Share a link to these events", id="share-title")
-            yield Static(Text.assemble(("Filter  ", "bold"), scope), id="share-filter")
+            yield Static(Text.assemble(("Filter  ", "bold"), printable(scope)), id="share-filter")
             yield Static(Text.assemble(("Range   ", "bold"), range_text(self.filter, now)), id="share-range")
             yield Label("Expires", classes="share-label")
             with RadioSet(id="share-expiry"):
@@ -122,7 +123,7 @@ class ShareScreen(ModalScreen[None]):
         app.call_from_thread(self._created, url)
 
     def _failed(self, message: str) -> None:
-        self.query_one("#share-result", Static).update(Text(message, style="red"))
+        self.query_one("#share-result", Static).update(Text(printable(message), style="red"))
 
     def _created(self, url: str) -> None:
         self.url = url
