@@ -15,18 +15,17 @@ from rich.table import Table
 from rich.text import Text
 
 from auditkit import store
-from auditkit.cli_common import db_option
+from auditkit.cli_common import db_option, literal
 from auditkit.model import export
 from auditkit.model.filters import Filter, parse
-from auditkit.model.safe_text import printable
 from auditkit.model.times import utc_minute
 
 OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "denied": "bold magenta", "unknown": "yellow"}
 
 
 def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Console | None = None) -> None:
-    """The newest `limit` events matching `f` as a table, and a line saying how many match in all. Event text is
-    shown as Text (never parsed as Rich markup) with unsafe characters escaped (safe_text.printable)."""
+    """The newest `limit` events matching `f` as a table, and a line saying how many match in all. Event text goes in
+    as cli_common.literal: never Rich markup, control characters escaped."""
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     page = store.page(conn, f, limit=limit)
     total = store.count(conn, f)
@@ -40,20 +39,15 @@ def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Conso
     for e in page.events:
         table.add_row(
             utc_minute(e.timestamp),
-            _text(e.actor),
-            _text(e.rack),
+            literal(e.actor),
+            literal(e.rack),
             f"{e.category}/{e.action}",
             Text(e.outcome, style=OUTCOME_STYLE.get(e.outcome, "")),
-            _text(e.description),
+            literal(e.description),
         )
     console.print(table)
     scope = f"matching {f.to_text()}" if not f.is_empty else "in the mirror"
-    console.print(_text(f"{len(page.events)} newest of {total:,} events {scope}", style="dim"))
-
-
-def _text(value: str, style: str = "") -> Text:
-    """Event text for Rich: literal (no markup, no highlighting) and printable."""
-    return Text(printable(value), style=style)
+    console.print(literal(f"{len(page.events)} newest of {total:,} events {scope}", style="dim"))
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -279,3 +279,61 @@ def test_wrong_basic_credentials_do_not_slow_the_share_pages(app, served):
                 t.join()
     print(f"share page p50: idle {idle:.1f} ms, with 4 clients sending wrong Basic credentials {loaded:.1f} ms")
     assert loaded < max(10 * idle, 150), (idle, loaded)
+
+
+# --- the command line and the admin form on hostile input -----------------------------------------------------------
+
+def test_share_views_and_list_show_a_visitors_user_agent_and_a_note_literally(tmp_path):
+    from click.testing import CliRunner
+
+    from auditkit.cli import main
+    from auditkit.model.safe_text import is_printable
+
+    db = tmp_path / "audit.db"
+    conn = store.open_db(db)
+    link, _ = sharing.create(conn, parse("app:web"), secret=sharing.secret_for(db), expires="7d", created_by=ADMIN,
+                             base_url="http://localhost", note="[/] for \x1b]0;pwned\x07 the auditor")
+    sharing.record_view(conn, link, what="page 1", ip="203.0.113.5", user_agent="[/]evil\x1b[2J[link=https://x]y")
+    conn.close()
+    for args in (["share", "views", link.id], ["share", "list"]):
+        result = CliRunner().invoke(main, [*args, "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        assert is_printable(result.output.replace("\n", "")), result.output
+    views = CliRunner().invoke(main, ["share", "views", link.id, "--db", str(db)]).output
+    assert "[/]evil\\x1b[2J[link=https://x]y" in views.replace("\n", "").replace(" ", "")
+    listed = CliRunner().invoke(main, ["share", "list", "--db", str(db)]).output
+    assert "[/]for\\x1b]0;pwned\\x07theauditor" in "".join(listed.split())
+
+
+def test_share_create_until_and_expires_the_last_representable_day(tmp_path):
+    from click.testing import CliRunner
+
+    from auditkit.cli import main
+
+    db = tmp_path / "audit.db"
+    store.open_db(db).close()
+    result = CliRunner().invoke(main, ["share", "create", "app:web", "--until", "9999-12-31", "--expires",
+                                       "9999-12-31", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "through 9999-12-31, expires 9999-12-31 23:59:59 UTC" in result.output
+
+
+def test_the_admin_form_takes_until_the_last_representable_day(app):
+    cookie = {"ds_actor": app.ds.sign({"a": {"id": ADMIN}}, "actor")}
+    jar = "; ".join(f"{k}={v}" for k, v in cookie.items()).encode()
+    status, headers, text = app.call("GET", "/-/share-links", "198.51.100.9", [(b"cookie", jar)])
+    assert status == 200
+    token = re.search(r'name="csrftoken" value="([^"]+)"', text).group(1)
+    jar += b"; " + headers[b"set-cookie"].split(b";")[0]
+    form = httpx.QueryParams({"filter": "app:web", "since": "", "until": "9999-12-31", "expires": "9999-12-31",
+                              "note": "", "csrftoken": token})
+    status, headers, text = app.call("POST", "/-/share-links", "198.51.100.9",
+                                     [(b"cookie", jar), (b"content-type", b"application/x-www-form-urlencoded")],
+                                     str(form).encode())
+    assert status == 302, text[:500]
+    form = httpx.QueryParams({"filter": '"[/]" until:[/]', "since": "", "until": "", "expires": "7d",
+                              "note": "", "csrftoken": token})
+    status, _, text = app.call("POST", "/-/share-links", "198.51.100.9",
+                               [(b"cookie", jar), (b"content-type", b"application/x-www-form-urlencoded")],
+                               str(form).encode())
+    assert status == 400 and "bad time &#39;[/]&#39;" in text
