@@ -221,6 +221,10 @@ def check_share_pages(world: World, text: str, rows: list[dict[str, Any]]) -> No
     csv_download = world.get("/-/shared/events.csv", share, agent)
     assert csv_download.status_code == 200
     check_csv(csv_download.text, rows)
+    # the visits (with the hostile User-Agent) as `auditkit share views` and the whole mirror as `auditkit events`
+    for args in (["share", "views", world.link.id], ["share", "list"], ["events", "--limit", "20"]):
+        out = CliRunner().invoke(main, [*args, "--db", str(world.mirror_path)])
+        assert out.exit_code == 0 and layout_free(out.output), (args, out.output)
 
 
 def check_admin_pages(world: World, text: str, rows: list[dict[str, Any]]) -> None:

@@ -239,6 +239,6 @@ class DetailScreen(Screen[None]):
         try:
             screen = ReplayScreen(load(cast_bytes), title=title, event_markers=markers)
         except (AuditkitError, ValueError) as e:  # a recording it cannot read is a message, not a crash
-            self.notify(f"cannot replay this recording: {e}", severity="error")
+            self.notify(printable(f"cannot replay this recording: {e}"), severity="error", markup=False)
             return
         self.app.push_screen(screen)
