@@ -158,16 +158,53 @@ def test_twenty_failures_a_minute_from_one_ip_then_429_recorded_once(app, via):
         == 200
 
 
-def test_the_limit_forgets_failures_older_than_its_window():
+def test_the_limit_forgets_failures_older_than_its_window_and_counts_running_checks():
     now = [1000.0]
     limit = login.FailureLimit(limit=3, window_s=60, clock=lambda: now[0])
-    assert [limit.fail("a") for _ in range(3)] == [False, False, True]
-    assert limit.retry_after("a") == 60 and limit.retry_after("b") is None
+
+    def fail(ip: str = "a") -> bool:
+        assert limit.start(ip) is None
+        return limit.finish(ip, failed=True)
+
+    assert [fail() for _ in range(3)] == [False, False, True]
+    assert limit.retry_after("a") == 60 and limit.start("a") == 60 and limit.retry_after("b") is None
     now[0] += 30
     assert limit.retry_after("a") == 30
     now[0] += 30.5
     assert limit.retry_after("a") is None
-    assert limit.fail("a") is False  # the old failures are gone: one of three
+    assert fail() is False  # the old failures are gone: one of three
+    # checks still running hold their places: three at once from "b", a fourth waits
+    assert [limit.start("b") for _ in range(4)] == [None, None, None, 1]
+    assert limit.finish("b", failed=False) is False  # a success frees its place
+    assert limit.start("b") is None
+
+
+def test_concurrent_attempts_from_one_ip_get_at_most_the_limit_checked(app):
+    ip = "203.0.113.50"
+
+    async def attempt(i: int) -> int:
+        sent: list[dict[str, Any]] = []
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "http", "path": "/-/shared", "raw_path": b"/-/shared", "query_string": b"",
+                 "root_path": "", "headers": [(b"host", b"localhost"),
+                                              (b"authorization", basic(ADMIN, f"guess {i}"))],
+                 "client": (ip, 40000 + i), "server": ("localhost", 80)}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app.ds.app()(scope, receive, send)
+        return next(m for m in sent if m["type"] == "http.response.start")["status"]
+
+    async def all_at_once() -> list[int]:
+        return await asyncio.gather(*(attempt(i) for i in range(3 * login.LIMIT)))
+
+    statuses = app.loop.run_until_complete(all_at_once())
+    assert statuses.count(429) == 2 * login.LIMIT, statuses
+    assert len([e for e in app.limit_events() if e.source_ip == ip]) == 1
 
 
 def test_unknown_names_cost_a_hash_of_the_same_work():

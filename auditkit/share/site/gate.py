@@ -98,12 +98,12 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
                 scope = login.without_authorization(scope)
                 peer = scope.get("client")
                 ip = peer[0] if peer else None
-                wait = site.passwords.limit.retry_after(ip)
-                if wait is not None:
-                    return await login.send_too_many(send_with_headers, wait)
                 agent = next((bytes(v).decode("latin-1") for n, v in scope.get("headers") or ()
                               if bytes(n).lower() == b"user-agent"), None)
-                email = await site.passwords.verify(site, credentials, ip, agent, via="basic")
+                try:
+                    email = await site.passwords.verify(site, credentials, ip, agent, via="basic")
+                except login.Limited as e:
+                    return await login.send_too_many(send_with_headers, e.retry_after)
                 if email is not None:
                     scope = dict(scope, **{login.SCOPE_ACTOR: {"id": email}})
             path = route_path(datasette, scope)

@@ -38,13 +38,15 @@ _TRACKED_IPS = 10_000  # at most this many IPs' failures are remembered (the old
 
 
 class FailureLimit:
-    """Failed password checks per source IP within a sliding window. Thread-safe."""
+    """Failed password checks per source IP within a sliding window, counting the checks still running as failures
+    until they end, so that concurrent attempts cannot pass the limit either. Thread-safe."""
 
     def __init__(self, limit: int = LIMIT, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic):
         self.limit = limit
         self.window_s = window_s
         self.clock = clock
         self._failures: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+        self._running: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
 
     def _recent(self, ip: str, now: float) -> collections.deque[float]:
@@ -55,27 +57,53 @@ class FailureLimit:
             times.popleft()
         return times
 
+    def _wait(self, ip: str, now: float) -> int | None:
+        times = self._recent(ip, now)
+        if len(times) + self._running[ip] < self.limit:
+            return None
+        if len(times) < self.limit:
+            return 1  # full of checks still running: one of them may free a place
+        return max(1, math.ceil(times[-self.limit] + self.window_s - now))
+
     def retry_after(self, ip: str | None) -> int | None:
         """Seconds until `ip` may try again, or None when it may try now."""
         with self._lock:
-            now = self.clock()
-            times = self._recent(ip or "", now)
-            if len(times) < self.limit:
-                return None
-            return max(1, math.ceil(times[-self.limit] + self.window_s - now))
+            return self._wait(ip or "", self.clock())
 
-    def fail(self, ip: str | None) -> bool:
-        """Note one failure; True when this failure brings `ip` to the limit (the moment to record, once)."""
+    def start(self, ip: str | None) -> int | None:
+        """Take a place for one check from `ip`: None when taken (call finish), else the seconds to wait."""
         key = ip or ""
         with self._lock:
-            now = self.clock()
-            times = self._recent(key, now)
-            times.append(now)
+            wait = self._wait(key, self.clock())
+            if wait is None:
+                self._running[key] += 1
+            return wait
+
+    def finish(self, ip: str | None, failed: bool) -> bool:
+        """End a check started with start(); True when its failure brings `ip` to the limit (the moment to record,
+        once)."""
+        key = ip or ""
+        with self._lock:
+            self._running[key] -= 1
+            if self._running[key] <= 0:
+                del self._running[key]
+            if not failed:
+                return False
+            times = self._recent(key, self.clock())
+            times.append(self.clock())
             self._failures[key] = times
             self._failures.move_to_end(key)
             while len(self._failures) > _TRACKED_IPS:
                 self._failures.popitem(last=False)
             return len(times) == self.limit
+
+
+class Limited(Exception):
+    """Too many failed checks from this IP: answer 429 with Retry-After."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,10 +176,18 @@ class Passwords:
 
     async def verify(self, site: Any, credentials: Credentials, ip: str | None, user_agent: str | None,
                      via: str) -> str | None:
-        """check() on the password pool; a failure counts against `ip`, and reaching the limit is recorded."""
-        loop = asyncio.get_running_loop()
-        email = await loop.run_in_executor(self._pool, self.check, credentials.username, credentials.password)
-        if email is None and self.limit.fail(ip):
+        """check() on the password pool: the admin's id, or None. Raises Limited when `ip` has no place left; a
+        failure counts against `ip`, and the one that reaches the limit is recorded."""
+        wait = self.limit.start(ip)
+        if wait is not None:
+            raise Limited(wait)
+        email = None
+        try:
+            loop = asyncio.get_running_loop()
+            email = await loop.run_in_executor(self._pool, self.check, credentials.username, credentials.password)
+        finally:
+            reached = self.limit.finish(ip, failed=email is None)
+        if reached:
             await site.run(lambda conn: record_limit(conn, ip, user_agent, via))
         return email
 
@@ -183,9 +219,13 @@ def _field(value: str | None, limit: int) -> str | None:
     return printable(value)[:limit] if value else None
 
 
+def too_many_text(retry_after: int) -> str:
+    return f"Too many failed password checks from this address: try again in {retry_after} s."
+
+
 async def send_too_many(send: Any, retry_after: int) -> None:
     """429 with Retry-After, as a bare ASGI response (the gate answers it before Datasette routes anything)."""
-    body = (f"Too many failed password checks from this address: try again in {retry_after} s.\n").encode()
+    body = (too_many_text(retry_after) + "\n").encode()
     await send({"type": "http.response.start", "status": 429,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                             (b"content-length", str(len(body)).encode()),
@@ -206,13 +246,13 @@ async def login_page(request: Any, datasette: Any) -> Any:
     error = None if site.passwords.hashes else "This instance does not have any configured accounts"
     if request.method == "POST":
         ip, agent = client(request)
-        wait = site.passwords.limit.retry_after(ip)
-        if wait is not None:
-            return response().text(f"Too many failed password checks from this address: try again in {wait} s.",
-                                   status=429, headers={"retry-after": str(wait)})
         posted = await request.post_vars()
         credentials = Credentials(posted.get("username") or "", posted.get("password") or "")
-        email = await site.passwords.verify(site, credentials, ip, agent, via="login")
+        try:
+            email = await site.passwords.verify(site, credentials, ip, agent, via="login")
+        except Limited as e:
+            return response().text(too_many_text(e.retry_after), status=429,
+                                   headers={"retry-after": str(e.retry_after)})
         if email is not None:
             done = response().redirect(datasette.urls.path("/"))
             done.set_cookie("ds_actor", datasette.sign({"a": {"id": email}}, "actor"))
