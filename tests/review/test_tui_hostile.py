@@ -130,3 +130,28 @@ def test_until_the_last_day_python_knows_is_a_valid_bound(hostile_db):
         assert "bad time '[/]'" in str(app.screen.query_one("#time-error").render())
 
     run(hostile_db, scenario)
+
+
+def test_replay_shows_a_hostile_marker_label_and_title_escaped():
+    from textual.widgets import Static
+
+    from auditkit.review import replay
+    from auditkit.review.tui.screens.replay import ReplayApp
+    from helpers import FIXTURES
+
+    label = "[/]evil\x1b]0;pwned\x07\u202e"
+    app = ReplayApp(replay.load((FIXTURES / "replay_vim.cast").read_bytes()), title="mallory\x1b[2J [/]",
+                    event_markers=[(0.5, label)], autoplay=False, clock=lambda: 0.0)
+
+    async def go() -> None:
+        async with app.run_test(size=(160, 30)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("home", "right_square_bracket")
+            await pilot.pause()
+            status = str(app.screen.query_one("#replay-status", Static).render())
+            assert "[/]evil\\x1b]0;pwned\\x07\\u202e" in status and "mallory\\x1b[2J [/]" in status
+            text, links = screen_text(app)
+            assert UNSAFE.search(text.replace("\n", "")) is None and links == []
+
+    asyncio.run(go())
