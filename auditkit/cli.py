@@ -16,21 +16,32 @@ from auditkit.capture import cli as capture_cli
 from auditkit.cli_common import CommandError, db_option
 from auditkit.errors import AuditkitError
 from auditkit.mirror import cli as mirror_cli
+from auditkit.model.safe_text import printable
 from auditkit.review import cli as review_cli
 from auditkit.share import cli as share_cli
 from auditkit.store import cli as store_cli
 from auditkit.synth import cli as synth_cli
 
 class AuditkitGroup(click.Group):
-    """Turns auditkit's own errors and database errors into one line and exit status 2."""
+    """Refuses arguments that are not UTF-8 (before any command reads them) and turns auditkit's own errors and
+    database errors into one line and exit status 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args, 1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:  # a byte Python decoded with surrogateescape
+                shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+                raise CommandError(f"argument {i} is not valid UTF-8: {shown}") from None
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AuditkitError as e:
-            raise CommandError(str(e)) from None
+            raise CommandError(printable(str(e))) from None  # messages quote the input: never a terminal escape
         except sqlite3.Error as e:
-            raise CommandError(f"database error: {e}") from None
+            raise CommandError(printable(f"database error: {e}")) from None
         except BrokenPipeError:
             sys.stderr.close()  # `auditkit events --format jsonl | head` is not an error
             return None

@@ -1,7 +1,8 @@
 """What every command group of the `auditkit` command line shares: the `--db` option, opening the mirror a command
 reads (refused in one line when it does not exist), CommandError (one line on stderr, exit status 2),
-FilterCommand, the command class of every command that takes filter words (`events`, `tui`, `share create`), and
-plural() for counts in what the commands print ("1 view", "2 views")."""
+FilterCommand, the command class of every command that takes filter words (`events`, `tui`, `share create`),
+plural() for counts in what the commands print ("1 view", "2 views"), and `literal`, how event text goes into a
+Rich table."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.text import Text
 
 from auditkit import store
+from auditkit.model.safe_text import printable
 
 
 class CommandError(click.ClickException):
@@ -68,3 +71,9 @@ def db_option(func: Any) -> Any:
 
 def open_mirror(db_path: Path | None, *, must_exist: bool = True) -> sqlite3.Connection:
     return store.open_existing(db_path) if must_exist else store.open_db(db_path or store.default_db_path())
+
+
+def literal(value: str | None, style: str = "") -> Text:
+    """Event text for Rich: a Text (never parsed as markup, not highlighted) with control, bidi and zero-width
+    characters as visible escapes (safe_text.printable)."""
+    return Text(printable(value or ""), style=style)

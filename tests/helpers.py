@@ -16,6 +16,7 @@ import itertools
 import random
 import sqlite3
 import subprocess
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
@@ -214,3 +215,34 @@ def raw_bytes(db: Path | str) -> bytes:
     howtocorrupt.html §2.2) and let another process reset the WAL under them."""
     files = [f for f in (str(db), f"{db}-wal", f"{db}-shm") if Path(f).exists()]
     return subprocess.run(["cat", *files], capture_output=True, check=True).stdout
+
+
+# --- Datasette -------------------------------------------------------------------------------------------------
+
+def close_datasette(ds: Any) -> None:
+    """Stop every thread an instance started: no thread may outlive these tests (later tests fork worker
+    processes only when no other thread runs)."""
+    from auditkit.share.site import instance
+
+    site = instance.site_for(ds)
+    if site is not None:
+        site.close()
+    ds.executor.shutdown(wait=True)
+    # Datasette's write threads loop forever: end each with SystemExit, which Python's own thread excepthook
+    # ignores (pytest's, in place during the test, would report it).
+    hook, threading.excepthook = threading.excepthook, threading.__excepthook__
+    try:
+        for database in ds.databases.values():
+            if database._write_thread is not None:
+                database._write_queue.put(_Stop())
+                database._write_thread.join(timeout=10)
+    finally:
+        threading.excepthook = hook
+
+
+class _Stop:
+    reply_queue = None
+
+    @staticmethod
+    def fn(conn: Any) -> None:
+        raise SystemExit

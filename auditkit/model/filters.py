@@ -9,6 +9,8 @@
 - `since:`/`until:` take an ISO date (UTC day; `until:` a date includes that whole day), an ISO date-time (UTC unless
   it carries an offset) or a relative span back from now: `90s`, `90m`, `12h`, `7d`, `2w`.
 - Every error names the offending token and its position.
+- In double quotes, `\\"` and `\\\\` stand for `"` and `\\`, and `\\xNN` / `\\uNNNN` for that character: to_text writes
+  control, bidi and zero-width characters so, which keeps a filter's text safe to show and exact to parse back.
 
 One grammar everywhere: the TUI filter bar, `auditkit events`, share links and the Datasette plugin all go through
 parse() and to_sql(). store.py turns the SQL parts into statements. matches() is the same meaning in memory, for
@@ -25,6 +27,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from auditkit.errors import FilterError
 from auditkit.model.events import ACTIONS, CATEGORIES, KEY_MAX, KEY_MIN, KEY_SHIFT, OUTCOMES, parse_timestamp
+from auditkit.model.safe_text import is_printable, printable
+from auditkit.model.times import in_utc, shifted
 
 # Qualifier keys, in the order to_text() writes them, and the event column each one compares.
 COLUMNS: dict[str, str] = {
@@ -54,6 +58,7 @@ _DATETIME_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
 )
 _CATEGORY_BY_LOWER = {c.lower(): c for c in CATEGORIES}
+_ESCAPE_RE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4}))")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -179,6 +184,11 @@ def _read_value(text: str, pos: int, start: int) -> tuple[str, int]:
         while pos < end:
             ch = text[pos]
             if ch == "\\" and pos + 1 < end:
+                escaped = _ESCAPE_RE.match(text, pos)
+                if escaped:  # \xNN or \uNNNN: how to_text writes a control, bidi or zero-width character
+                    out.append(chr(int(escaped.group(1) or escaped.group(2), 16)))
+                    pos = escaped.end()
+                    continue
                 out.append(text[pos + 1])
                 pos += 2
                 continue
@@ -280,11 +290,14 @@ def to_text(f: Filter) -> str:
 
 
 def _needs_quotes(value: str) -> bool:
-    return value == "" or value[0] == '"' or any(ch.isspace() or ch in '"\\' for ch in value)
+    return (value == "" or value[0] == '"' or any(ch.isspace() or ch in '"\\' for ch in value)
+            or not is_printable(value))
 
 
 def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A value in double quotes: `"` and `\\` escaped, and control, bidi and zero-width characters written as \\xNN
+    or \\uNNNN (safe_text.printable), so that the text of a filter is safe to show and parses back to the same."""
+    return '"' + printable(value.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 def _quote_value(value: str) -> str:
@@ -351,17 +364,15 @@ def resolve_time(key: str, value: str, now: dt.datetime) -> dt.datetime:
             day = dt.datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
         except ValueError:
             raise ValueError(f"'{value}' is not a real date") from None
-        return day + dt.timedelta(days=1) if key == "until" else day
+        return shifted(day, dt.timedelta(days=1)) if key == "until" else day
     if _DATETIME_RE.match(value):
         try:
             moment = dt.datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"'{value}' is not a real date and time") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-        moment = moment.astimezone(dt.timezone.utc)
+        moment = in_utc(moment)
         # until: a date-time includes events in that same millisecond.
-        return moment + dt.timedelta(milliseconds=1) if key == "until" else moment
+        return shifted(moment, dt.timedelta(milliseconds=1)) if key == "until" else moment
     raise ValueError(
         f"bad time '{value}' for {key}: (use 2026-11-01, 2026-11-01T09:30, 2026-11-01T09:30:00Z or 90m, 12h, 7d, 2w)"
     )

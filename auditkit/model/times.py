@@ -1,11 +1,39 @@
 """Times as people read them: a moment ("2026-12-03 10:00 UTC"), how long ago ("45s", "2h03m"), how long ("12.3 s")
 and a playback clock ("1:02:05"). Event timestamps are UTC strings (events.format_timestamp); these never say local
 time.
+
+Also the one bound check of date arithmetic on times people type (filters' since:/until:, a link's expiry):
+`shifted` and `in_utc` stay inside the years Python can represent (0001 … 9999), so `until:9999-12-31` means "to
+the end of time" instead of raising OverflowError.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from auditkit.model.events import parse_timestamp
+
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+LATEST = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+
+
+def shifted(moment: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """moment + delta, saturated at EARLIEST / LATEST rather than overflowing."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return LATEST if delta > dt.timedelta(0) else EARLIEST
+
+
+def in_utc(moment: dt.datetime) -> dt.datetime:
+    """An aware datetime in UTC (naive ones are taken as UTC), saturated at EARLIEST / LATEST (0001-01-01T00:00+01:00
+    lies before the first representable UTC instant)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    try:
+        return moment.astimezone(dt.timezone.utc)
+    except OverflowError:
+        return EARLIEST if moment.year == dt.MINYEAR else LATEST
 
 
 def utc_text(timestamp: str) -> str:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from auditkit import store
-from auditkit.cli_common import FILTER_COMMAND, CommandError, db_option, plural
+from auditkit.cli_common import FILTER_COMMAND, CommandError, db_option, literal, plural
 from auditkit.model.filters import parse
 from auditkit.share import admins, export as exporting, links as sharing, serve as serving
 
@@ -74,10 +74,10 @@ def share_list(db_path: Path | None) -> None:
         status = link.status()
         if status == "revoked":
             status = f"revoked {sharing.human_time(link.revoked_at or '')} by {link.revoked_by}"
-        table.add_row(link.id, status, str(link.views), link.filter_text or "(every event)",
-                      sharing.range_text(link),
+        table.add_row(link.id, literal(status), str(link.views), literal(link.filter_text or "(every event)"),
+                      literal(sharing.range_text(link)),
                       sharing.human_time(link.expires_at) if link.expires_at else "never",
-                      f"{sharing.human_time(link.created_at)} by {link.created_by}", link.note or "")
+                      literal(f"{sharing.human_time(link.created_at)} by {link.created_by}"), literal(link.note))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
@@ -103,8 +103,8 @@ def share_views(link_id: str, db_path: Path | None) -> None:
         table.add_column(column, overflow="fold")
     found = sharing.views(conn, link_id)
     for e in found:
-        table.add_row(e.timestamp.replace("T", " ")[:23], e.outcome, e.source_ip or "",
-                      str(e.details.get("what", "")), e.user_agent or "")
+        table.add_row(e.timestamp.replace("T", " ")[:23], e.outcome, literal(e.source_ip),
+                      literal(str(e.details.get("what", ""))), literal(e.user_agent))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     click.echo(f"{plural(len(found), 'view')} of {link_id}")
 

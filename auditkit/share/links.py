@@ -31,7 +31,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from auditkit import store
 from auditkit.errors import ShareError, ShareLinkExpired, ShareLinkRevoked, ShareLinkUnknown, ShareTokenError
 from auditkit.model.events import Event, format_timestamp, from_dict, new_event_id, parse_timestamp
-from auditkit.model.times import utc_text
+from auditkit.model.times import shifted, utc_text
 from auditkit.model.filters import TIME_KEYS, Filter, from_json, is_date, relative_seconds, resolve_time, to_json
 from auditkit.files import write_private
 
@@ -136,7 +136,7 @@ def parse_expiry(text: str, now: dt.datetime | None = None) -> str | None:
     seconds = relative_seconds(value)
     try:
         if seconds is not None:
-            moment = now + dt.timedelta(seconds=seconds)
+            moment = shifted(now, dt.timedelta(seconds=seconds))
         elif is_date(value):
             moment = resolve_time("until", value, now)  # a date includes that whole day
         elif "T" in value:

@@ -6,7 +6,9 @@
   everyone but admins, database downloads and CSV streaming. Its signing secret is the share-link secret
   (auditkit.share.links.secret_for).
 - The admins are the accounts of auditkit.share.admins (and `root`, the one-time login URL). Their hashes reach
-  Datasette through environment variables named in the metadata, so /-/metadata never shows them.
+  the plugin (auditkit.share.site.login checks them) through environment variables named in the metadata, so
+  /-/metadata never shows them; datasette-auth-passwords gets no accounts, so its own checks (on the event loop)
+  never run.
 - Everyone else (anonymous visitors and share-link holders) reaches only the share pages, the login page and
   static files: see auditkit.share.site.
 """
@@ -106,10 +108,10 @@ def build_metadata(db_name: str, admins: dict[str, str], public_url: str) -> tup
     passwords: dict[str, Any] = {}
     for i, (email, password_hash) in enumerate(sorted(admins.items())):
         env[_HASH_ENV.format(i)] = password_hash
-        passwords[f"{email}_password_hash"] = {"$env": _HASH_ENV.format(i)}
-    plugins["datasette-auth-passwords"] = passwords
+        passwords[email] = {"$env": _HASH_ENV.format(i)}
+    plugins.pop("datasette-auth-passwords", None)
     plugins["auditkit"] = dict(plugins.get("auditkit") or {}, database=db_name, admins=admin_ids,
-                               base_url=public_url)
+                               base_url=public_url, password_hashes=passwords)
     return metadata, env
 
 

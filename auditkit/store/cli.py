@@ -13,9 +13,10 @@ from typing import Any, Iterator
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from auditkit import store
-from auditkit.cli_common import FILTER_COMMAND, db_option, plural
+from auditkit.cli_common import FILTER_COMMAND, db_option, literal, plural
 from auditkit.model import export
 from auditkit.model.filters import Filter, parse
 from auditkit.model.times import utc_minute
@@ -24,7 +25,8 @@ OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "denied": "bold magenta"
 
 
 def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Console | None = None) -> int:
-    """The newest `limit` events matching `f` as a table, and a line saying how many match in all (returned)."""
+    """The newest `limit` events matching `f` as a table, and a line saying how many match in all (returned). Event
+    text goes in as cli_common.literal: never Rich markup, control characters escaped."""
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     page = store.page(conn, f, limit=limit)
     total = store.count(conn, f)
@@ -38,15 +40,15 @@ def print_events(conn: sqlite3.Connection, f: Filter, limit: int, console: Conso
     for e in page.events:
         table.add_row(
             utc_minute(e.timestamp),
-            e.actor,
-            e.rack,
+            literal(e.actor),
+            literal(e.rack),
             f"{e.category}/{e.action}",
-            f"[{OUTCOME_STYLE.get(e.outcome, '')}]{e.outcome}[/]",
-            e.description,
+            Text(e.outcome, style=OUTCOME_STYLE.get(e.outcome, "")),
+            literal(e.description),
         )
     console.print(table)
     scope = f"matching {f.to_text()}" if not f.is_empty else "in the mirror"
-    console.print(f"[dim]{len(page.events)} newest of {plural(total, 'event')} {scope}[/]", highlight=False)
+    console.print(literal(f"{len(page.events)} newest of {plural(total, 'event')} {scope}", style="dim"))
     return total
 
 

@@ -7,7 +7,9 @@ from when it runs outside a checkout.
 """
 
 from datasette_auditkit.hooks import (
+    actor_from_request,
     asgi_wrapper,
+    handle_exception,
     menu_links,
     permission_allowed,
     register_routes,
@@ -15,4 +17,5 @@ from datasette_auditkit.hooks import (
     startup,
 )
 
-__all__ = ["asgi_wrapper", "menu_links", "permission_allowed", "register_routes", "render_cell", "startup"]
+__all__ = ["actor_from_request", "asgi_wrapper", "handle_exception", "menu_links", "permission_allowed",
+           "register_routes", "render_cell", "startup"]

@@ -10,7 +10,7 @@ from typing import Any, Callable, Generator
 
 from datasette import hookimpl
 
-from auditkit.share.site import admin, columns, gate, instance, routes
+from auditkit.share.site import admin, columns, gate, instance, login, responses, routes
 
 
 @hookimpl
@@ -18,9 +18,24 @@ def startup(datasette: Any) -> None:
     instance.startup(datasette)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # our /-/login comes before datasette-auth-passwords' (Datasette takes the first match)
 def register_routes(datasette: Any) -> list[tuple[str, Callable[..., Any]]]:
     return routes.routes_for(datasette)
+
+
+@hookimpl
+def actor_from_request(datasette: Any, request: Any) -> Any:
+    return request.scope.get(login.SCOPE_ACTOR)  # left there by the gate for valid Basic credentials
+
+
+# Every exception a request raises is answered by responses.error_response, which logs one line (never headers,
+# cookies or locals): a hook wrapper, because Datasette awaits every handle_exception implementation and its own
+# prints a traceback with local variables.
+@hookimpl(hookwrapper=True)
+def handle_exception(datasette: Any, request: Any, exception: Exception) -> Generator[None, Any, None]:
+    outcome = yield
+    if instance.site_for(datasette) is not None:
+        outcome.force_result([responses.error_response(datasette, request, exception)])
 
 
 # Anyone but an admin is refused every permission, whatever any other plugin answers: a hook wrapper sees the

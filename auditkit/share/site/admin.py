@@ -21,6 +21,7 @@ from markupsafe import Markup
 from auditkit import store
 from auditkit.errors import FilterError, ShareError, ShareLinkUnknown
 from auditkit.model.filters import parse
+from auditkit.model.safe_text import is_printable, printable
 from auditkit.share import links as sharing
 from auditkit.share.site.instance import Site, count_within, site_for
 from auditkit.share.site.responses import cast_response, html, methods, response
@@ -58,7 +59,7 @@ async def share_links_page(request: Any, datasette: Any) -> Any:
                 until=form["until"] or None, note=form["note"] or None, created_by=request.actor["id"],
                 base_url=site.public_url(request)))
         except (ShareError, FilterError) as e:
-            error, status = str(e), 400
+            error, status = printable(str(e)), 400
         else:
             datasette.add_message(request, f"Share link {link.id} created: send its URL to the auditor.")
             return response().redirect(datasette.urls.path(f"/-/share-links/{link.id}"))
@@ -143,8 +144,8 @@ async def admin_cast(request: Any, datasette: Any) -> Any:
 # --- Datasette's own pages, for admins ------------------------------------------------------------------------------
 
 def render_cell(datasette: Any, database: str, table: str | None, column: str, value: Any) -> Any:
-    """Admin tables: readable UTC times, and links from events and sessions to the replay page and from
-    share_links to the link's page."""
+    """Admin tables: readable UTC times, links from events and sessions to the replay page and from share_links to
+    the link's page, and text with control, bidi or zero-width characters made printable (safe_text)."""
     site = site_for(datasette)
     if site is None or database != site.db_name or not isinstance(value, str) or not value:
         return None
@@ -157,6 +158,8 @@ def render_cell(datasette: Any, database: str, table: str | None, column: str, v
         return Markup('<a href="{}">{}</a>').format(datasette.urls.path(f"/-/share-links/{value}"), value)
     if table == "events" and column == "target" and value.startswith("sl_") and re.match(f"^{LINK_RE}$", value):
         return Markup('<a href="{}">{}</a>').format(datasette.urls.path(f"/-/share-links/{value}"), value)
+    if not is_printable(value):  # control, bidi or zero-width characters: shown as escapes, never obeyed
+        return Markup("{}").format(printable(value))
     return None
 
 

@@ -4,6 +4,9 @@ every path but the public ones, and the headers every response carries.
 - `denies` is what the plugin's permission hook wrapper applies over every other plugin's answer.
 - `asgi_wrapper` lets through the share pages, the login page and static files (PUBLIC_PATHS, matched on the raw
   path: no percent-encoding, no dot segments); anything else needs an admin actor.
+- HTTP Basic credentials are read here, once (login.basic_credentials), checked off the event loop and limited per
+  IP (429 past the limit); the Authorization header is then taken out of the scope, so Datasette and other plugins
+  never see it, and valid credentials leave their actor in the scope (hooks.actor_from_request returns it).
 - Every response gets SECURITY_HEADERS (Referrer-Policy: no-referrer, X-Robots-Tag: noindex, Cache-Control: private,
   no-store, …), and an admin login's ds_actor cookie is re-signed to expire and made HttpOnly.
 """
@@ -16,6 +19,7 @@ import time
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Callable
 
+from auditkit.share.site import login
 from auditkit.share.site.instance import site_for
 
 ADMIN_SESSION_S = 12 * 3600  # admin logins (ds_actor) end after this
@@ -89,6 +93,19 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
                     message = dict(message, headers=_with_headers(datasette, message.get("headers") or [], secure))
                 await send(message)
 
+            credentials = login.basic_credentials(scope)
+            if credentials is not None:
+                scope = login.without_authorization(scope)
+                peer = scope.get("client")
+                ip = peer[0] if peer else None
+                agent = next((bytes(v).decode("latin-1") for n, v in scope.get("headers") or ()
+                              if bytes(n).lower() == b"user-agent"), None)
+                try:
+                    email = await site.passwords.verify(site, credentials, ip, agent, via="basic")
+                except login.Limited as e:
+                    return await login.send_too_many(send_with_headers, e.retry_after)
+                if email is not None:
+                    scope = dict(scope, **{login.SCOPE_ACTOR: {"id": email}})
             path = route_path(datasette, scope)
             if path is None or not PUBLIC_PATHS.match(path):
                 if not site.is_admin(await actor_of(datasette, scope, receive)):

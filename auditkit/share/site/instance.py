@@ -1,5 +1,5 @@
-"""The share site of one Datasette instance: the mirror it reads, the signing secret, the admins, the pool of threads
-that run store calls, and the remembered totals of links.
+"""The share site of one Datasette instance: the mirror it reads, the signing secret, the admins (and their password
+checks, login.Passwords), the pool of threads that run store calls, and the remembered totals of links.
 
 `site_for(datasette)` makes it from the `auditkit` plugin config (database, admins, base_url) on first use; every
 page, the gate and the permission hook start from it.
@@ -19,6 +19,7 @@ from auditkit import store
 from auditkit.errors import AuditkitError
 from auditkit.model.filters import Filter
 from auditkit.share import links as sharing
+from auditkit.share.site.login import Passwords
 
 CONFIG = "auditkit"
 COUNT_BUDGET_S = 0.05  # a page shows the total only when counting it costs less than this
@@ -40,6 +41,7 @@ class Site:
         self.db_path = Path(database.path)
         self.secret = sharing.secret_for(self.db_path)
         self.admins = frozenset(a for a in (config.get("admins") or []) if isinstance(a, str) and a)
+        self.passwords = Passwords(config.get("password_hashes") or {})
         self.base_url = (config.get("base_url") or "").rstrip("/") or None
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="auditkit-share")
@@ -47,8 +49,9 @@ class Site:
         self._counts_lock = threading.Lock()
 
     def close(self) -> None:
-        """Stop the pool (its threads close with their connections)."""
+        """Stop the pools (the store threads close with their connections)."""
         self._pool.shutdown(wait=True)
+        self.passwords.close()
 
     def is_admin(self, actor: Any) -> bool:
         return isinstance(actor, dict) and actor.get("id") in self.admins

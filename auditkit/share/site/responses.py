@@ -1,12 +1,20 @@
 """How the share site answers: HTML pages rendered from the plugin's templates (with the URLs of its static files
-and, on pages a link holder sees, the Content-Security-Policy), recordings, and the small refusals (405).
+and, on pages a link holder sees, the Content-Security-Policy), recordings, the small refusals (405), and every
+request that raised (error_response: Datasette's error page, and one log line without headers, cookies or locals).
 
 The static files are served by Datasette from the plugin's static/ directory at /-/static-plugins/auditkit/.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import traceback
 from typing import Any
+
+from auditkit.model.safe_text import printable
+
+log = logging.getLogger("auditkit.serve")
 
 STATIC = "/-/static-plugins/auditkit"
 PLAYER_JS = f"{STATIC}/asciinema-player/asciinema-player.min.js"
@@ -56,3 +64,44 @@ def methods(request: Any, *allowed: str) -> Any:
     if request.method not in allowed:
         return response().text("Method not allowed", status=405, headers={"allow": ", ".join(allowed)})
     return None
+
+
+def error_response(datasette: Any, request: Any, exception: Exception) -> Any:
+    """What answers a request that raised: Datasette's error page (JSON for .json paths) with the status and message
+    Datasette would give, but "Internal server error" for anything else, and one log line: method, path (a share
+    token masked), status, the exception's type and, for a 500, where it was raised. Never a header, a cookie, a query
+    string, a message or a local variable: those can hold an admin's password or a share token."""
+    from datasette.utils.asgi import Base400
+    from datasette.views.base import DatasetteError
+    from markupsafe import Markup
+
+    async def answer() -> Any:
+        title = None
+        if isinstance(exception, Base400):
+            status, message = exception.status, str(exception.args[0]) if exception.args else ""
+        elif isinstance(exception, DatasetteError):
+            status, message, title = exception.status, exception.message, exception.title
+            if exception.message_is_html:
+                message = Markup(message)
+        else:
+            status, message = 500, "Internal server error"
+        where = ""
+        if status >= 500:
+            frames = traceback.extract_tb(exception.__traceback__)
+            if frames:
+                where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}"
+        log.warning("%s %s: %d %s%s", printable(request.method)[:16], log_path(request.path), status,
+                    type(exception).__name__, where)
+        info = {"ok": False, "error": message, "status": status, "title": title}
+        if request.path.endswith(".json"):
+            return response().json(info, status=status)
+        template = datasette.jinja_env.select_template([f"{status}.html", "error.html"])
+        return response().html(await template.render_async(dict(
+            info, urls=datasette.urls, app_css_hash=datasette.app_css_hash(), menu_links=lambda: [])), status=status)
+
+    return answer
+
+
+def log_path(path: str) -> str:
+    """A request path as a log may show it: printable, bounded, with the token of a share URL masked."""
+    return printable(re.sub(r"/-/share/[^/]*", "/-/share/…", path))[:300]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from auditkit.share.site import admin, pages
+from auditkit.share.site import admin, login, pages
 from auditkit.share.site.instance import CONFIG
 
 SESSION_RE = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
@@ -23,6 +23,7 @@ ROUTES: list[tuple[str, Callable[..., Any]]] = [
     (rf"^/-/replay/(?P<session_id>{SESSION_RE})$", admin.admin_replay),
     (rf"^/-/replay/(?P<session_id>{SESSION_RE})/cast$", admin.admin_cast),
     (r"^/robots\.txt$", pages.robots_txt),
+    (r"^/-/login$", login.login_page),  # before datasette-auth-passwords' own (hooks.register_routes is tryfirst)
 ]
 
 

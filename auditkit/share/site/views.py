@@ -1,5 +1,6 @@
 """Words and values for the templates: readable times, and the dicts an event, a link and a recording become on a
-page."""
+page. Text from events and links is made printable here (safe_text: control, bidi and zero-width characters as
+visible escapes); the templates' autoescape keeps it from becoming markup."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from typing import Any
 
 from auditkit.model.events import Event, parse_timestamp
+from auditkit.model.safe_text import printable, printable_lines
 from auditkit.share import links as sharing
 
 
@@ -20,19 +22,22 @@ def readable_time(value: str) -> str:
 
 
 def event_view(event: Event, held: set[str]) -> dict[str, Any]:
-    data = event.to_dict()
+    data = {key: printable(value) if isinstance(value, str) else value for key, value in event.to_dict().items()}
     data["when"] = readable_time(event.timestamp)
-    data["details_json"] = json.dumps(event.details, indent=2, ensure_ascii=False, sort_keys=True)
+    data["details_json"] = printable_lines(json.dumps(event.details, indent=2, ensure_ascii=False,
+                                                    sort_keys=True))
     data["has_recording"] = bool(event.session_id and event.session_id in held)
     return data
 
 
 def link_view(link: sharing.ShareLink, now: dt.datetime | None = None) -> dict[str, Any]:
     return {
-        "id": link.id, "filter_text": link.filter_text or "(every event)", "range": sharing.range_text(link),
-        "expiry": sharing.expiry_text(link), "status": link.status(now), "note": link.note, "views": link.views,
-        "created": f"{sharing.human_time(link.created_at)} by {link.created_by}",
-        "revoked": (f"{sharing.human_time(link.revoked_at)} by {link.revoked_by}" if link.revoked_at else None),
+        "id": link.id, "filter_text": printable(link.filter_text) or "(every event)",
+        "range": printable(sharing.range_text(link)), "expiry": sharing.expiry_text(link), "status": link.status(now),
+        "note": printable(link.note) if link.note else None, "views": link.views,
+        "created": printable(f"{sharing.human_time(link.created_at)} by {link.created_by}"),
+        "revoked": (printable(f"{sharing.human_time(link.revoked_at)} by {link.revoked_by}")
+                    if link.revoked_at else None),
     }
 
 

@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 from auditkit import store
 from auditkit.errors import AuditkitError
 from auditkit.model.events import FIELDS, Event, parse_timestamp
+from auditkit.model.safe_text import printable, printable_lines
 from auditkit.review.tui.mirror import Cancelled
 from auditkit.review.tui.widgets.event_list import OUTCOME_MARKS, format_time
 
@@ -67,7 +68,7 @@ def fields_table(event: Event, utc: bool) -> Table:
         elif name == "outcome":
             shown = Text(f"{OUTCOME_MARKS.get(value, '?')} {value}", style=OUTCOME_STYLES.get(value, ""))
         else:
-            shown = Text(str(value))
+            shown = Text(printable(str(value)))
         table.add_row(name, shown)
     return table
 
@@ -113,7 +114,7 @@ def recording_summary(event: Event, facts: DetailFacts | None) -> Text:
     size = f"{session.get('width')}×{session.get('height')}" if session.get("width") else "size unknown"
     text.append(f"{seconds:,.1f} s, {size}, {session['size']:,} bytes")
     if session.get("command"):
-        text.append(f", `{session['command']}`")
+        text.append(f", `{printable(session['command'])}`")
     if session.get("exit_code") is not None:
         text.append(f", exit {session['exit_code']}")
     if session.get("truncated"):
@@ -149,7 +150,7 @@ class DetailScreen(Screen[None]):
         event = self.event
         title = Text()
         title.append(f"{event.category}/{event.action}", style="bold")
-        title.append(f"  {event.description}")
+        title.append(f"  {printable(event.description)}")
         yield Static(title, id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield Static(id="detail-summary")
@@ -161,7 +162,7 @@ class DetailScreen(Screen[None]):
     def on_mount(self) -> None:
         utc = bool(getattr(self.app, "utc", True))
         self.query_one("#detail-fields", Static).update(fields_table(self.event, utc))
-        details = json.dumps(self.event.details, indent=2, sort_keys=True, ensure_ascii=False)
+        details = printable_lines(json.dumps(self.event.details, indent=2, sort_keys=True, ensure_ascii=False))
         self.query_one("#detail-details", Static).update(Group(
             Text("details", style="bold"),
             Syntax(details, "json", theme="ansi_dark", word_wrap=True, background_color="default"),
@@ -238,6 +239,6 @@ class DetailScreen(Screen[None]):
         try:
             screen = ReplayScreen(load(cast_bytes), title=title, event_markers=markers)
         except (AuditkitError, ValueError) as e:  # a recording it cannot read is a message, not a crash
-            self.notify(f"cannot replay this recording: {e}", severity="error")
+            self.notify(printable(f"cannot replay this recording: {e}"), severity="error", markup=False)
             return
         self.app.push_screen(screen)

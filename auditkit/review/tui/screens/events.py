@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from auditkit.model.filters import TIME_KEYS, Filter
+from auditkit.model.safe_text import printable
 from auditkit.review.tui.screens.detail import DetailScreen
 from auditkit.review.tui.screens.picker import PickerScreen
 from auditkit.review.tui.screens.share import ShareScreen
@@ -104,7 +105,7 @@ class EventsScreen(Screen[None]):
             text.append(f"{events.total:,}", style="bold")
             text.append(" match" if events.total == 1 else " matches")
         text.append(" for ")
-        text.append(events.filter.to_text() or "all events", style="italic")
+        text.append(printable(events.filter.to_text()) or "all events", style="italic")
         text.append("  ·  ")
         text.append("UTC" if events.utc else f"local time ({local_zone_name()})")
         if events.follow:

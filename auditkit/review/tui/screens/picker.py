@@ -18,6 +18,7 @@ from textual.worker import get_current_worker
 
 from auditkit import store
 from auditkit.model.filters import Filter
+from auditkit.model.safe_text import printable
 from auditkit.review.tui.mirror import Cancelled
 from auditkit.review.tui.widgets.text_input import TextInput
 
@@ -25,6 +26,7 @@ TITLES = {"user": "Users", "rack": "Racks", "action": "Actions", "category": "Ca
 
 
 def option_label(value: str, count: int, width: int) -> Text:
+    value = printable(value)
     text = Text(value)
     text.append(" " * max(1, width - len(value) + 1))
     text.append(f"{count:>9,}", style="dim")
@@ -52,7 +54,7 @@ class PickerScreen(ModalScreen[list[str] | None]):
     def compose(self) -> ComposeResult:
         scope = self.filter.without(self.key).to_text() or "all events"
         with Vertical(id="dialog", classes="picker"):
-            yield Label(f"{TITLES[self.key]} — counts within: {scope}", id="picker-title")
+            yield Label(Text(f"{TITLES[self.key]} — counts within: {printable(scope)}"), id="picker-title")
             yield TextInput(placeholder="type to narrow", id="picker-narrow", compact=True)
             yield SelectionList[str](id="picker-list")
             yield Static("counting…", id="picker-hint")
@@ -83,7 +85,7 @@ class PickerScreen(ModalScreen[list[str] | None]):
             return
         needle = self.query_one("#picker-narrow", Input).value.strip().lower()
         shown = [(v, c) for v, c in self.counts if needle in v.lower()]
-        width = min(48, max((len(v) for v, _ in shown), default=0))
+        width = min(48, max((len(printable(v)) for v, _ in shown), default=0))
         choices = self.query_one("#picker-list", SelectionList)
         choices.clear_options()
         choices.add_options([Selection(option_label(v, c, width), v, v in self.chosen) for v, c in shown])

@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
+from auditkit.model.safe_text import printable
 from auditkit.review import replay
 from auditkit.review.tui.keys import KeySection
 from auditkit.review.tui.screens.help import HelpScreen
@@ -261,8 +262,9 @@ class ReplayScreen(Screen[None]):
             parts.append("seeking when indexed")
         if self.message:
             parts.append(self.message)
-        status = Text(" · ".join(parts), no_wrap=True, overflow="ellipsis", end="")
-        title = self.replay_title
+        # marker labels, searched text and the title come from the recording and the event: shown, never obeyed
+        status = Text(printable(" · ".join(parts)), no_wrap=True, overflow="ellipsis", end="")
+        title = printable(self.replay_title)
         text = Text.assemble(status, "  ", (title, "dim"), "  ", ("? keys", "bold"), no_wrap=True,
                              overflow="ellipsis", end="")
         self.query_one("#replay-status", Static).update(text)

@@ -18,6 +18,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 from auditkit import store
 from auditkit.errors import AuditkitError
 from auditkit.model.filters import TIME_KEYS, Filter
+from auditkit.model.safe_text import printable
 from auditkit.review.tui.widgets.text_input import TextInput
 
 from auditkit.share import links as sharing
@@ -53,7 +54,7 @@ class ShareScreen(ModalScreen[None]):
         scope = self.filter.without(*TIME_KEYS).to_text() or "all events"
         with Vertical(id="dialog", classes="share"):
             yield Label("Share a link to these events", id="share-title")
-            yield Static(Text.assemble(("Filter  ", "bold"), scope), id="share-filter")
+            yield Static(Text.assemble(("Filter  ", "bold"), printable(scope)), id="share-filter")
             yield Static(Text.assemble(("Range   ", "bold"), range_text(self.filter, now)), id="share-range")
             yield Static(Text.assemble(("Matches ", "bold"), ("counting…", "dim")), id="share-count")
             yield Label("Expires", classes="share-label")
@@ -149,7 +150,7 @@ class ShareScreen(ModalScreen[None]):
 
     def _failed(self, message: str) -> None:
         self.creating = False
-        self.query_one("#share-result", Static).update(Text(message, style="red"))
+        self.query_one("#share-result", Static).update(Text(printable(message), style="red"))
 
     def _created(self, url: str) -> None:
         self.creating = False

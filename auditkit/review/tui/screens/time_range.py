@@ -3,6 +3,7 @@ filter language's time forms. Dismisses with (since, until) — either may be No
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from auditkit.errors import FilterError
 from auditkit.model.filters import Filter
+from auditkit.model.safe_text import printable
 from auditkit.review.tui.widgets.text_input import TextInput
 
 PRESETS: list[tuple[str, str, str | None]] = [
@@ -87,7 +89,7 @@ class TimeRangeScreen(ModalScreen[tuple[str | None, str | None] | None]):
             if until:
                 f = f.with_values("until", [until])
         except FilterError as e:
-            self.query_one("#time-error", Static).update(e.reason)
+            self.query_one("#time-error", Static).update(Text(printable(e.reason)))
             return
         self.dismiss((since, until))
 

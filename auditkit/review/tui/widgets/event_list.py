@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from auditkit import store
 from auditkit.model.events import Event
 from auditkit.model.filters import Filter
+from auditkit.model.safe_text import printable
 from auditkit.review.tui import mirror as mirror_mod
 from auditkit.review.tui.mirror import Cancelled, Change, Mirror, Row, Snapshot
 
@@ -420,10 +421,11 @@ class EventList(ScrollView, can_focus=True):
             Segment(fit(format_time(event.timestamp, self.utc, cols.time < 19), cols.time), times),
             Segment(" ", plain),
             Segment(OUTCOME_MARKS.get(event.outcome, "?"), outcome),
-            Segment(" " + fit(event.actor, cols.user) + " " + fit(event.rack, cols.rack) + " ", plain),
+            Segment(" " + fit(printable(event.actor), cols.user) + " " + fit(printable(event.rack), cols.rack) + " ",
+                    plain),
             Segment(fit(f"{event.category}/{event.action}", cols.what),
                     plain if event.outcome == "succeeded" or selected else outcome),
-            Segment(" " + fit(event.description, cols.description), plain),
+            Segment(" " + fit(printable(event.description), cols.description), plain),
         ]
         return Strip(segments).adjust_cell_length(width, plain)
 

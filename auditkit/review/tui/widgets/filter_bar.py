@@ -13,6 +13,7 @@ from textual.widgets import Input, Label, Static
 
 from auditkit.errors import FilterError
 from auditkit.model.filters import Filter, parse
+from auditkit.model.safe_text import printable
 from auditkit.review.tui.widgets.text_input import TextInput
 
 PLACEHOLDER = "all events — press / to filter: user:… rack:… action:… category:… since:7d text"
@@ -93,5 +94,5 @@ class FilterBar(Vertical):
             text.append(" " * max(0, indent + error.position))
             text.append("^" * max(1, len(error.token)), style="bold")
             text.append(" ")
-        text.append(error.reason)
+        text.append(printable(error.reason))
         box.update(text)
