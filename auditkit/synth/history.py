@@ -15,7 +15,10 @@ Each region's gateway is one chain source (`gw-us`, `gw-eu`, `gw-ap`); share-lin
 `local` chain. Events are written with store.append() in time windows of about BATCH_EVENTS events (each window's
 events of every source, so the store's time-ordered keys mostly grow), recordings with store.add_session() before
 the batch that holds their event, and an empty store is filled inside store.bulk_load(). Same seed and end →
-byte-identical events (and chains, when the store starts empty). Runs of PARALLEL_MIN events or more plan, expand
+byte-identical events (and chains, when the store starts empty). After writing, each synthetic gateway signs a
+checkpoint of its chain with its own key (synthetic_signer: a key file beside the mirror, named "synthetic"), pinned
+as sync pins a real gateway's, so that verify and exports work on a synthetic mirror as on a synced one; the local
+chain is checkpointed by store.append itself. Runs of PARALLEL_MIN events or more plan, expand
 and build each gateway's events in its own process, which also makes each event's canonical JSON
 (events.seal_halves); this one chains the hashes, writes, and fills the full-text index while it waits.
 """
@@ -1441,4 +1444,21 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
     finally:
         for remote in remotes:
             remote.close()
+    for source in order:
+        if source != store.LOCAL_SOURCE:
+            store.checkpoint_chain(conn, source, synthetic_signer(conn, source))
     return Summary(written, sessions)
+
+
+SYNTHETIC_KEY_SUFFIX = ".synthetic-{source}.checkpoint.key"
+
+
+def synthetic_key_path(conn: sqlite3.Connection, source: str) -> Any:
+    """Where the synthetic gateway `source` keeps its checkpoint key: beside the mirror, as
+    `<db file>.synthetic-<source>.checkpoint.key` (a real gateway's is beside its journal)."""
+    return store.beside(conn, SYNTHETIC_KEY_SUFFIX.format(source=source))
+
+
+def synthetic_signer(conn: sqlite3.Connection, source: str) -> Any:
+    """The synthetic gateway `source`'s Ed25519 checkpoint key (key name = the chain), made on first need."""
+    return store.load_signer(synthetic_key_path(conn, source), source)
