@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import hashlib
 import json
 import sqlite3
 from typing import Any, Callable, Iterator, Sequence
@@ -97,9 +98,11 @@ def verify(conn: sqlite3.Connection, progress: Callable[[int], None] | None = No
     stored = _stored_checkpoints(conn)
     sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM events ORDER BY source")]
     local_lines, local_problem = _local_chain_lines(conn, stored.get(LOCAL_SOURCE, []))
-    traces = _traces(conn, heads, stored, local_lines)
-    report.signed = bool(stored) or bool(traces) or LOCAL_SOURCE in heads or LOCAL_SOURCE in sources or any(
+    # A store with none of these is a gateway's journal (its gateway signs on request and stores no checkpoint),
+    # checked as hash chains and trees only.
+    report.signed = bool(stored) or LOCAL_SOURCE in heads or LOCAL_SOURCE in sources or any(
         h.url for h in heads.values()) or any(pins.values()) or _has_key_file(conn)
+    traces = _traces(conn) if report.signed else {}
     known = {k.name: k for k in keys}
     for source in sorted(set(sources) | {s for s, h in heads.items() if h.last_seq > 0} | set(stored)
                          | set(local_lines) | set(traces)):
@@ -190,13 +193,14 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
     link_breaks: list[tuple[int, str, str, str]] = []  # (seq, id, prev_hash, expected)
     hashes: set[str] = set()
     result = _Pass()
-    tree: merkle.CompactRange | None = merkle.CompactRange()
+    building, tsize, edge = True, 0, []  # the tree over seqs 1..tsize, while they come contiguous and readable
+    push, pop, sha256, fromhex = edge.append, edge.pop, hashlib.sha256, bytes.fromhex
     tree_nodes = _Nodes(conn, source)
     tree_problem: str | None = None
     wanted = sorted(s for s in sizes if s > 0)
     if 0 in sizes:
         result.roots[0] = merkle.EMPTY_ROOT
-    leaf_hash, node_check = merkle.leaf_hash, tree_nodes.check
+    node_check = tree_nodes.check
 
     prev_seq, prev_hash = 0, GENESIS_HASH
     cur = conn.execute(
@@ -230,33 +234,37 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
             note_problem("deleted", prev_seq + 1, None, f"event(s) seq {missing} were deleted")
         elif row["prev_hash"] != prev_hash:
             link_breaks.append((seq, event_id, row["prev_hash"], prev_hash))
-        if tree is not None:
-            if seq != tree.size + 1:
-                tree = None
-            else:
-                try:
-                    closed = tree.append(leaf_hash(bytes.fromhex(stored)))
-                except (ValueError, TypeError):
-                    tree = None
-                else:
-                    if len(closed) > 1 and tree_problem is None:
-                        for level, index, value in closed[1:]:
-                            tree_problem = node_check(level, index, value)
-                            if tree_problem:
-                                note_problem("tree", (index << level) + 1, None, tree_problem)
-                                break
-                    if wanted and wanted[0] == tree.size:
-                        result.roots[wanted.pop(0)] = tree.root()
+        if building:
+            # the tree's right edge, extended by this leaf (RFC 9162's MTH folded as merkle.CompactRange does, inlined:
+            # this runs once per event), checking each subtree it closes against merkle_nodes
+            try:
+                node = sha256(b"\x00" + fromhex(stored)).digest()
+            except (ValueError, TypeError):
+                building = False
+            if building and seq != tsize + 1:
+                building = False
+            if building:
+                index, level = tsize, 0
+                while index & 1:
+                    node = sha256(b"\x01" + pop() + node).digest()
+                    index >>= 1
+                    level += 1
+                    if tree_problem is None:
+                        tree_problem = node_check(level, index, node)
+                        if tree_problem:
+                            note_problem("tree", (index << level) + 1, None, tree_problem)
+                push(node)
+                tsize += 1
+                if wanted and wanted[0] == tsize:
+                    result.roots[wanted.pop(0)] = merkle.CompactRange(tsize, edge).root()
         hashes.add(stored)
         prev_seq, prev_hash = seq, stored
     result.last_seq = prev_seq
-    result.prefix = tree.size if tree is not None else result.prefix
-    if tree is not None:
-        result.prefix = tree.size
-        if tree_problem is None:
-            tree_problem = tree_nodes.extra(tree.size)
-            if tree_problem:
-                note_problem("tree", None, None, tree_problem)
+    result.prefix = tsize
+    if building and tree_problem is None:
+        tree_problem = tree_nodes.extra(tsize)
+        if tree_problem:
+            note_problem("tree", None, None, tree_problem)
 
     for seq, event_id, linked, expected in link_breaks:
         if linked in hashes:
@@ -303,6 +311,9 @@ def _open(cp: trees.StoredCheckpoint, verifier: note.Verifier | None) -> tuple[n
         return None, f"the stored checkpoint of size {cp.size} does not verify: {e}"
     if checkpoint.origin != cp.source:
         return None, f"the stored checkpoint of size {cp.size} is of log {checkpoint.origin!r}, not {cp.source!r}"
+    if cp.signed_at != trees.signed_at(checkpoint):
+        return None, (f"the stored checkpoint of size {cp.size} says it was signed at {cp.signed_at}, but its note "
+                      f"says {trees.signed_at(checkpoint)}")
     if checkpoint.size != cp.size or checkpoint.root != cp.root:
         return None, (f"the stored checkpoint of size {cp.size} signs size {checkpoint.size}, root "
                       f"{_b64(checkpoint.root)}, not the size and root stored beside it ({_b64(cp.root)})")
@@ -421,8 +432,7 @@ def _has_key_file(conn: sqlite3.Connection) -> bool:
         return False
 
 
-def _traces(conn: sqlite3.Connection, heads: dict[str, ChainHead], stored: dict[str, list[Any]],
-            local_lines: dict[str, Any]) -> dict[str, str]:
+def _traces(conn: sqlite3.Connection) -> dict[str, str]:
     """Sources known only from files beside the database: source → what names it."""
     return {name: f"the sync key file {path}" for name, path in _sync_key_files(conn).items()}
 
