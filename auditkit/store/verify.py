@@ -21,7 +21,7 @@ import gzip
 import hashlib
 import json
 import sqlite3
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from auditkit.errors import StoreError
 from auditkit.model import merkle, note
@@ -129,6 +129,8 @@ def verify(conn: sqlite3.Connection, progress: Callable[[int], None] | None = No
         if source == LOCAL_SOURCE and local_problem:
             note_problem("checkpoint", None, None, local_problem)
         report.problems.extend(sorted(found.values(), key=lambda p: PROBLEM_KINDS.index(p.kind)))
+    for name in sorted(set(known) - set(heads) - set(sources)):
+        report.notes.append(f"the mirror holds no chain '{name}': the key given for it was not used")
     report.heads = [heads[s] for s in sorted(heads)]
     _verify_sessions(conn, report)
     return report
@@ -136,55 +138,70 @@ def verify(conn: sqlite3.Connection, progress: Callable[[int], None] | None = No
 
 @dataclasses.dataclass
 class _Pass:
-    """What one pass over a chain's events found: how far its seqs run, the contiguous prefix its tree was built
-    over, and the tree head at each size asked for."""
+    """What one pass over a chain's events found: the last seq it reached, and the tree head at each size asked for
+    (as far as the seqs ran contiguous from 1 and every hash could be read)."""
 
-    rows: int = 0
     last_seq: int = 0
-    prefix: int = 0  # the tree covers seqs 1..prefix (it stops at the first gap, repeat or unreadable hash)
     roots: dict[int, bytes] = dataclasses.field(default_factory=dict)
 
 
 class _Nodes:
-    """merkle_nodes of one chain read level by level in index order, as the pass closes subtrees."""
+    """merkle_nodes of one chain checked against the subtrees the pass closes: each level's expected hashes are
+    gathered in order and compared CHUNK at a time with the stored ones (one indexed range read and one list
+    comparison per chunk: the per-node work stays a list append)."""
+
+    CHUNK = 4096
 
     def __init__(self, conn: sqlite3.Connection, source: str):
         self.conn, self.source = conn, source
-        self.cursors: dict[int, Iterator[tuple[int, bytes]]] = {}
-        self.pending: dict[int, tuple[int, bytes] | None] = {}
+        self.expected: dict[int, list[bytes]] = {}  # level → hashes of its next nodes, from index start[level]
+        self.start: dict[int, int] = {}
+        self.problem: str | None = None
 
-    def _cursor(self, level: int) -> Iterator[tuple[int, bytes]]:
-        cursor = self.cursors.get(level)
-        if cursor is None:
-            cursor = self.cursors[level] = iter(self.conn.execute(
-                "SELECT idx, hash FROM merkle_nodes WHERE source = ? AND level = ? ORDER BY idx",
-                (self.source, level)))
-        return cursor
+    def add(self, level: int, value: bytes) -> None:
+        nodes = self.expected.get(level)
+        if nodes is None:
+            nodes = self.expected[level] = []
+            self.start[level] = 0
+        nodes.append(value)
+        if len(nodes) >= self.CHUNK:
+            self._compare(level)
 
-    def check(self, level: int, index: int, value: bytes) -> str | None:
-        """None when the stored node (level, index) is `value`; else what is wrong with it."""
-        row = self.pending.pop(level, None) or next(self._cursor(level), None)
-        while row is not None and row[0] < index:
-            extra = row[0]
-            self.pending[level] = next(self._cursor(level), None)
-            return f"merkle_nodes holds a node at level {level}, index {extra} that the tree does not have"
-        if row is None or row[0] > index:
-            self.pending[level] = row
-            return f"merkle_nodes lacks the node at level {level}, index {index}"
-        if bytes(row[1]) != value:
-            return (f"the node at level {level}, index {index} in merkle_nodes is not the one the events give "
-                    f"(covering seq {(index << level) + 1}–{(index + 1) << level})")
-        return None
+    def _compare(self, level: int) -> None:
+        nodes, first = self.expected[level], self.start[level]
+        self.expected[level], self.start[level] = [], first + len(nodes)
+        if self.problem is not None or not nodes:
+            return
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        stored = cursor.execute("SELECT idx, hash FROM merkle_nodes WHERE source = ? AND level = ? "
+                                "AND idx BETWEEN ? AND ? ORDER BY idx",
+                                (self.source, level, first, first + len(nodes) - 1)).fetchall()
+        if len(stored) == len(nodes) and [bytes(h) for _, h in stored] == nodes:
+            return
+        held = {idx: bytes(h) for idx, h in stored}
+        for index, value in enumerate(nodes, start=first):
+            if index not in held:
+                self.problem = f"merkle_nodes lacks the node at level {level}, index {index}"
+            elif held[index] != value:
+                self.problem = (f"the node at level {level}, index {index} in merkle_nodes is not the one the "
+                                f"events give (covering seq {(index << level) + 1}–{(index + 1) << level})")
+            if self.problem:
+                return
 
-    def extra(self, size: int) -> str | None:
-        """A stored node beyond a tree of `size` leaves, if any."""
-        row = self.conn.execute(
-            "SELECT level, idx FROM merkle_nodes WHERE source = ? AND ((idx + 1) << level) > ? LIMIT 1",
-            (self.source, size)).fetchone()
-        if row is None:
-            return None
-        return (f"merkle_nodes holds a node at level {row[0]}, index {row[1]}, covering seqs up to "
-                f"{(row[1] + 1) << row[0]}, beyond the chain's {size} events")
+    def finish(self, size: int, whole: bool) -> str | None:
+        """Compare what is left and, when the tree covers the `whole` chain, look for stored nodes beyond its `size`
+        leaves; the first problem found."""
+        for level in sorted(self.expected):
+            self._compare(level)
+        if self.problem is None and whole:
+            row = self.conn.execute(
+                "SELECT level, idx FROM merkle_nodes WHERE source = ? AND ((idx + 1) << level) > ? LIMIT 1",
+                (self.source, size)).fetchone()
+            if row is not None:
+                self.problem = (f"merkle_nodes holds a node at level {row[0]}, index {row[1]}, covering seqs up to "
+                                f"{(row[1] + 1) << row[0]}, beyond the chain's {size} events")
+        return self.problem
 
 
 def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None, report: VerifyReport,
@@ -196,11 +213,10 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
     building, tsize, edge = True, 0, []  # the tree over seqs 1..tsize, while they come contiguous and readable
     push, pop, sha256, fromhex = edge.append, edge.pop, hashlib.sha256, bytes.fromhex
     tree_nodes = _Nodes(conn, source)
-    tree_problem: str | None = None
     wanted = sorted(s for s in sizes if s > 0)
     if 0 in sizes:
         result.roots[0] = merkle.EMPTY_ROOT
-    node_check = tree_nodes.check
+    node_add = tree_nodes.add
 
     prev_seq, prev_hash = 0, GENESIS_HASH
     cur = conn.execute(
@@ -208,7 +224,6 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
     )
     for row in cur:
         report.events += 1
-        result.rows += 1
         if progress and report.events % 50000 == 0:
             progress(report.events)
         seq, event_id, stored = row["source_seq"], row["id"], row["hash"]
@@ -249,10 +264,7 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
                     node = sha256(b"\x01" + pop() + node).digest()
                     index >>= 1
                     level += 1
-                    if tree_problem is None:
-                        tree_problem = node_check(level, index, node)
-                        if tree_problem:
-                            note_problem("tree", (index << level) + 1, None, tree_problem)
+                    node_add(level, node)
                 push(node)
                 tsize += 1
                 if wanted and wanted[0] == tsize:
@@ -260,9 +272,8 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
         hashes.add(stored)
         prev_seq, prev_hash = seq, stored
     result.last_seq = prev_seq
-    result.prefix = tsize
-    if building and tree_problem is None:
-        tree_problem = tree_nodes.extra(tsize)
+    if building or tsize:
+        tree_problem = tree_nodes.finish(tsize, whole=building)
         if tree_problem:
             note_problem("tree", None, None, tree_problem)
 
