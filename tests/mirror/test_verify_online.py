@@ -1,10 +1,12 @@
 """`auditkit verify` on a mirror synced from a real gateway over HTTPS (pinned as `sync add` pins it), and
 `auditkit verify --online`, which fetches each source's live checkpoint through the same Feed: up to date, behind
 (said, with how far), a truncated mirror, and a rewritten chain re-signed under a key the attacker pinned in the
-mirror (which only the live checkpoint, or a key known from outside, can catch)."""
+mirror (which only the live checkpoint, or a key known from outside, can catch); and a gateway that forks or rolls
+back after the mirror synced (a signed feed served from a second store under the gateway's key)."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 
 import pytest
@@ -14,7 +16,9 @@ from auditkit import store
 from auditkit.cli import main
 from auditkit.model import merkle, note
 from auditkit.model import events as ev
-from feeds import append_to, journal_with, serve_journal
+from auditkit.mirror import trust
+from auditkit.mirror.sync import Feed, add_source, sync_once
+from feeds import SignedFeed, append_to, journal_with, serve_journal
 
 
 @pytest.fixture
@@ -131,3 +135,40 @@ def test_a_chain_rewritten_and_resigned_under_a_pinned_forged_key_is_caught_onli
     assert "live: gw: its live checkpoint:" in online.output and "pinned key" in online.output
     outside = _verify(synced, "--key", real_key)
     assert outside.exit_code == 1 and "checkpoint: gw:" in outside.output and real_key in outside.output
+
+
+@pytest.mark.parametrize("served,message", [("fork", "a forked history"), ("rollback", "rolled back")])
+def test_a_gateway_that_forks_or_rolls_back_after_the_sync_is_reported_online(tmp_path, served, message):
+    """A mirror synced from journal `a` (31 events); then its gateway serves, under the same key, a fork of it (the
+    first 21 events, then others) or `a` cut at 25."""
+    a = tmp_path / "a.db"
+    journal_with(a, "gw", 20)
+    shutil.copy(a, tmp_path / "fork.db")
+    conn = store.open_db(tmp_path / "fork.db")
+    append_to(conn, "gw", 20, start_minute=500, actor="mallory")
+    conn.close()
+    conn = store.open_db(a)
+    append_to(conn, "gw", 4, start_minute=100)
+    conn.close()
+    shutil.copy(a, tmp_path / "rollback.db")
+    conn = store.open_db(a)
+    append_to(conn, "gw", 6, start_minute=200)
+    conn.close()
+    signer = note.generate_signer("gw")
+    feeds = {name: SignedFeed(tmp_path / f"{name}.db", "gw", signer) for name in ("a", served)}
+    try:
+        db = tmp_path / "audit.db"
+        conn = store.open_db(db)
+        add_source(conn, "gw", feeds["a"].url, "any-key", tmp_path)
+        assert sync_once(conn, Feed("gw", feeds["a"].url, "any-key", trust.load(conn, "gw"))).synced == 31
+        store.set_source_url(conn, "gw", feeds[served].url)  # the same gateway, as far as the mirror can tell
+        conn.close()
+        runner = CliRunner()
+        assert runner.invoke(main, ["verify", "--db", str(db)]).exit_code == 0  # offline, nothing to see
+        online = runner.invoke(main, ["verify", "--db", str(db), "--online"])
+        assert online.exit_code == 1
+        assert f"forked: gw: {message}" in online.output.replace("the gateway rolled back", "rolled back")
+        assert "nothing was committed" not in online.output  # verify writes nothing, and says nothing of commits
+    finally:
+        for feed in feeds.values():
+            feed.stop()
