@@ -54,6 +54,7 @@ from auditkit.store.identity import (
     load_signer,
     local_signer,
     local_verifier,
+    pinned_key,
 )
 from auditkit.store.identity import key_path as mirror_key_path
 from auditkit.store.intents import RECOVERED_AFTER_STOP, complete_intents, record_intents, recover_intents
@@ -110,7 +111,7 @@ __all__ = [
     "check_chain", "set_source_url",
     "DEFAULT_DB", "PAGE_SIZE", "data_version", "default_db_path", "existing_path", "migrate", "open_db",
     "open_existing", "transaction",
-    "beside", "checkpoint_chain", "database_path", "load_signer", "local_signer", "local_verifier", "mirror_key_path",
+    "beside", "checkpoint_chain", "database_path", "load_signer", "local_signer", "local_verifier", "mirror_key_path", "pinned_key",
     "RECOVERED_AFTER_STOP", "complete_intents", "record_intents", "recover_intents",
     "Page", "count", "events_after", "get_event", "iter_rows", "key_at", "page", "row_dict", "row_to_event",
     "session_event", "value_counts",

@@ -124,6 +124,12 @@ def checkpoint_local(conn: sqlite3.Connection) -> trees.StoredCheckpoint:
 
 
 
+def pinned_key(conn: sqlite3.Connection, source: str) -> str | None:
+    """The checkpoint key pinned for `source` (sync_state.checkpoint_key), if any."""
+    row = conn.execute("SELECT checkpoint_key FROM sync_state WHERE source = ?", (source,)).fetchone()
+    return row[0] if row else None
+
+
 def checkpoint_chain(conn: sqlite3.Connection, source: str, signer: note.Signer) -> trees.StoredCheckpoint:
     """Sign and store a checkpoint of all of `source`'s chain with `signer`, the chain's gateway key held by the
     caller (the synthetic history's), and pin that key as sync pins a gateway's (sync_state.checkpoint_key). A

@@ -37,9 +37,12 @@ import random
 import sqlite3
 import threading
 import traceback
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from auditkit import store
+from auditkit.errors import AuditkitError
+from auditkit.model import note
 from auditkit.model.events import FIELDS, Event, dumps, new_event_id, seal_halves, timestamp_ms, value_hmac
 from auditkit.model.filters import Filter
 from auditkit.share.links import LOCAL_RACK, ShareLink
@@ -1410,6 +1413,11 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
     windows = [start_ms + (end_ms - start_ms) * (i + 1) // n_windows for i in range(n_windows)]
     windows[-1] = end_ms
     order = sorted(counts, key=lambda s: (-counts[s], s))
+    for source in order:  # a chain a real gateway signs is not one to write synthetic events onto
+        pinned = store.pinned_key(conn, source)
+        if source != store.LOCAL_SOURCE and pinned and pinned != str(synthetic_signer(conn, source).verifier):
+            raise AuditkitError(f"{source} is a chain whose checkpoints its gateway signs (key {pinned}): synth "
+                             f"writes only onto synthetic chains")
     if parallel is None:
         parallel = events >= PARALLEL_MIN
     streams: dict[str, Any] = {}
@@ -1453,12 +1461,12 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
 SYNTHETIC_KEY_SUFFIX = ".synthetic-{source}.checkpoint.key"
 
 
-def synthetic_key_path(conn: sqlite3.Connection, source: str) -> Any:
+def synthetic_key_path(conn: sqlite3.Connection, source: str) -> Path:
     """Where the synthetic gateway `source` keeps its checkpoint key: beside the mirror, as
     `<db file>.synthetic-<source>.checkpoint.key` (a real gateway's is beside its journal)."""
     return store.beside(conn, SYNTHETIC_KEY_SUFFIX.format(source=source))
 
 
-def synthetic_signer(conn: sqlite3.Connection, source: str) -> Any:
+def synthetic_signer(conn: sqlite3.Connection, source: str) -> note.Signer:
     """The synthetic gateway `source`'s Ed25519 checkpoint key (key name = the chain), made on first need."""
     return store.load_signer(synthetic_key_path(conn, source), source)
