@@ -1,5 +1,6 @@
 """`auditkit sync`: `sync [NAME…] [--follow]` mirrors the registered gateway feeds (the group's default command,
-hidden as `run`), `sync add` registers one, `sync list` shows each source's cursor and lag.
+hidden as `run`), `sync add` registers one and pins its gateway (TLS, checkpoint key), `sync list` shows each
+source's cursor and lag.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def sync_add(name_and_url: tuple[str, ...], key_file: Path | None, fingerprint: 
     where = f"key in {sync_mod.key_path(path.parent, name)}" if key_file else f"key from ${sync_mod.env_var(name)}"
     click.echo(f"source {name} → {url.rstrip('/')} ({where}; {pins.describe(url)})")
     if added.learned_key:
-        click.echo(f"checkpoint key learned from the gateway and pinned; compare it with what `auditkit gateway key` "
-                   f"prints on the gateway's machine:\n{added.pins.checkpoint_key}")
+        unverified = " over TLS that was NOT verified (--insecure): anyone on the path could have served it" \
+            if insecure else ""
+        click.echo(f"checkpoint key learned from the gateway{unverified} and pinned; compare it with what "
+                   f"`auditkit gateway key` prints on the gateway's machine:\n{added.pins.checkpoint_key}")
     else:
         click.echo(f"checkpoint key pinned: {added.pins.checkpoint_key}")
 

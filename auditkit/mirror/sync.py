@@ -1,14 +1,18 @@
 """The sync agent: mirrors gateway journals (their feeds, docs/feed.md) into a local store, verified and resumable.
 
-Each page is checked before anything of it is committed: it must be well-formed, continue the mirrored chain
-(first prev_hash = the last mirrored hash, seqs contiguous) and every event must carry the hash its content implies
-(store.check_chain, on the fetch thread). The page's events, the recordings they reference (checked against their
-sha256) and the new cursor are committed in one transaction, so a crash at any point loses nothing and duplicates
-nothing.
+Each sync first takes the gateway's signed checkpoint (mirror/checkpoints.py: its signature under the pinned key,
+consistent with the last one stored, not behind the mirror), then fetches pages up to its size. Each page is
+checked before anything of it is committed: it must be well-formed, continue the mirrored chain (first prev_hash =
+the last mirrored hash, seqs contiguous), every event must carry the hash its content implies (store.check_chain),
+and the chain it makes must be a prefix of the signed tree (checkpoints.check_page), all on the fetch thread. The
+page's events, the recordings they reference (checked against their sha256), the new cursor and, with the page
+that reaches it, the checkpoint are committed in one transaction, so a crash at any point loses nothing and
+duplicates nothing.
 
 Keys never enter the database: a source's key comes from $AUDITKIT_SYNC_KEY_<NAME> or from data/sync-<name>.key
-(mode 0600), written by `auditkit sync add`. How the gateway is trusted (TLS pin, CA file or --insecure) is
-mirror/trust.py's; `add_source` asks the feed which chain it serves, so a source is named as the feed names it.
+(mode 0600), written by `auditkit sync add`. How the gateway is trusted (TLS pin, CA file or --insecure; the
+checkpoint key) is mirror/trust.py's; `add_source` asks the feed which chain it serves, so a source is named as the
+feed names it.
 """
 
 from __future__ import annotations

@@ -156,8 +156,8 @@ def tls_refusal(error: BaseException, name: str, url: str) -> TrustError | None:
             return TrustError(
                 f"{name}: the gateway at {url} presented a certificate with SHA-256 {cause.presented}, not the pinned "
                 f"{cause.expected}; nothing was sent to it (not the feed key). If the gateway's certificate changed on "
-                f"purpose, compare with what `auditkit gateway serve` prints and run `auditkit sync add {name} {url} "
-                f"--fingerprint NEW` again")
+                f"purpose, compare with what `auditkit gateway fingerprint` prints on the gateway's machine and run "
+                f"`auditkit sync add {url} --fingerprint NEW` again")
         if isinstance(cause, ssl.SSLCertVerificationError):
             presented = presented_fingerprint(url)
             seen = f"; it presents SHA-256 {presented}" if presented else ""

@@ -5,9 +5,14 @@ or hides the newest events: each is refused with both tree sizes and roots named
 from __future__ import annotations
 
 import base64
+import contextlib
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from auditkit import store
 from auditkit.mirror import trust
@@ -164,3 +169,62 @@ def test_a_source_without_a_pinned_key_is_refused_with_the_way_out(histories):
     with pytest.raises(CheckpointError, match="no checkpoint key is pinned .* sync add gw"):
         sync_once(conn, Feed("gw", feeds["a"].url, "k"))
     assert _state(conn) == (0, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory):
+    """A signed feed of chain gw (61 events) behind a MITM whose rewrite each example sets, and the honest roots."""
+    work = tmp_path_factory.mktemp("invariant")
+    journal_with(work / "journal.db", "gw", 60)
+    signed = SignedFeed(work / "journal.db", "gw", note.generate_signer("gw"))
+    mitm = Mitm(signed.url, work)
+    conn = store.open_db(work / "journal.db")
+    roots = [store.tree_root(conn, "gw", size) for size in range(62)]
+    conn.close()
+    yield work, signed, mitm, roots
+    mitm.stop()
+    signed.stop()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attack=st.one_of(st.none(), st.tuples(st.just("forge"), st.integers(0, 30)),
+                        st.tuples(st.just("hide"), st.integers(0, 60))),
+       page=st.integers(1, 70), first=st.integers(0, 61))
+def test_whatever_the_feed_serves_the_mirror_holds_a_prefix_of_the_signed_tree(honest, attack, page, first):
+    """Invariant: after any sync, the mirror holds a prefix of the gateway's signed tree, and every checkpoint it
+    stored is the honest tree's head of that size; an attack that changes what would be committed is refused."""
+    work, signed, mitm, roots = honest
+    key = str(signed.signer.verifier)
+    with tempfile.TemporaryDirectory(dir=work) as scratch:
+        conn = store.open_db(Path(scratch) / "audit.db")
+        pins = trust.Pins(insecure=True, checkpoint_key=key)
+        if first:  # the mirror first holds an honest prefix of `first` events (the rest hidden from it)
+            mitm.rewrite = hide_after(first)
+            with contextlib.closing(Feed("gw", mitm.url, "k", pins)) as feed, \
+                    contextlib.suppress(CheckpointError):
+                sync_once(conn, feed, page=7)
+        held = store.chain_head(conn, "gw").last_seq
+        assert held == first
+        mitm.rewrite = None
+        if attack is not None:
+            kind, at = attack
+            mitm.rewrite = forge_events(at, description="Viewed app web") if kind == "forge" else hide_after(at)
+        feed = Feed("gw", mitm.url, "k", pins)
+        try:
+            sync_once(conn, feed, page=page)
+            refused = None
+        except CheckpointError as e:
+            refused = e
+        finally:
+            feed.close()
+        size = store.chain_head(conn, "gw").last_seq
+        assert store.tree_root(conn, "gw", size) == roots[size]
+        assert all(c.root == roots[c.size] for c in store.checkpoints(conn, "gw"))
+        # A forged event lands in the first page (the largest) when that page reaches its index; anything hidden
+        # leaves the mirror short of the signed size.
+        changed = attack is not None and held < 61 and (
+            (attack[0] == "forge" and min(page, 61 - held) > attack[1]) or (attack[0] == "hide" and attack[1] < 61))
+        assert (refused is not None) == changed, (attack, held, page, refused)
+        if refused is None:
+            assert size == 61 and store.latest_checkpoint(conn, "gw").size == 61
+        conn.close()

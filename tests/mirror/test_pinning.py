@@ -124,6 +124,7 @@ def test_insecure_is_explicit_and_warns_on_every_sync(gateway, tmp_path):
     added = _cli("sync", "add", "gw", gateway["url"], "--key-file", str(gateway["key_file"]), "--insecure", db=db)
     assert added.exit_code == 0, added.output
     assert "TLS NOT verified" in added.output
+    assert "learned from the gateway over TLS that was NOT verified" in added.output  # the learned key is suspect too
     for _ in range(2):
         ran = CliRunner().invoke(main, ["sync", "--db", str(db)])
         assert ran.exit_code == 0, ran.output
