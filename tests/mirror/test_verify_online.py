@@ -6,6 +6,7 @@ back after the mirror synced (a signed feed served from a second store under the
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 
@@ -108,7 +109,7 @@ def test_a_chain_rewritten_and_resigned_under_a_pinned_forged_key_is_caught_onli
                                              "ORDER BY source_seq")]:
         row["prev_hash"] = prev
         body = {k: row[k] for k in ev.HASHED_FIELDS}
-        body["details"] = __import__("json").loads(body["details"])
+        body["details"] = json.loads(body["details"])
         row["hash"] = ev.chain_hash(prev, ev.canonical_json(body))
         raw.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE n = ?", (prev, row["hash"], row["n"]))
         prev = row["hash"]

@@ -5,8 +5,8 @@ reported with its kind, and any single-byte edit of any event, node or checkpoin
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from auditkit import store
 from auditkit.cli import main
+from auditkit.errors import StoreError
 from auditkit.model import events as ev
 from auditkit.model import merkle, note
-from auditkit.store import trees
 from auditkit.synth import history
 
 from helpers import draft
@@ -78,7 +78,7 @@ def kinds(report: store.VerifyReport, source: str | None = None) -> list[str]:
 
 def rehash(data: dict) -> str:
     body = {k: data[k] for k in ev.HASHED_FIELDS}
-    body["details"] = __import__("json").loads(body["details"])
+    body["details"] = json.loads(body["details"])
     return ev.chain_hash(data["prev_hash"], ev.canonical_json(body))
 
 
@@ -159,6 +159,16 @@ def test_each_local_append_is_checkpointed_in_its_transaction(mirror):
     lines = [line for line in checkpoint.extensions if line.startswith("chain ")]
     assert [line.split()[1] for line in lines] == ["gw-ap", "gw-eu", "gw-us"]  # the other chains, named
     assert report_of(mirror).ok
+    conn.close()
+
+
+def test_a_local_append_whose_checkpoint_cannot_be_signed_writes_nothing(mirror):
+    (mirror.parent / "audit.db.checkpoint.key").write_text("not a key\n")
+    conn = store.open_db(mirror)
+    before = (store.count(conn), store.tree_size(conn, "local"), len(store.checkpoints(conn, "local")))
+    with pytest.raises(StoreError, match="does not hold a signing key"):
+        store.append(conn, [draft(description="Created share link sl_y")])
+    assert (store.count(conn), store.tree_size(conn, "local"), len(store.checkpoints(conn, "local"))) == before
     conn.close()
 
 
