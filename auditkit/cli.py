@@ -16,6 +16,7 @@ from auditkit.capture import cli as capture_cli
 from auditkit.cli_common import CommandError, db_option
 from auditkit.errors import AuditkitError
 from auditkit.mirror import cli as mirror_cli
+from auditkit.mirror import verify_cli
 from auditkit.model.safe_text import printable
 from auditkit.review import cli as review_cli
 from auditkit.share import cli as share_cli
@@ -96,7 +97,8 @@ def demo_rack(listen: str, password: str, rack_name: str) -> None:
 # --- the capabilities' commands -------------------------------------------------------------------------------------
 
 main.add_command(store_cli.events)
-main.add_command(store_cli.verify)
+main.add_command(verify_cli.verify)
+main.add_command(store_cli.mirror_key)
 main.add_command(capture_cli.gateway)
 main.add_command(mirror_cli.sync)
 main.add_command(review_cli.tui)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from auditkit.model import events as ev
+from auditkit.model import note
 from auditkit import store
 from auditkit.capture.tls import make_certificate
 from auditkit.capture.wire import basic_authorization
@@ -188,6 +189,8 @@ def build_corpus(path: Path) -> Corpus:
         source = "gw-eu" if (position // 7) % 2 else store.LOCAL_SOURCE
         appended += store.append(conn, batch, source=source)
         position += size
+    # gw-eu stands for a synced gateway chain: checkpointed by "its gateway", as sync stores a gateway's checkpoint
+    store.checkpoint_chain(conn, "gw-eu", note.generate_signer("gw-eu"))
     conn.close()
     return Corpus(path, appended)
 

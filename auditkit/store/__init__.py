@@ -11,7 +11,8 @@ callers write `from auditkit import store; store.append(...)`:
 - intents     the gateway journal's intents (record, complete, recover)
 - trees       each chain's Merkle tree (RFC 6962): tree heads, inclusion and consistency proofs, compact ranges,
               signed checkpoints stored
-- verify      verify (every chain and recording) and chain_status (one event)
+- identity    the mirror's own signing key (beside the database) and the signed checkpoints of its local chain
+- verify      verify (every chain, tree, checkpoint and recording) and chain_status (one event)
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ from auditkit.store.db import (
     transaction,
 )
 from auditkit.store.hints import Hint, hints_for
+from auditkit.store.identity import (
+    beside,
+    checkpoint_chain,
+    database_path,
+    load_signer,
+    local_signer,
+    local_verifier,
+    pinned_key,
+)
+from auditkit.store.identity import key_path as mirror_key_path
 from auditkit.store.intents import RECOVERED_AFTER_STOP, complete_intents, record_intents, recover_intents
 from auditkit.store.queries import (
     Page,
@@ -84,7 +95,16 @@ from auditkit.store.trees import (
     tree_root,
     tree_size,
 )
-from auditkit.store.verify import PROBLEM_KINDS, ChainStatus, Problem, VerifyReport, chain_status, verify
+from auditkit.store.verify import (
+    ONLINE_KINDS,
+    PROBLEM_KINDS,
+    ChainStatus,
+    Problem,
+    Signature,
+    VerifyReport,
+    chain_status,
+    verify,
+)
 
 __all__ = [
     "bulk_load", "defer_indexes", "drop_text_index", "has_text_index", "index_text", "indexes_deferred",
@@ -94,6 +114,8 @@ __all__ = [
     "DEFAULT_DB", "PAGE_SIZE", "data_version", "default_db_path", "existing_path", "migrate", "open_db",
     "open_existing", "transaction",
     "Hint", "hints_for",
+    "beside", "checkpoint_chain", "database_path", "load_signer", "local_signer", "local_verifier", "mirror_key_path",
+    "pinned_key",
     "RECOVERED_AFTER_STOP", "complete_intents", "record_intents", "recover_intents",
     "Page", "count", "events_after", "get_event", "iter_rows", "key_at", "page", "row_dict", "row_to_event",
     "session_event", "value_counts",
@@ -102,5 +124,5 @@ __all__ = [
     "EVENT_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "SELECT_EVENT",
     "StoredCheckpoint", "add_checkpoint", "checkpoints", "compact_range", "consistency_proof", "inclusion_proof",
     "latest_checkpoint", "sign_checkpoint", "tree_root", "tree_size",
-    "PROBLEM_KINDS", "ChainStatus", "Problem", "VerifyReport", "chain_status", "verify",
+    "ONLINE_KINDS", "PROBLEM_KINDS", "ChainStatus", "Problem", "Signature", "VerifyReport", "chain_status", "verify",
 ]

@@ -25,12 +25,12 @@ from auditkit.model.events import (
     splice_hash,
     timestamp_ms,
 )
-from auditkit.store import trees
+from auditkit.store import identity, trees
 from auditkit.store.bulk import index_text
 from auditkit.store.db import transaction
+from auditkit.store.identity import LOCAL_SOURCE
 from auditkit.store.schema import EVENT_COLUMNS
 
-LOCAL_SOURCE = "local"
 _SLOT = 1 << KEY_SHIFT
 
 
@@ -65,12 +65,16 @@ def set_source_url(conn: sqlite3.Connection, source: str, url: str | None) -> No
 
 
 def append(conn: sqlite3.Connection, drafts: Iterable[Event], source: str = LOCAL_SOURCE) -> list[Event]:
-    """Seal unsealed events onto `source`'s chain and insert them in one transaction; returns the sealed events."""
+    """Seal unsealed events onto `source`'s chain and insert them in one transaction; returns the sealed events.
+    An append to the mirror's own chain (LOCAL_SOURCE) also signs and stores its checkpoint with the mirror's key
+    (identity.checkpoint_local), in the same transaction."""
     drafts = list(drafts)
     with transaction(conn):
         head = chain_head(conn, source)
         sealed = seal_all(drafts, source=source, after_seq=head.last_seq, after_hash=head.last_hash)
         _insert(conn, sealed, source)
+        if source == LOCAL_SOURCE and sealed and _has_trees(conn):
+            identity.checkpoint_local(conn)
     return sealed
 
 
@@ -170,6 +174,10 @@ def _insert(conn: sqlite3.Connection, events: Sequence[Event], source: str, sync
     trees.extend(conn, source, events[0].source_seq - 1, [e.hash for e in events])  # type: ignore[operator,misc]
     last = events[-1]
     _set_head(conn, source, last.source_seq, last.hash, synced_at)  # type: ignore[arg-type]
+
+
+def _has_trees(conn: sqlite3.Connection) -> bool:
+    return conn.execute("PRAGMA user_version").fetchone()[0] >= trees.TREES_VERSION
 
 
 def _set_head(conn: sqlite3.Connection, source: str, seq: int, digest: str, synced_at: str | None) -> None:

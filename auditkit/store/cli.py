@@ -1,12 +1,12 @@
-"""The store's commands, `auditkit events` (a filtered listing) and `auditkit verify` (every chain and recording), the
-events table they and the demo print, on the `--db` option every command that opens a store shares (cli_common).
+"""The store's commands, `auditkit events` (a filtered listing) and `auditkit mirror-key` (the mirror's own checkpoint
+key), and the events table they and the demo print, on the `--db` option every command that opens a store shares
+(cli_common). `auditkit verify` is mirror/verify_cli.py's (its --online asks the feeds).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -93,20 +93,10 @@ def events(filter_words: tuple[str, ...], db_path: Path | None, limit: int | Non
         say_hints(conn, f)
 
 
-@click.command()
+@click.command("mirror-key")
 @db_option
-def verify(db_path: Path | None) -> None:
-    """Re-check every hash chain and recording in the mirror (exit 1 naming the first bad event)."""
+def mirror_key(db_path: Path | None) -> None:
+    """Print the mirror's own checkpoint key (its verifier key, NAME+ID+KEY), made beside the mirror on first
+    need: the key an auditor pins to check the mirror's local chain and its exports (`auditkit verify --key`)."""
     conn = store.open_existing(db_path)
-    started = time.monotonic()
-    report = store.verify(conn)
-    elapsed = time.monotonic() - started
-    if report.ok:
-        click.echo(f"verify: {report.summary()} ({elapsed:.1f}s)")
-        for head in report.heads:
-            click.echo(f"  {head.source}: seq {head.last_seq}, head {head.last_hash}")
-        return
-    click.echo(f"verify: {report.summary()}", err=True)
-    for problem in report.problems:
-        click.echo(f"  {problem.kind}: {problem.message}", err=True)
-    sys.exit(1)
+    click.echo(str(store.local_signer(conn).verifier))

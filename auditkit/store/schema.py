@@ -258,5 +258,5 @@ MIGRATIONS: list[str] = [
     _SYNC_PINS_V6 + _TREES_V6,
 ]
 # Python run inside a migration's transaction, after its SQL: version → "module:function"(conn).
-MIGRATION_STEPS: dict[int, str] = {6: "auditkit.store.trees:rebuild_all"}
+MIGRATION_STEPS: dict[int, str] = {6: "auditkit.store.identity:rebuild_and_sign"}
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,7 +15,10 @@ Each region's gateway is one chain source (`gw-us`, `gw-eu`, `gw-ap`); share-lin
 `local` chain. Events are written with store.append() in time windows of about BATCH_EVENTS events (each window's
 events of every source, so the store's time-ordered keys mostly grow), recordings with store.add_session() before
 the batch that holds their event, and an empty store is filled inside store.bulk_load(). Same seed and end →
-byte-identical events (and chains, when the store starts empty). Runs of PARALLEL_MIN events or more plan, expand
+byte-identical events (and chains, when the store starts empty). After writing, each synthetic gateway signs a
+checkpoint of its chain with its own key (synthetic_signer: a key file beside the mirror, named "synthetic"), pinned
+as sync pins a real gateway's, so that verify and exports work on a synthetic mirror as on a synced one; the local
+chain is checkpointed by store.append itself. Runs of PARALLEL_MIN events or more plan, expand
 and build each gateway's events in its own process, which also makes each event's canonical JSON
 (events.seal_halves); this one chains the hashes, writes, and fills the full-text index while it waits.
 """
@@ -34,9 +37,12 @@ import random
 import sqlite3
 import threading
 import traceback
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from auditkit import store
+from auditkit.errors import AuditkitError
+from auditkit.model import note
 from auditkit.model.events import FIELDS, Event, dumps, new_event_id, seal_halves, timestamp_ms, value_hmac
 from auditkit.model.filters import Filter
 from auditkit.share.links import LOCAL_RACK, ShareLink
@@ -1407,6 +1413,11 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
     windows = [start_ms + (end_ms - start_ms) * (i + 1) // n_windows for i in range(n_windows)]
     windows[-1] = end_ms
     order = sorted(counts, key=lambda s: (-counts[s], s))
+    for source in order:  # a chain a real gateway signs is not one to write synthetic events onto
+        pinned = store.pinned_key(conn, source)
+        if source != store.LOCAL_SOURCE and pinned and pinned != str(synthetic_signer(conn, source).verifier):
+            raise AuditkitError(f"{source} is a chain whose checkpoints its gateway signs (key {pinned}): synth "
+                             f"writes only onto synthetic chains")
     if parallel is None:
         parallel = events >= PARALLEL_MIN
     streams: dict[str, Any] = {}
@@ -1441,4 +1452,21 @@ def write_history(conn: sqlite3.Connection, *, events: int, seed: int = 1, days:
     finally:
         for remote in remotes:
             remote.close()
+    for source in order:
+        if source != store.LOCAL_SOURCE:
+            store.checkpoint_chain(conn, source, synthetic_signer(conn, source))
     return Summary(written, sessions)
+
+
+SYNTHETIC_KEY_SUFFIX = ".synthetic-{source}.checkpoint.key"
+
+
+def synthetic_key_path(conn: sqlite3.Connection, source: str) -> Path:
+    """Where the synthetic gateway `source` keeps its checkpoint key: beside the mirror, as
+    `<db file>.synthetic-<source>.checkpoint.key` (a real gateway's is beside its journal)."""
+    return store.beside(conn, SYNTHETIC_KEY_SUFFIX.format(source=source))
+
+
+def synthetic_signer(conn: sqlite3.Connection, source: str) -> note.Signer:
+    """The synthetic gateway `source`'s Ed25519 checkpoint key (key name = the chain), made on first need."""
+    return store.load_signer(synthetic_key_path(conn, source), source)

@@ -32,6 +32,7 @@ from auditkit import store
 from auditkit.share import admins, serve, links as sharing
 from auditkit.share.site import gate, instance
 from auditkit.model.filters import parse
+from auditkit.model import note
 
 from helpers import close_datasette, draft, ts
 
@@ -124,6 +125,7 @@ class Site:
                                     description=f"{marker} exec session {session_id}",
                                     details={"recording_sha256": digest}, **event))
         self.events = store.append(self.conn, drafts, source="gw")
+        store.checkpoint_chain(self.conn, "gw", note.generate_signer("gw"))  # as its gateway signs it, sync stores it
 
     def expected(self) -> list[str]:
         """Ids of the events the link shares, newest first (computed here, not by the store)."""

@@ -25,6 +25,7 @@ from auditkit.errors import (
 )
 from auditkit.model.events import format_timestamp
 from auditkit.model.filters import Filter, parse
+from auditkit.model import note
 
 from helpers import NOW, draft, ts
 
@@ -44,6 +45,7 @@ def mirror(tmp_path: Path):
     drafts.append(draft(timestamp=ts(NOW - dt.timedelta(days=3)), rack="acme/production",
                         description="exactly three days before now"))
     store.append(conn, drafts, source="gw")
+    store.checkpoint_chain(conn, "gw", note.generate_signer("gw"))  # as its gateway signs it and sync stores it
     yield path, conn
     conn.close()
 

@@ -25,6 +25,17 @@ from auditkit.model.filters import parse
 
 from helpers import FIXTURES, NOW, draft, raw_connect
 
+_GATEWAY_KEYS: dict[str, object] = {}
+
+
+def gateway_signed(conn: sqlite3.Connection, source: str = "gw-eu") -> None:
+    """Checkpoint `source` as its gateway would sign it (one key per source for the whole test run), as sync stores
+    a gateway's checkpoint: verify checks every chain of a mirror against one."""
+    from auditkit.model import note
+
+    signer = _GATEWAY_KEYS.setdefault(source, note.generate_signer(source))
+    store.checkpoint_chain(conn, source, signer)  # type: ignore[arg-type]
+
 GENESIS = "0" * 64
 
 
@@ -144,6 +155,7 @@ def chain(tmp_path):
     conn = store.open_db(path)
     events, cast = _store_with_session(conn)
     gw = store.append(conn, [draft(timestamp=f"2026-10-02T09:00:0{i}.000Z") for i in range(3)], source="gw-eu")
+    gateway_signed(conn)
     assert store.verify(conn).ok
     conn.close()
     raw = raw_connect(path)
@@ -232,7 +244,8 @@ def test_verify_catches_deleted_last_rows_through_the_recorded_head(chain):
     path, raw, events, _, _ = chain
     raw.execute("DELETE FROM events WHERE source = 'local' AND source_seq >= 9")
     report = verify_path(path)
-    assert kinds(report) == ["deleted"], "the rest of the chain is intact: only the head tells"
+    # the rest of the chain is intact: the head tells, and so do the signed checkpoint and the stored tree
+    assert kinds(report) == ["deleted", "tree", "truncated"]
     p = report.first("deleted")
     assert p.seq == 9 and "seq 8" in p.message and "seq 10" in p.message
 
@@ -268,7 +281,7 @@ def test_verify_catches_a_forged_row_beyond_the_head(chain):
     forged["hash"] = rehash(forged)  # perfectly linked: only the recorded head tells
     insert_row(raw, forged)
     report = verify_path(path)
-    assert kinds(report) == ["inserted"]
+    assert kinds(report) == ["inserted", "unsigned"]  # the head tells, and no signed checkpoint covers it
     p = report.problems[0]
     assert p.seq == 11 and "seq 10" in p.message and "seq 11" in p.message
 
@@ -303,7 +316,7 @@ def test_verify_catches_the_last_row_rehashed_through_the_recorded_head(chain):
     last["actor"] = "mallory@example.com"
     raw.execute("UPDATE events SET actor = ?, hash = ? WHERE id = ?", (last["actor"], rehash(last), last["id"]))
     report = verify_path(path)
-    assert kinds(report) == ["edited"]
+    assert kinds(report) == ["edited", "tree", "rewritten"]  # the head, the stored tree, the signed root
     assert_names(report.problems[0], 10)
 
 
@@ -322,7 +335,7 @@ def test_verify_catches_two_rows_swapped(chain):
     raw.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?", (b["prev_hash"], b["hash"], a["id"]))
     raw.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?", (a["prev_hash"], a["hash"], b["id"]))
     report = verify_path(path)
-    assert kinds(report) == ["edited", "reordered"]
+    assert kinds(report) == ["edited", "reordered", "tree", "rewritten"]
     assert_names(report.first("edited"), 3, events[2].id)
     assert_names(report.first("reordered"), 3, events[2].id)
 
@@ -434,6 +447,7 @@ def test_append_sealed_mirrors_a_chain_in_batches(gateway_and_mirror):
     head = store.chain_head(mirror, "gw-eu")
     assert (head.last_seq, head.last_hash, head.last_sync_at) == (10, journal[-1].hash, "2026-10-03T09:00:00.000Z")
     assert [store.get_event(mirror, e.id) for e in journal] == journal
+    gateway_signed(mirror)
     assert store.verify(mirror).ok
 
 
@@ -445,6 +459,8 @@ def _refused(mirror: sqlite3.Connection, batch: list[ev.Event], match: str) -> N
     assert count_rows(mirror) == before_count
     assert store.chain_head(mirror, "gw-eu") == before_head
     assert not mirror.in_transaction
+    if before_head.last_seq:
+        gateway_signed(mirror)
     assert store.verify(mirror).ok
 
 
@@ -592,6 +608,8 @@ def test_out_of_order_and_equal_times_come_back_newest_first(conn):
     keys = store.page(conn, limit=100).keys
     assert len(set(keys)) == len(keys)
     assert all(k >> ev.KEY_SHIFT == ev.timestamp_ms(e.timestamp) for k, e in zip(keys, got))
+    gateway_signed(conn, "gw-eu")
+    gateway_signed(conn, "gw-us")
     assert store.verify(conn).ok
 
 

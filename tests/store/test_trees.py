@@ -73,17 +73,17 @@ def test_proofs_for_trees_the_chain_does_not_hold_are_refused(tmp_path):
 
 def test_a_signed_checkpoint_of_the_tree_is_stored_once_and_read_back(tmp_path):
     conn = store.open_db(tmp_path / "m.db")
-    store.append(conn, [draft() for _ in range(5)])
-    signer = note.generate_signer("mirror")
-    signed = store.sign_checkpoint(conn, "local", signer)
+    store.append(conn, [draft() for _ in range(5)], source="gw-eu")  # (local signs its own)
+    signer = note.generate_signer("gw-eu")
+    signed = store.sign_checkpoint(conn, "gw-eu", signer)
     text, _ = note.open_note(signed, signer.verifier)
     checkpoint = note.parse_checkpoint(text)
-    assert (checkpoint.origin, checkpoint.size, checkpoint.root) == ("local", 5, store.tree_root(conn, "local"))
+    assert (checkpoint.origin, checkpoint.size, checkpoint.root) == ("gw-eu", 5, store.tree_root(conn, "gw-eu"))
     with store.transaction(conn):
-        first = store.add_checkpoint(conn, "local", signed, str(signer.verifier))
-        store.add_checkpoint(conn, "local", signed, str(signer.verifier))
-    assert store.checkpoints(conn, "local") == [first]
-    assert store.latest_checkpoint(conn, "local") == first
+        first = store.add_checkpoint(conn, "gw-eu", signed, str(signer.verifier))
+        store.add_checkpoint(conn, "gw-eu", signed, str(signer.verifier))
+    assert store.checkpoints(conn, "gw-eu") == [first]
+    assert store.latest_checkpoint(conn, "gw-eu") == first
     assert first.signed_at and first.signed_at.endswith("Z") and first.size == 5
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("DELETE FROM checkpoints")

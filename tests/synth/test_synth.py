@@ -454,3 +454,27 @@ def test_cli_synth_writes_a_verified_history(tmp_path):
     assert store.verify(conn).ok
     hits = conn.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH ?", ('"Promoted release"',))
     assert hits.fetchone()[0] > 0  # the full-text index was built
+
+
+def test_each_synthetic_gateway_signs_its_chain_and_synth_keeps_off_real_gateways_chains(tmp_path):
+    from auditkit.errors import AuditkitError
+    from auditkit.model import note
+
+    conn = store.open_db(tmp_path / "audit.db")
+    synth.write_history(conn, events=600, seed=3, days=3, end=END, parallel=False)
+    synth.write_history(conn, events=300, seed=4, days=1, end=END, parallel=False)  # continued, signed again
+    report = store.verify(conn)
+    assert report.ok, report.problems
+    gateways = [h.source for h in store.chain_heads(conn) if h.source != store.LOCAL_SOURCE]
+    for source in gateways:
+        signer = synth.synthetic_signer(conn, source)
+        assert synth.synthetic_key_path(conn, source) == tmp_path / f"audit.db.synthetic-{source}.checkpoint.key"
+        assert report.signatures[source].key == str(signer.verifier) == store.pinned_key(conn, source)
+        assert report.signatures[source].size == store.tree_size(conn, source)
+    # A chain pinned to a real gateway's key is refused before anything is written.
+    conn.execute("UPDATE sync_state SET checkpoint_key = ? WHERE source = ?",
+                 (str(note.generate_signer(gateways[0]).verifier), gateways[0]))
+    before = store.count(conn)
+    with pytest.raises(AuditkitError, match="synth writes only onto synthetic chains"):
+        synth.write_history(conn, events=300, seed=5, days=1, end=END, parallel=False)
+    assert store.count(conn) == before
