@@ -33,6 +33,7 @@ from auditkit.errors import AuditkitError, EventError, FilterError
 from auditkit.model import merkle, note
 from auditkit.model.events import GENESIS_HASH, from_dict, parse_timestamp
 from auditkit.model.filters import matcher, parse
+from auditkit.model.safe_text import printable
 from auditkit.share.export import (
     LOCAL_SOURCE, CHAINS, CHECKPOINTS, EVENTS, FORMAT, KEYS, MANIFEST, MANIFEST_NOTE, MEMBERS, PROOFS,
     RECORDING_DIR, RECORDINGS, SCOPE, manifest_note_text,
@@ -93,9 +94,9 @@ class ExportReport:
 
 
 def _shown(text: Any, limit: int = 200) -> str:
-    """File-supplied text for a terminal: control and other non-printable characters escaped, length bounded."""
-    value = str(text)
-    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value)
+    """File-supplied text for a terminal: safe_text.printable (control, bidi and zero-width characters escaped),
+    length bounded."""
+    escaped = printable(str(text))
     return escaped if len(escaped) <= limit else escaped[:limit] + "…"
 
 

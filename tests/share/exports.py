@@ -1,7 +1,7 @@
 """The real mirror the export tests export from: a gateway (chain 'gw') in front of the simulated rack records real
 traffic (app creations, scaling, an exec session with its recording), `sync` mirrors it over the feed, and the
 sync, pinned to the gateway's checkpoint key, stores the gateway's signed checkpoint of it; then a share link.
-And `auditkit serve` on such a mirror, as its own process (with mirror_key's stand-in when the store needs it)."""
+And `auditkit serve` on such a mirror, as its own process."""
 
 from __future__ import annotations
 
@@ -28,15 +28,13 @@ from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread
 
-import mirror_key
-
 SHARE_FILTER = "-action:scaled"  # keeps the scalings out, so that an event out of scope exists on the chain
 
 
 def gateway_mirror(work: Path, share_filter: str = SHARE_FILTER, base_url: str = "http://127.0.0.1:1"
                    ) -> dict[str, Any]:
-    """{db, conn, link, url, gateway_key, mirror_key, work}: the mirror at work/data/audit.db (store.local_signer
-    must exist: the store's, or mirror_key's stand-in)."""
+    """{db, conn, link, url, gateway_key, mirror_key, work}: the mirror at work/data/audit.db, synced from a real
+    gateway, and the verifier keys of the gateway and of the mirror."""
     journal = work / "gateway" / "journal.db"
     journal.parent.mkdir(parents=True)
     conn = store.open_db(journal)
@@ -69,7 +67,7 @@ def gateway_mirror(work: Path, share_filter: str = SHARE_FILTER, base_url: str =
     link, url = sharing.create(mirror, parse(share_filter), secret=sharing.secret_for(db), expires="7d",
                                note="Q4 <b>sample</b>", created_by="admin@example.com", base_url=base_url)
     return {"db": db, "conn": mirror, "link": link, "url": url, "gateway_key": str(gateway_key),
-            "mirror_key": str(store.local_verifier(mirror)), "work": work}  # type: ignore[attr-defined]
+            "mirror_key": str(store.local_verifier(mirror)), "work": work}
 
 
 @contextlib.contextmanager
@@ -78,7 +76,7 @@ def served(db: Path, port: int, log: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k not in ("AUDITKIT_BASE_URL", "AUDITKIT_DB")}
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(Path(mirror_key.__file__)), "serve", "--db", str(db),
+        proc = subprocess.Popen([sys.executable, "-m", "auditkit.cli", "serve", "--db", str(db),
                                  "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + 30

@@ -32,23 +32,14 @@ from auditkit.model.filters import matches, parse
 from auditkit.share import export as exporting, export_check, links as sharing
 from convox_sim.servers import free_port
 
-import mirror_key
 from exports import SHARE_FILTER, gateway_mirror, served
 
 def _run(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _mirror_key() -> Any:
-    installed = mirror_key.install()
-    yield
-    if installed:
-        mirror_key.uninstall()
-
-
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory: pytest.TempPathFactory, _mirror_key: Any) -> dict[str, Any]:
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return gateway_mirror(tmp_path_factory.mktemp("export"), SHARE_FILTER)
 
 
@@ -386,7 +377,7 @@ def test_the_checker_uses_the_one_filter_meaning(mirror, exported):
 # --- the share site's download, over HTTP ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, _mirror_key: Any) -> Any:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """`auditkit serve` on a mirror of a real gateway, with a second chain that has no checkpoint (acme/staging)."""
     port = free_port()
     m = gateway_mirror(tmp_path_factory.mktemp("export-site"), "rack:acme/production",

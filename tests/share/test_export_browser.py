@@ -28,7 +28,6 @@ from auditkit.share import links as sharing
 from auditkit.share.site.views import readable_time
 from convox_sim.servers import free_port
 
-import mirror_key
 from exports import gateway_mirror, served
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,7 +54,6 @@ WATCH_CSP = ("window.__cspViolations = [];"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    installed = mirror_key.install()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     m = gateway_mirror(tmp_path_factory.mktemp("export-browser"), "", base_url=base)
@@ -75,8 +73,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             yield m
     finally:
         conn.close()
-        if installed:
-            mirror_key.uninstall()
 
 
 def test_an_auditor_downloads_the_export_from_the_share_page_and_verify_export_accepts_it(site, tmp_path):
