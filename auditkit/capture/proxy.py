@@ -68,6 +68,7 @@ class Gateway:
         self.journal = journal or Journal(config.journal, config.name)
         self.hmac_key = config.hmac_key()
         self.signer = config.checkpoint_signer()
+        self.keys = keys.KeyStore(config.keys_path)  # shared by every replica; reloaded when it changes
         # (rack, "process:<app>/<pid>") → (event id of the `convox run` that started it, when): the exec websocket
         # that follows carries the real command and is linked to that event.
         self.runs: dict[tuple[str, str], tuple[str, float]] = {}
@@ -86,7 +87,7 @@ class Gateway:
         if credentials is None:
             return None, None, error(401, "invalid authentication")
         username, password = credentials
-        principal = keys.authenticate(self.journal.reader(), password)
+        principal = keys.authenticate(self.keys, password)
         if principal is None:
             return None, None, error(401, "invalid authentication")
         console = username in CONSOLE_USERNAMES
@@ -463,7 +464,7 @@ class Gateway:
         key id (target and `key_ids`). No header value but the user agent is recorded (not the rack asked for)."""
         if principal is not None or refusal.status_code != 401:
             return refusal
-        reason, key_id = keys.diagnose(self.journal.reader(), connection.headers.get("authorization"))
+        reason, key_id = keys.diagnose(self.keys, connection.headers.get("authorization"))
         ip = self.source_ip(connection.client.host if connection.client else None, connection.headers)
         where = ip or "an unknown address"
 
@@ -529,7 +530,7 @@ class Gateway:
 
     def console_principal(self, request: Request) -> tuple[keys.Principal | None, Response | None]:
         credentials = keys.parse_basic(request.headers.get("authorization"))
-        principal = keys.authenticate(self.journal.reader(), credentials[1]) if credentials else None
+        principal = keys.authenticate(self.keys, credentials[1]) if credentials else None
         if principal is None:
             return None, self.refuse_credentials(request, None, error(401, "invalid authentication"))
         return principal, None
