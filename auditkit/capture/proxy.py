@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -35,7 +36,8 @@ import yarl
 
 from auditkit.capture import catalog
 from auditkit.model.events import Event, new_event_id, now_timestamp
-from auditkit.capture import canonical, feed, keys, refusals, sessions, wire
+from auditkit.capture import canonical, feed, health, keys, metrics, refusals, sessions, wire
+from auditkit.errors import AuditkitError
 from auditkit.capture.canonical import Parsed, Refused
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import Journal, JournalUnavailable
@@ -69,6 +71,12 @@ class Gateway:
         self.hmac_key = config.hmac_key()
         self.signer = config.checkpoint_signer()
         self.keys = keys.KeyStore(config.keys_path)  # shared by every replica; reloaded when it changes
+        self.metrics = metrics.Metrics(self.journal)
+        self.health = health.Checker(self)
+        try:
+            self.metrics_token = metrics.read_token(config.metrics_token_file)
+        except (OSError, ValueError) as e:
+            raise AuditkitError(f"metrics token: {e}") from None
         # (rack, "process:<app>/<pid>") → (event id of the `convox run` that started it, when): the exec websocket
         # that follows carries the real command and is linked to that event.
         self.runs: dict[tuple[str, str], tuple[str, float]] = {}
@@ -673,7 +681,8 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
 
     # Console mode (as `convox login` and `convox racks` drive it): `/auth` and `/racks` without a Rack header are
     # answered by the gateway itself; with one (or a direct-mode username) they are forwarded like any request.
-    routes = feed.routes(gateway) + [
+    routes = [Route("/healthz", health.endpoint, methods=["GET"]),
+              Route("/metrics", metrics.endpoint, methods=["GET"])] + feed.routes(gateway) + [
         Route("/auth", gateway.console_auth, methods=["GET"]),
         Route("/racks", gateway.console_racks, methods=["GET"]),
         Route("/{path:path}", http_endpoint, methods=["GET"]),
@@ -689,6 +698,7 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
         yield
         await gateway.aclose()
 
-    app = Starlette(routes=routes, lifespan=contextlib.asynccontextmanager(lifespan))
+    app = Starlette(routes=routes, lifespan=contextlib.asynccontextmanager(lifespan),
+                    middleware=[Middleware(metrics.Middleware, metrics=gateway.metrics)])
     app.state.gateway = gateway
     return app
