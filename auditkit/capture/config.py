@@ -12,7 +12,7 @@ trusted proxies, session recording, the keys file, health and metrics. Built fro
     data_dir = "…"                    # where the TLS pair and the HMAC key go instead of the journal's folder
     keys_file = "…"                   # the users and deploy keys every replica reads; else gateway-keys.json
                                       # beside the journal
-    health_deadline = 2.0             # GET /healthz: seconds the probe write + fsync and the racks' answers may take
+    health_deadline = 1.0             # GET /healthz: seconds the probe write + fsync and the racks' answers may take
     metrics_token_file = "…"          # GET /metrics also accepts `Authorization: Bearer <this file's token>`
     trusted_proxies = ["10.0.0.0/8"]  # X-Forwarded-For is honoured only from these
     record_input = false              # keystrokes are recorded only when true
@@ -80,7 +80,7 @@ class GatewayConfig:
     hmac_key_file: Path | None = None
     checkpoint_key_file: Path | None = None
     keys_file: Path | None = None  # None: gateway-keys.json beside the journal
-    health_deadline: float = 2.0
+    health_deadline: float = 1.0
     metrics_token_file: Path | None = None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     record_input: bool = False

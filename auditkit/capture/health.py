@@ -6,8 +6,9 @@ and answers), and (3) every configured rack answers `GET /system` with the gatew
 deadline. Otherwise 503 with one line saying which of these failed. It needs no key and says nothing else: no rack
 names, paths, versions or counts (an unauthenticated caller learns only up or down, and the broad reason).
 
-Checks run at most every CACHE_SECONDS; callers in between share the last answer (a load balancer probing every
-second from several processes costs one probe a half second).
+The journal's own state is looked at on every call (it costs nothing, and a failed commit must take the replica out
+at the load balancer's next check); the probe write and the racks' answers at most every CACHE_SECONDS, callers in
+between sharing the last answer (several load balancers probing every second cost one probe each 0.2 s).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("auditkit.gateway.health")
 
 PROBE_BYTES = 64 * 1024  # more than a journal commit of a few events needs: a filesystem without it is full
-CACHE_SECONDS = 0.5
+CACHE_SECONDS = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,27 +70,33 @@ class Checker:
     def __init__(self, gateway: "Gateway"):
         self.gateway = gateway
         self._last: tuple[float, Health] | None = None
+        self._state: Health | None = None
         self._lock: asyncio.Lock | None = None
 
     async def check(self) -> Health:
+        if not self.gateway.journal.writable:
+            return self._note(Health(False, "journal: not writable (outcomes of earlier writes are waiting to be "
+                                            "recorded)"))
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._last is not None and time.monotonic() - self._last[0] < CACHE_SECONDS:
                 return self._last[1]
             health = await self._run()
-            previous = self._last[1] if self._last else None
             self._last = (time.monotonic(), health)
-            self.gateway.metrics.healthy.set(1 if health.ok else 0)
-        if previous is None or previous.ok != health.ok:
+        return self._note(health)
+
+    def _note(self, health: Health) -> Health:
+        """Log a change of state (once), and keep the auditkit_healthy gauge."""
+        if self._state is None or self._state.ok != health.ok:
             (log.info if health.ok else log.error)("health: %s", health.reason)
+        self._state = health
+        self.gateway.metrics.healthy.set(1 if health.ok else 0)
         return health
 
     async def _run(self) -> Health:
         gateway = self.gateway
         deadline = gateway.config.health_deadline
-        if not gateway.journal.writable:
-            return Health(False, "journal: not writable (outcomes of earlier writes are waiting to be recorded)")
         started = time.monotonic()
         try:
             await asyncio.wait_for(asyncio.to_thread(probe_write, gateway.journal.path), deadline)
