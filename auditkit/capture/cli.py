@@ -24,8 +24,8 @@ from auditkit.model.events import value_hmac
 
 def keys_option(func: Any) -> Any:
     return click.option("--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="The keys file every replica reads (default: the config's, else gateway-keys.json "
-                             "beside the journal).")(func)
+                        help="The keys file every replica reads (default: the config's, else <journal>-keys.json "
+                             "beside the journal, e.g. data/gateway-keys.json).")(func)
 
 
 def journal_option(func: Any) -> Any:
@@ -207,7 +207,7 @@ def keys_migrate(journal: Path | None, keys_file: Path | None, config_path: Path
 
 
 @gateway.command("key")
-@journal_option
+@journal_only_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the gateway keeps its keys, if not beside the journal.")
 def gateway_key(journal: Path | None, config_path: Path | None, data_dir: Path | None) -> None:

@@ -10,8 +10,8 @@ trusted proxies, session recording, the keys file, health and metrics. Built fro
     hmac_key_file = "…"               # else <name>-hmac.key beside the journal, made on first start
     checkpoint_key_file = "…"         # else <name>-checkpoint.key beside the journal (Ed25519, made on first start)
     data_dir = "…"                    # where the TLS pair and the HMAC key go instead of the journal's folder
-    keys_file = "…"                   # the users and deploy keys every replica reads; else gateway-keys.json
-                                      # beside the journal
+    keys_file = "…"                   # the users and deploy keys every replica reads; else <journal>-keys.json
+                                      # beside the journal (data/gateway-keys.json)
     health_deadline = 1.0             # GET /healthz: seconds the probe write + fsync and the racks' answers may take
     metrics_token_file = "…"          # GET /metrics also accepts `Authorization: Bearer <this file's token>`
     trusted_proxies = ["10.0.0.0/8"]  # X-Forwarded-For is honoured only from these
@@ -79,7 +79,7 @@ class GatewayConfig:
     data_dir: Path | None = None  # None: the journal's folder
     hmac_key_file: Path | None = None
     checkpoint_key_file: Path | None = None
-    keys_file: Path | None = None  # None: gateway-keys.json beside the journal
+    keys_file: Path | None = None  # None: <journal>-keys.json beside the journal
     health_deadline: float = 1.0
     metrics_token_file: Path | None = None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()

@@ -71,6 +71,7 @@ class Checker:
         self.gateway = gateway
         self._last: tuple[float, Health] | None = None
         self._state: Health | None = None
+        self._probe: asyncio.Future[None] | None = None
         self._lock: asyncio.Lock | None = None
 
     async def check(self) -> Health:
@@ -98,8 +99,12 @@ class Checker:
         gateway = self.gateway
         deadline = gateway.config.health_deadline
         started = time.monotonic()
+        if self._probe is not None and not self._probe.done():
+            # A probe stuck in fsync is not started again (threads would pile up on a hung disk).
+            return Health(False, "journal: an earlier probe write has not finished")
+        self._probe = asyncio.ensure_future(asyncio.to_thread(probe_write, gateway.journal.path))
         try:
-            await asyncio.wait_for(asyncio.to_thread(probe_write, gateway.journal.path), deadline)
+            await asyncio.wait_for(asyncio.shield(self._probe), deadline)
         except asyncio.TimeoutError:
             return Health(False, f"journal: the probe write and fsync took more than {deadline:g} s")
         except OSError as e:

@@ -3,8 +3,8 @@ once), list, revoke, authenticate, per-rack grants, and the migration of keys ke
 
 The keys file is JSON, `{"format": "auditkit-gateway-keys/1", "keys": [row, …]}`, one row per key ever made (revoked
 ones too): id, name, kind, role, key_hash, created_at, created_by, revoked_at, revoked_by, racks. It lives beside the
-journal (`gateway-keys.json`) unless `--keys FILE` names another, so several replicas, each with its own journal, can
-read one file. Writers take an exclusive lock (a flock on its folder) for the read-modify-write and replace the
+journal (`<journal>-keys.json`: data/gateway-keys.json for data/gateway.db) unless `--keys FILE` names another, so
+several replicas, each with its own journal, read one file only when told to. Writers take an exclusive lock (a flock on its folder) for the read-modify-write and replace the
 file atomically (files.write_private: 0600, fsynced, renamed), so a reader sees the old rows or the new ones. A
 running gateway stats the file on every authentication (a stat costs microseconds; the rename gives it a new inode)
 and reloads it when it changed, so a new key works and a revoked one stops working on the next request, on every
@@ -55,7 +55,7 @@ KINDS = ("user", "deploy_key")
 KEY_PREFIX = "akg_"
 ALL_RACKS = "all racks"  # how an unrestricted key's grants are shown
 FORMAT = "auditkit-gateway-keys/1"
-DEFAULT_KEYS_NAME = "gateway-keys.json"
+KEYS_SUFFIX = "-keys.json"  # the default keys file: <journal stem>-keys.json beside the journal
 ROW_FIELDS = ("id", "name", "kind", "role", "key_hash", "created_at", "created_by", "revoked_at", "revoked_by",
               "racks")
 
@@ -132,8 +132,10 @@ def _decode_grants(value: Any) -> tuple[str, ...] | None:
 # --- the keys file --------------------------------------------------------------------------------------------------
 
 def default_keys_path(journal: Path | str) -> Path:
-    """Where the keys file is when no --keys names it: beside the journal."""
-    return Path(journal).parent / DEFAULT_KEYS_NAME
+    """Where the keys file is when no --keys names it: beside the journal, named after it (two journals in one
+    folder do not share users unless --keys says so)."""
+    journal = Path(journal)
+    return journal.with_name(journal.stem + KEYS_SUFFIX)
 
 
 def _journal_path(conn: sqlite3.Connection) -> Path:

@@ -69,9 +69,13 @@ class Metrics:
 
 
 def read_token(path: Path | None) -> str | None:
-    """The metrics token (the file's first line), or None without a file; a file with an empty line is refused."""
+    """The metrics token (the file's content, stripped), or None without a file; a file other users may read, or
+    with a token shorter than 16 characters, is refused."""
     if path is None:
         return None
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise ValueError(f"{path} may be read by other users (mode {mode & 0o777:04o}); run chmod 600 {path}")
     token = path.read_text().strip()
     if len(token) < 16:
         raise ValueError(f"{path} holds no metrics token of 16 characters or more")

@@ -49,7 +49,7 @@ BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # seconds before attempt 2, 3, 
 GIVE_UP_AFTER = 24 * 3600.0  # a delivery still failing a day later is abandoned
 POST_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RETRYABLE_STATUS = {408, 429}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class AlertError(AuditkitError):
@@ -74,8 +74,12 @@ def webhook_path(db_path: Path, name: str) -> Path:
 
 
 def _check_url(url: str, what: str) -> str:
-    parts = urllib.parse.urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in "\r\n\t "):
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        parts.port  # noqa: B018 — raises ValueError for a port that is not a number
+    except ValueError:
+        raise AlertError(f"{what} wants an http(s) URL, not {_hint(url)!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in "\r\n\t <>|\"\\"):
         raise AlertError(f"{what} wants an http(s) URL, not {_hint(url)!r}")
     return url.strip()
 
@@ -189,8 +193,9 @@ def scan(conn: sqlite3.Connection) -> int:
 # --- the message ----------------------------------------------------------------------------------------------------
 
 def slack_text(value: Any) -> str:
-    """Event text for a Slack message: control and bidi characters dropped, & < > escaped (Slack's markup)."""
-    text = _CONTROL.sub("", str(value))
+    """Event text for a Slack message: control characters (newlines too: an event cannot add a line) and bidi
+    overrides become spaces, & < > are escaped (Slack's markup)."""
+    text = _CONTROL.sub(" ", str(value))
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

@@ -464,7 +464,7 @@ def test_keys_made_before_grants_keep_every_rack(tmp_path: Path):
     old.close()
     conn = store.open_db(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
-    keys_file = tmp_path / "gateway-keys.json"
+    keys_file = tmp_path / "old-keys.json"
     assert keys.migrate_from_journal(conn, keys_file) == (1, 0)  # `auditkit gateway keys migrate`
     principal = keys.authenticate(conn, key)
     assert principal.racks is None and principal.may_use_rack(PROD)

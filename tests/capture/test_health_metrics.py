@@ -28,6 +28,7 @@ from auditkit.capture import config as cfg
 from auditkit.capture import keys
 from auditkit.capture.journal import journal_source
 from auditkit.capture.proxy import create_app
+from auditkit.errors import AuditkitError
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread, free_port
@@ -146,6 +147,10 @@ def test_metrics_count_what_the_gateway_did_and_only_admins_or_the_token_read_th
     token = secrets.token_urlsafe(24)
     token_file = tmp_path / "metrics-token"
     token_file.write_text(token + "\n")
+    token_file.chmod(0o644)
+    with pytest.raises(AuditkitError, match="chmod 600"):
+        start(tmp_path / "refused", [rack_flag(rack.port)], metrics_token_file=token_file)
+    token_file.chmod(0o600)
     server, issued = start(tmp_path / "gw", [rack_flag(rack.port)], metrics_token_file=token_file)
     url = f"{server.url}/metrics"
     try:
@@ -188,6 +193,17 @@ def test_metrics_count_what_the_gateway_did_and_only_admins_or_the_token_read_th
         assert got[("auditkit_feed_requests_total", (("code", "4xx"),))] == 1
         assert got[("auditkit_journal_failures_total", ())] == 0 and got[("auditkit_healthy", ())] in (0, 1)
         assert token not in by_token.text and issued["admin"] not in by_token.text
+        # What a client names never becomes a label: unknown racks, odd paths and refused keys add no series.
+        series = {name for name, _ in got}
+        labelled = {labels for name, labels in got if name == "auditkit_audited_requests_total"}
+        for i in range(20):
+            httpx.post(f"{server.url}/apps/x{i}/services/web/restart", auth=(f"acme/rack-{i}", issued["member"]))
+            httpx.post(f"{server.url}/weird-{i}", auth=(RACK, f"akg_{i}"))
+            httpx.get(f"{server.url}/audit/v1/events?after=x{i}", auth=("x", issued["auditor"]))
+        again = samples(httpx.get(url, headers={"Authorization": f"Bearer {token}"}).text)
+        assert {name for name, _ in again} == series
+        grown = {labels for name, labels in again if name == "auditkit_audited_requests_total"} - labelled
+        assert all(dict(labels)["rack"] in (RACK, "gateway") for labels in grown), grown
     finally:
         server.stop()
 

@@ -178,15 +178,38 @@ def test_an_older_journals_keys_migrate_with_one_command_and_serve_waits_for_it(
              str(journal), "--http", "--listen", "127.0.0.1:1"]
     refused = cli(*serve, cwd=tmp_path, check=False)
     assert refused.returncode == 2
-    assert f"auditkit gateway keys migrate --journal {journal} --keys {tmp_path / 'gateway-keys.json'}" \
+    assert f"auditkit gateway keys migrate --journal {journal} --keys {tmp_path / 'old-keys.json'}" \
         in refused.stderr
     moved = cli("gateway", "keys", "migrate", "--journal", str(journal), cwd=tmp_path)
     assert "copied 2 key(s)" in moved.stdout
     assert "copied 0 key(s)" in cli("gateway", "keys", "migrate", "--journal", str(journal), cwd=tmp_path).stdout
-    server = replica(tmp_path, "gw", rack, tmp_path / "gateway-keys.json")
+    server = replica(tmp_path, "gw", rack, tmp_path / "old-keys.json")
     try:
         assert status(server, key) == 200  # its grant came along
         assert status(server, gone) == 401  # and so did the revocation
     finally:
         server.stop()
-    assert keys.list_keys(tmp_path / "gateway-keys.json")[0]["racks"] == [RACK]
+    assert keys.list_keys(tmp_path / "old-keys.json")[0]["racks"] == [RACK]
+
+
+def test_concurrent_key_commands_lose_no_key(tmp_path):
+    """Writers take the folder's lock for their read-modify-write: six `keys add` at once leave six keys."""
+    shared = tmp_path / "keys" / "gateway-keys.json"
+    journal = tmp_path / "gw.db"
+    conn = store.open_db(journal)
+    journal_source(conn, "gw")
+    conn.close()
+    procs = [subprocess.Popen(AUDITKIT + ["gateway", "keys", "add", f"ci-{i}", "--journal", str(journal), "--keys",
+                                          str(shared)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path) for i in range(6)]
+    issued = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        issued.append(out.splitlines()[-1])
+    rows = keys.read_rows(shared)
+    assert sorted(r["name"] for r in rows) == [f"ci-{i}" for i in range(6)]
+    found = keys.KeyStore(shared)
+    assert all(keys.authenticate(found, key) is not None for key in issued)
+    conn = store.open_db(journal)
+    assert conn.execute("SELECT count(*) FROM events WHERE action = 'created'").fetchone()[0] == 6

@@ -312,6 +312,7 @@ def test_sigkill_of_a_replica_during_8_clients_writes_loses_nothing_and_records_
         pid = client.json("GET", "/apps/web/processes")[0]["id"]
         result = client.exec("web", pid, "bash", ["echo through-haproxy\r", "exit 3\r"])
     assert "through-haproxy" in result.output and result.exit_code == 3
+    settle(world["a"], world["b"])  # the session's event is sealed as the socket closes, after the client is done
     sessions = []
     for replica in (world["a"], world["b"]):
         sessions += journal_rows(replica.journal, "SELECT e.session_id, s.sha256, s.exit_code FROM events e "

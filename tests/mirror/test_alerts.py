@@ -252,6 +252,10 @@ def test_an_alert_filter_is_the_filter_language_and_bad_input_gets_a_clear_error
     url = cli("alert", "add", "x", "category:Security", "--webhook", "ftp://h.example/x", "--db", str(mirror),
               cwd=d, check=False)
     assert url.returncode != 0 and "http(s) URL" in url.stderr
+    for hostile in ("http://[::1", "https://h.example:port/x", "https://h.example/a|b", "https://h.example/<!here>"):
+        got = cli("alert", "add", "x", "category:Security", "--webhook", hostile, "--db", str(mirror), cwd=d,
+                  check=False)
+        assert got.returncode == 2 and "http(s) URL" in got.stderr and "Traceback" not in got.stderr, hostile
     name = cli("alert", "add", "../x", "category:Security", "--webhook", "https://h.example/x", "--db", str(mirror),
                cwd=d, check=False)
     assert name.returncode != 0 and "cannot name an alert" in name.stderr
@@ -271,4 +275,4 @@ def test_nothing_of_an_event_becomes_markup_in_the_message(text):
     assert "<" not in head and ">" not in head  # no mention, no link, no channel ping from event text
     assert link.startswith("<https://audit.example.com/audit/events?id=") and link.count("<") == 1
     assert link.endswith("|view the event>") and link.count(">") == 1
-    assert not any(ord(c) < 32 and c != "\n" for c in body)
+    assert not any(ord(c) < 32 and c != "\n" for c in body) and body.count("\n") == 3  # no line of its own
