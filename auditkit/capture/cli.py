@@ -28,12 +28,12 @@ def keys_option(func: Any) -> Any:
                              "beside the journal, e.g. data/gateway-keys.json).")(func)
 
 
-def journal_option(func: Any) -> Any:
+def keys_journal_option(func: Any) -> Any:
     """--journal and --config, with --keys: every users/keys command."""
-    return keys_option(journal_only_option(func))
+    return keys_option(journal_option(func))
 
 
-def journal_only_option(func: Any) -> Any:
+def journal_option(func: Any) -> Any:
     func = click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), default=None,
                         help="The gateway journal (default: the config's, else data/gateway.db).")(func)
     return click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -110,7 +110,7 @@ def _check_grants(config: config_mod.GatewayConfig, racks: tuple[str, ...]) -> N
 @click.argument("email")
 @click.option("--role", type=click.Choice(["admin", "member", "auditor"]), required=True)
 @rack_grant_option
-@journal_option
+@keys_journal_option
 def users_add(email: str, role: str, racks: tuple[str, ...], journal: Path | None, keys_file: Path | None,
               config_path: Path | None) -> None:
     """Add a user; prints the new key alone on the last line."""
@@ -130,7 +130,7 @@ def gateway_keys() -> None:
 @gateway_keys.command("add")
 @click.argument("name")
 @rack_grant_option
-@journal_option
+@keys_journal_option
 def keys_add(name: str, racks: tuple[str, ...], journal: Path | None, keys_file: Path | None,
              config_path: Path | None) -> None:
     """Add a deploy key; prints the new key alone on the last line."""
@@ -162,7 +162,7 @@ def _revoke(name: str, journal: Path | None, keys_file: Path | None, config_path
 
 
 @gateway_users.command("list")
-@journal_option
+@keys_journal_option
 def users_list(journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
     """List users, their roles and the racks they are granted."""
     _list("user", journal, keys_file, config_path)
@@ -170,14 +170,14 @@ def users_list(journal: Path | None, keys_file: Path | None, config_path: Path |
 
 @gateway_users.command("revoke")
 @click.argument("email")
-@journal_option
+@keys_journal_option
 def users_revoke(email: str, journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
     """Revoke a user's key (every gateway reading the keys file refuses it within a second)."""
     _revoke(email, journal, keys_file, config_path)
 
 
 @gateway_keys.command("list")
-@journal_option
+@keys_journal_option
 def keys_list(journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
     """List deploy keys and the racks they are granted."""
     _list("deploy_key", journal, keys_file, config_path)
@@ -185,14 +185,14 @@ def keys_list(journal: Path | None, keys_file: Path | None, config_path: Path | 
 
 @gateway_keys.command("revoke")
 @click.argument("name")
-@journal_option
+@keys_journal_option
 def keys_revoke(name: str, journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
     """Revoke a deploy key."""
     _revoke(name, journal, keys_file, config_path)
 
 
 @gateway_keys.command("migrate")
-@journal_option
+@keys_journal_option
 def keys_migrate(journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
     """Copy the users and deploy keys an older journal keeps inside it into the keys file (hashes, grants and
     revocations as they are). Re-running it copies nothing twice; run it once per journal before starting this
@@ -207,7 +207,7 @@ def keys_migrate(journal: Path | None, keys_file: Path | None, config_path: Path
 
 
 @gateway.command("key")
-@journal_only_option
+@journal_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the gateway keeps its keys, if not beside the journal.")
 def gateway_key(journal: Path | None, config_path: Path | None, data_dir: Path | None) -> None:
@@ -235,7 +235,7 @@ def gateway_fingerprint(journal: Path | None, config_path: Path | None, data_dir
 
 @gateway.command("hmac")
 @click.argument("value")
-@journal_only_option
+@journal_option
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the gateway keeps its HMAC key, if not beside the journal.")
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
