@@ -15,6 +15,7 @@ from auditkit import store
 from auditkit.capture import cli as capture_cli
 from auditkit.cli_common import CommandError, db_option
 from auditkit.errors import AuditkitError
+from auditkit.mirror import alert_cli
 from auditkit.mirror import cli as mirror_cli
 from auditkit.mirror import verify_cli
 from auditkit.model.safe_text import printable
@@ -101,6 +102,7 @@ main.add_command(verify_cli.verify)
 main.add_command(store_cli.mirror_key)
 main.add_command(capture_cli.gateway)
 main.add_command(mirror_cli.sync)
+main.add_command(alert_cli.alert)
 main.add_command(review_cli.tui)
 main.add_command(review_cli.replay_command)
 main.add_command(share_cli.share)

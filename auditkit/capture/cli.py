@@ -22,6 +22,17 @@ from auditkit.errors import AuditkitError
 from auditkit.model.events import value_hmac
 
 
+def keys_option(func: Any) -> Any:
+    return click.option("--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="The keys file every replica reads (default: the config's, else <journal>-keys.json "
+                             "beside the journal, e.g. data/gateway-keys.json).")(func)
+
+
+def keys_journal_option(func: Any) -> Any:
+    """--journal and --config, with --keys: every users/keys command."""
+    return keys_option(journal_option(func))
+
+
 def journal_option(func: Any) -> Any:
     func = click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), default=None,
                         help="The gateway journal (default: the config's, else data/gateway.db).")(func)
@@ -34,6 +45,7 @@ def _gateway_config(config_path: Path | None, **overrides: Any) -> config_mod.Ga
 
 
 def _journal_conn(config: config_mod.GatewayConfig) -> tuple[sqlite3.Connection, str]:
+    """The journal the Access events of key changes go to, and its chain name."""
     conn = store.open_db(config.journal, durable=True)
     return conn, journal_source(conn, config.name)
 
@@ -54,15 +66,19 @@ def gateway() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the TLS pair and the HMAC key live (default: the journal's folder).")
 @click.option("--record-input", is_flag=True, default=None, help="Also record keystrokes of sessions.")
+@keys_option
+@click.option("--metrics-token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A file holding a token that may read GET /metrics (besides admin keys).")
 def gateway_serve(config_path: Path | None, racks: tuple[str, ...], journal: Path | None, listen: str | None,
                   plain_http: bool | None, name: str | None, data_dir: Path | None,
-                  record_input: bool | None) -> None:
+                  record_input: bool | None, keys_file: Path | None, metrics_token_file: Path | None) -> None:
     """Run the gateway in front of the configured racks. Its state (self-signed TLS pair, HMAC key, named after the
     journal's chain) lives beside the journal unless --data-dir or the config say otherwise."""
     from auditkit.capture import server  # uvicorn, Starlette and aiohttp: loaded only to serve
 
     config = config_mod.load(config_path, racks=[config_mod.parse_rack_flag(r) for r in racks], journal=journal,
-                             listen=listen, http=plain_http, name=name, data_dir=data_dir, record_input=record_input)
+                             listen=listen, http=plain_http, name=name, data_dir=data_dir, record_input=record_input,
+                             keys_file=keys_file, metrics_token_file=metrics_token_file)
     server.serve(config)
 
 
@@ -94,13 +110,15 @@ def _check_grants(config: config_mod.GatewayConfig, racks: tuple[str, ...]) -> N
 @click.argument("email")
 @click.option("--role", type=click.Choice(["admin", "member", "auditor"]), required=True)
 @rack_grant_option
-@journal_option
-def users_add(email: str, role: str, racks: tuple[str, ...], journal: Path | None, config_path: Path | None) -> None:
+@keys_journal_option
+def users_add(email: str, role: str, racks: tuple[str, ...], journal: Path | None, keys_file: Path | None,
+              config_path: Path | None) -> None:
     """Add a user; prints the new key alone on the last line."""
-    config = _gateway_config(config_path, journal=journal)
+    config = _gateway_config(config_path, journal=journal, keys_file=keys_file)
     conn, source = _journal_conn(config)
     _check_grants(config, racks)
-    _, key = keys.add(conn, email, kind="user", role=role, source=source, racks=racks or None)
+    _, key = keys.add(conn, email, kind="user", role=role, source=source, racks=racks or None,
+                      keys_path=config.keys_path)
     _print_key("user", email, key)
 
 
@@ -112,62 +130,80 @@ def gateway_keys() -> None:
 @gateway_keys.command("add")
 @click.argument("name")
 @rack_grant_option
-@journal_option
-def keys_add(name: str, racks: tuple[str, ...], journal: Path | None, config_path: Path | None) -> None:
+@keys_journal_option
+def keys_add(name: str, racks: tuple[str, ...], journal: Path | None, keys_file: Path | None,
+             config_path: Path | None) -> None:
     """Add a deploy key; prints the new key alone on the last line."""
-    config = _gateway_config(config_path, journal=journal)
+    config = _gateway_config(config_path, journal=journal, keys_file=keys_file)
     conn, source = _journal_conn(config)
     _check_grants(config, racks)
-    _, key = keys.add(conn, name, kind="deploy_key", role="deploy", source=source, racks=racks or None)
+    _, key = keys.add(conn, name, kind="deploy_key", role="deploy", source=source, racks=racks or None,
+                      keys_path=config.keys_path)
     _print_key("deploy key", name, key)
 
 
-def _list(kind: str, journal: Path | None, config_path: Path | None) -> None:
-    conn, _ = _journal_conn(_gateway_config(config_path, journal=journal))
+def _list(kind: str, journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
+    config = _gateway_config(config_path, journal=journal, keys_file=keys_file)
     table = Table(box=None, header_style="bold")
     for column in ("name", "role", "racks", "key id", "created", "revoked"):
         table.add_column(column)
-    for row in keys.list_keys(conn):
+    for row in keys.list_keys(config.keys_path):
         if row["kind"] == kind:
             grants = "none (auditor)" if row["role"] == "auditor" else keys.grants_text(row["racks"])
             table.add_row(row["name"], row["role"], grants, row["id"], row["created_at"], row["revoked_at"] or "")
     Console().print(table)
 
 
-def _revoke(name: str, journal: Path | None, config_path: Path | None) -> None:
-    conn, source = _journal_conn(_gateway_config(config_path, journal=journal))
-    for key_id in keys.revoke(conn, name, source=source):
-        click.echo(f"revoked {key_id} ({name})")
+def _revoke(name: str, journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
+    config = _gateway_config(config_path, journal=journal, keys_file=keys_file)
+    conn, source = _journal_conn(config)
+    for key_id in keys.revoke(conn, name, source=source, keys_path=config.keys_path):
+        click.echo(f"revoked {key_id} ({name}); running gateways refuse it within a second")
 
 
 @gateway_users.command("list")
-@journal_option
-def users_list(journal: Path | None, config_path: Path | None) -> None:
+@keys_journal_option
+def users_list(journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
     """List users, their roles and the racks they are granted."""
-    _list("user", journal, config_path)
+    _list("user", journal, keys_file, config_path)
 
 
 @gateway_users.command("revoke")
 @click.argument("email")
-@journal_option
-def users_revoke(email: str, journal: Path | None, config_path: Path | None) -> None:
-    """Revoke a user's key (takes effect on the next request)."""
-    _revoke(email, journal, config_path)
+@keys_journal_option
+def users_revoke(email: str, journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
+    """Revoke a user's key (every gateway reading the keys file refuses it within a second)."""
+    _revoke(email, journal, keys_file, config_path)
 
 
 @gateway_keys.command("list")
-@journal_option
-def keys_list(journal: Path | None, config_path: Path | None) -> None:
+@keys_journal_option
+def keys_list(journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
     """List deploy keys and the racks they are granted."""
-    _list("deploy_key", journal, config_path)
+    _list("deploy_key", journal, keys_file, config_path)
 
 
 @gateway_keys.command("revoke")
 @click.argument("name")
-@journal_option
-def keys_revoke(name: str, journal: Path | None, config_path: Path | None) -> None:
+@keys_journal_option
+def keys_revoke(name: str, journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
     """Revoke a deploy key."""
-    _revoke(name, journal, config_path)
+    _revoke(name, journal, keys_file, config_path)
+
+
+@gateway_keys.command("migrate")
+@keys_journal_option
+def keys_migrate(journal: Path | None, keys_file: Path | None, config_path: Path | None) -> None:
+    """Copy the users and deploy keys an older journal keeps inside it into the keys file (hashes, grants and
+    revocations as they are). Re-running it copies nothing twice; run it once per journal before starting this
+    version's gateway on it."""
+    config = _gateway_config(config_path, journal=journal, keys_file=keys_file)
+    if not config.journal.exists():
+        raise AuditkitError(f"no journal at {config.journal}")
+    conn = store.open_db(config.journal, durable=True)
+    copied, present = keys.migrate_from_journal(conn, config.keys_path)
+    click.echo(f"copied {copied} key(s) from {config.journal} into {config.keys_path}"
+               + (f" ({present} already there)" if present else ""))
 
 
 @gateway.command("key")

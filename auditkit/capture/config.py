@@ -1,5 +1,5 @@
 """Gateway configuration: racks (name → URL and the rack's real credentials), where to listen, the journal, TLS,
-trusted proxies, session recording. Built from a TOML file, from command-line flags, or both (flags win).
+trusted proxies, session recording, the keys file, health and metrics. Built from a TOML file, from command-line flags, or both (flags win).
 
     name = "gw"                       # the journal's chain name (its `source` once mirrored); default: the chain
                                       # the journal holds, else "gateway"; another name than the journal's is refused
@@ -10,6 +10,10 @@ trusted proxies, session recording. Built from a TOML file, from command-line fl
     hmac_key_file = "…"               # else <name>-hmac.key beside the journal, made on first start
     checkpoint_key_file = "…"         # else <name>-checkpoint.key beside the journal (Ed25519, made on first start)
     data_dir = "…"                    # where the TLS pair and the HMAC key go instead of the journal's folder
+    keys_file = "…"                   # the users and deploy keys every replica reads; else <journal>-keys.json
+                                      # beside the journal (data/gateway-keys.json)
+    health_deadline = 1.0             # GET /healthz: seconds the probe write + fsync and the racks' answers may take
+    metrics_token_file = "…"          # GET /metrics also accepts `Authorization: Bearer <this file's token>`
     trusted_proxies = ["10.0.0.0/8"]  # X-Forwarded-For is honoured only from these
     record_input = false              # keystrokes are recorded only when true
     recording_cap_bytes = 8388608
@@ -42,6 +46,7 @@ from auditkit.files import write_private
 from auditkit.capture import wire
 from auditkit.capture.journal import DEFAULT_NAME, chain_name
 from auditkit.model import note
+from auditkit.capture.keys import default_keys_path
 
 LEGACY_DATA_DIR = Path("data")  # where gateways kept their state before it moved beside the journal (cwd-relative)
 
@@ -74,6 +79,9 @@ class GatewayConfig:
     data_dir: Path | None = None  # None: the journal's folder
     hmac_key_file: Path | None = None
     checkpoint_key_file: Path | None = None
+    keys_file: Path | None = None  # None: <journal>-keys.json beside the journal
+    health_deadline: float = 1.0
+    metrics_token_file: Path | None = None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     record_input: bool = False
     recording_cap_bytes: int = 8 * 1024 * 1024
@@ -91,6 +99,11 @@ class GatewayConfig:
     def state_dir(self) -> Path:
         """Where the gateway keeps its TLS pair and HMAC key: data_dir when set, else the journal's folder."""
         return self.data_dir if self.data_dir is not None else self.journal.parent
+
+    @property
+    def keys_path(self) -> Path:
+        """The keys file (users, deploy keys, grants) this gateway reads: keys_file, else beside the journal."""
+        return self.keys_file if self.keys_file is not None else default_keys_path(self.journal)
 
     @property
     def hmac_key_path(self) -> Path:
@@ -208,7 +221,8 @@ def load(path: Path | None = None, **overrides: Any) -> GatewayConfig:
     if unknown:
         raise AuditkitError(f"unknown gateway config key(s): {', '.join(sorted(unknown))}")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("journal", "tls_cert", "tls_key", "data_dir", "hmac_key_file", "checkpoint_key_file"):
+    for key in ("journal", "tls_cert", "tls_key", "data_dir", "hmac_key_file", "checkpoint_key_file", "keys_file",
+                "metrics_token_file"):
         if values.get(key) is not None:
             values[key] = Path(values[key])
     # The chain name is the journal's own: read (never created) here, so a different --name is refused before the

@@ -56,7 +56,7 @@ def _compressed(request: Request, body: bytes, media_type: str) -> Response:
 def routes(gateway: "Gateway") -> list[Route]:
     def allowed(request: Request) -> Response | None:
         credentials = keys.parse_basic(request.headers.get("authorization"))
-        principal = keys.authenticate(gateway.journal.reader(), credentials[1]) if credentials else None
+        principal = keys.authenticate(gateway.keys, credentials[1]) if credentials else None
         if principal is None:
             return gateway.refuse_credentials(request, None, JSONResponse({"error": "invalid authentication"}, 401))
         if not principal.may_read_feed:

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from auditkit import store
 from auditkit.errors import AuditkitError
@@ -143,6 +143,10 @@ class Journal:
         self._open: set[str] = set()
         self._held: dict[str, _Op] = {}
         self._dirty = False
+        # Observers (metrics.py): called on the writer thread after each commit with its duration and the events it
+        # sealed, and after each commit that failed.
+        self.on_commit: Callable[[float | None, list[Event]], None] | None = None
+        self.on_failure: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="auditkit-journal", daemon=True)
         self._thread.start()
 
@@ -165,6 +169,17 @@ class Journal:
 
     def head_seq(self) -> int:
         return store.chain_head(self.reader(), self.source).last_seq
+
+    @property
+    def pending(self) -> int:
+        """Intents on disk still waiting for their outcome: requests in flight, and outcomes held in memory."""
+        return len(self._open) + len(self._held)
+
+    @property
+    def writable(self) -> bool:
+        """False while the writer holds outcomes or suspects an orphaned intent (its last commit failed): new
+        intents are refused until it has recovered."""
+        return not (self._held or self._dirty) and self._thread.is_alive()
 
     @property
     def held(self) -> int:
@@ -245,6 +260,7 @@ class Journal:
             return
         intents = [(op.intent_id, op.event) for op in batch if op.kind == "intent"]
         outcomes = [(op.intent_id, op.event) for op in batch if op.kind != "intent"]
+        started = time.perf_counter()
         try:
             with store.transaction(self._conn):
                 if intents:
@@ -255,8 +271,10 @@ class Journal:
                 sealed = store.complete_intents(self._conn, outcomes, self.source) if outcomes else []
         except Exception as e:  # noqa: BLE001 — whatever failed, every waiting request must hear of it
             self._dirty = True
+            self._observe_failure()
             self._fail(batch, f"the audit journal could not be written ({type(e).__name__})")
             return
+        self._observe(time.perf_counter() - started, sealed)
         by_outcome = iter(sealed)
         for op in batch:
             if op.kind == "intent":
@@ -267,6 +285,20 @@ class Journal:
                 op.future.set_result(next(by_outcome))
         if sealed:
             self._notify()
+
+    def _observe(self, seconds: float | None, sealed: list[Event]) -> None:
+        if self.on_commit is not None:
+            try:
+                self.on_commit(seconds, sealed)
+            except Exception:  # noqa: BLE001 — an observer never breaks the journal
+                log.exception("journal commit observer failed")
+
+    def _observe_failure(self) -> None:
+        if self.on_failure is not None:
+            try:
+                self.on_failure()
+            except Exception:  # noqa: BLE001
+                log.exception("journal failure observer failed")
 
     def _fail(self, batch: list[_Op], message: str) -> None:
         """Answer a batch that was not written: intents and records fail; outcomes are held for a later seal."""
@@ -292,7 +324,9 @@ class Journal:
         if self._held:
             sealed = self._seal_held()
             if sealed is None:
+                self._observe_failure()
                 return False
+            self._observe(None, sealed)  # held outcomes: counted, but not a commit's latency
             log.warning("journal %s can be written again: recorded %d held outcome(s)", self.path, len(sealed))
             self._notify()
         if self._dirty:

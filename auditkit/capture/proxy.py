@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -35,7 +36,8 @@ import yarl
 
 from auditkit.capture import catalog
 from auditkit.model.events import Event, new_event_id, now_timestamp
-from auditkit.capture import canonical, feed, keys, refusals, sessions, wire
+from auditkit.capture import canonical, feed, health, keys, metrics, refusals, sessions, wire
+from auditkit.errors import AuditkitError
 from auditkit.capture.canonical import Parsed, Refused
 from auditkit.capture.config import GatewayConfig, Rack
 from auditkit.capture.journal import Journal, JournalUnavailable
@@ -65,9 +67,17 @@ class Gateway:
         self.config = config
         self.now = clock or now_timestamp  # the demo runs a simulated week through a clock of its own
         self.session_clock = session_clock  # and times its recordings by it (epoch seconds); default: real time
-        self.journal = journal or Journal(config.journal, config.name)
+        # Everything that can refuse to start is read before the journal's writer thread starts.
+        try:
+            self.metrics_token = metrics.read_token(config.metrics_token_file)
+        except (OSError, ValueError) as e:
+            raise AuditkitError(f"metrics token: {e}") from None
         self.hmac_key = config.hmac_key()
         self.signer = config.checkpoint_signer()
+        self.keys = keys.KeyStore(config.keys_path)  # shared by every replica; reloaded when it changes
+        self.journal = journal or Journal(config.journal, config.name)
+        self.metrics = metrics.Metrics(self.journal)
+        self.health = health.Checker(self)
         # (rack, "process:<app>/<pid>") → (event id of the `convox run` that started it, when): the exec websocket
         # that follows carries the real command and is linked to that event.
         self.runs: dict[tuple[str, str], tuple[str, float]] = {}
@@ -86,7 +96,7 @@ class Gateway:
         if credentials is None:
             return None, None, error(401, "invalid authentication")
         username, password = credentials
-        principal = keys.authenticate(self.journal.reader(), password)
+        principal = keys.authenticate(self.keys, password)
         if principal is None:
             return None, None, error(401, "invalid authentication")
         console = username in CONSOLE_USERNAMES
@@ -472,7 +482,7 @@ class Gateway:
         key id (target and `key_ids`). No header value but the user agent is recorded (not the rack asked for)."""
         if principal is not None or refusal.status_code != 401:
             return refusal
-        reason, key_id = keys.diagnose(self.journal.reader(), connection.headers.get("authorization"))
+        reason, key_id = keys.diagnose(self.keys, connection.headers.get("authorization"))
         ip = self.source_ip(connection.client.host if connection.client else None, connection.headers)
         where = ip or "an unknown address"
 
@@ -538,7 +548,7 @@ class Gateway:
 
     def console_principal(self, request: Request) -> tuple[keys.Principal | None, Response | None]:
         credentials = keys.parse_basic(request.headers.get("authorization"))
-        principal = keys.authenticate(self.journal.reader(), credentials[1]) if credentials else None
+        principal = keys.authenticate(self.keys, credentials[1]) if credentials else None
         if principal is None:
             return None, self.refuse_credentials(request, None, error(401, "invalid authentication"))
         return principal, None
@@ -691,7 +701,8 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
 
     # Console mode (as `convox login` and `convox racks` drive it): `/auth` and `/racks` without a Rack header are
     # answered by the gateway itself; with one (or a direct-mode username) they are forwarded like any request.
-    routes = feed.routes(gateway) + [
+    routes = [Route("/healthz", health.endpoint, methods=["GET"]),
+              Route("/metrics", metrics.endpoint, methods=["GET"])] + feed.routes(gateway) + [
         Route("/auth", gateway.console_auth, methods=["GET"]),
         Route("/racks", gateway.console_racks, methods=["GET"]),
         Route("/{path:path}", http_endpoint, methods=["GET"]),
@@ -707,6 +718,7 @@ def create_app(config: GatewayConfig, journal: Journal | None = None,
         yield
         await gateway.aclose()
 
-    app = Starlette(routes=routes, lifespan=contextlib.asynccontextmanager(lifespan))
+    app = Starlette(routes=routes, lifespan=contextlib.asynccontextmanager(lifespan),
+                    middleware=[Middleware(metrics.Middleware, metrics=gateway.metrics)])
     app.state.gateway = gateway
     return app

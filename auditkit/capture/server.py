@@ -18,6 +18,7 @@ import uvicorn
 from auditkit.errors import AuditkitError
 from auditkit.capture.proxy import create_app
 from auditkit.capture.config import GatewayConfig
+from auditkit.capture import keys
 from auditkit.capture.journal import Journal
 from auditkit.capture.tls import ensure_self_signed, fingerprint, self_signed_paths
 
@@ -29,6 +30,19 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_keys(config: GatewayConfig, journal: Journal) -> None:
+    """Refuse to start on a keys file that cannot be used, or on a journal whose own keys (kept inside journals
+    before the keys file) are not in it yet: every one of those users would be refused."""
+    keys.read_rows(config.keys_path)  # raises KeysFileError with what to do
+    left = keys.unmigrated(journal.reader(), config.keys_path)
+    if left:
+        journal.close()
+        raise AuditkitError(
+            f"journal {config.journal} keeps {len(left)} user(s) and key(s) inside it, which this gateway reads from "
+            f"the keys file {config.keys_path} instead; copy them there first: auditkit gateway keys migrate "
+            f"--journal {config.journal} --keys {config.keys_path}")
 
 
 def serve(config: GatewayConfig) -> None:
@@ -52,13 +66,14 @@ def serve(config: GatewayConfig) -> None:
             cert, key = ensure_self_signed(config.state_dir, config.name, [host])
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     journal = Journal(config.journal, config.name)
+    check_keys(config, journal)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # httpx logs every request line at INFO, query string included: the gateway never logs request lines.
     for noisy in ("httpx", "httpcore", "websockets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     scheme = "http" if config.http else "https"
     click.echo(f"auditkit gateway '{journal.source}' on {scheme}://{host}:{port} → "
-               f"{', '.join(sorted(config.racks))}; journal {config.journal}", err=True)
+               f"{', '.join(sorted(config.racks))}; journal {config.journal}; keys {config.keys_path}", err=True)
     pin = ""
     if tls:
         cert_path = Path(tls["ssl_certfile"])

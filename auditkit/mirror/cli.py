@@ -145,13 +145,14 @@ def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None
             click.echo(f"{head.source}: {warning}", err=True)
         feeds.append(sync_mod.Feed(head.source, head.url, sync_mod.read_key(head.source, path.parent), pins))
     interactive = sys.stdout.isatty()
+    alerting = _alerts(conn, path) if follow else None  # alerts are posted while following (mirror/alerts.py)
     try:
         while True:
             for feed in feeds:
                 started = time.monotonic()
                 with _sync_progress(feed.name, interactive) as on_page:
                     done = sync_mod.sync_once(conn, feed, wait=1.0 if follow and len(feeds) == 1 else 0,
-                                              progress=on_page)
+                                              progress=_then(on_page, alerting))
                 if done.synced or not follow:
                     rate = done.synced / max(time.monotonic() - started, 1e-9)
                     click.echo(f"sync {feed.name}: +{plural(done.synced, 'event')}, +{plural(done.recordings, 'recording')}, "
@@ -165,6 +166,34 @@ def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None
     finally:
         for feed in feeds:
             feed.close()
+        if alerting is not None:
+            alerting[1].stop()
+
+
+def _alerts(conn: Any, path: Path) -> tuple[Callable[[Any], None], Any]:
+    """(after each committed page: queue matching events and wake the poster, the poster)."""
+    from auditkit.mirror import alerts
+
+    poster = alerts.Dispatcher(path).start()
+
+    def after_page(_state: Any) -> None:
+        if alerts.scan(conn):
+            poster.wake()
+
+    after_page(None)  # what was mirrored while not following
+    return after_page, poster
+
+
+def _then(on_page: Callable[[Any], None] | None,
+          alerting: tuple[Callable[[Any], None], Any] | None) -> Callable[[Any], None] | None:
+    if alerting is None:
+        return on_page
+
+    def both(state: Any) -> None:
+        if on_page is not None:
+            on_page(state)
+        alerting[0](state)
+    return both
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ callers write `from auditkit import store; store.append(...)`:
 - db          open_db / open_existing, pragmas, migrate, transaction, default_db_path
 - chains      chain heads, append (sealing), append_sealed / check_chain (batches sealed elsewhere), append_halves
 - bulk        the full-text index per batch, deferred indexes and bulk_load for large loads
-- queries     page, count, key_at, iter_rows, events_after, get_event, session_event, value_counts
+- queries     page, count, key_at, iter_rows, events_after, matching_after, get_event, session_event, value_counts
 - hints       hints_for: the values near a qualifier that matches nothing (did you mean user:alice@example.com?)
 - recordings  add_session, recording, get_session, session_events, held_sessions
 - intents     the gateway journal's intents (record, complete, recover)
@@ -67,6 +67,7 @@ from auditkit.store.queries import (
     get_event,
     iter_rows,
     key_at,
+    matching_after,
     page,
     row_dict,
     row_to_event,

@@ -162,6 +162,19 @@ def events_after(conn: sqlite3.Connection, source: str, after: int, limit: int) 
     return [row_dict(row) for row in rows]
 
 
+def matching_after(conn: sqlite3.Connection, f: Filter, source: str, after: int, upto: int,
+                   now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """A chain's events with after < seq <= upto that match `f`, in seq order, as dicts (with `n`): what an alert
+    has not yet considered. Free text scans (the candidates are a chain's newest events)."""
+    sf = filters_mod.to_sql(f, now, fts=False)
+    rows = conn.execute(
+        f"SELECT e.n AS n, {SELECT_EVENT} FROM events e WHERE e.source = ? AND e.source_seq > ? AND e.source_seq <= ? "
+        f"AND {sf.where} ORDER BY e.source_seq",
+        [source, after, upto, *sf.params],
+    ).fetchall()
+    return [{**row_dict(row), "n": row["n"]} for row in rows]
+
+
 def get_event(conn: sqlite3.Connection, event_id: str) -> Event | None:
     row = conn.execute(f"SELECT {SELECT_EVENT} FROM events e WHERE e.id = ?", (event_id,)).fetchone()
     return row_to_event(row) if row else None

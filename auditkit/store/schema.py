@@ -241,6 +241,48 @@ _GATEWAY_KEY_RACKS_V5 = """
     """
 
 
+# --- alerts: alerts, alert_deliveries, alert_failures ---------------------------------------------------------------
+# Owner: auditkit.mirror.alerts — alerts on the filter language, posted to webhooks as sync --follow mirrors events.
+# `cursor` is a JSON object {source: seq}: every event of a source up to that seq has been considered for the alert
+# (a matching one has a delivery row), so a restart never posts an event twice. A delivery goes pending → sending
+# → delivered, or back to pending (with next_at) after a failure it is safe to retry, or to abandoned; each failed
+# attempt is a row of alert_failures. The webhook URL itself (a secret: Slack's carries its token) is not here but
+# in a 0600 file beside the mirror; `webhook_hint` is its scheme and host.
+
+_ALERTS_V7 = """
+    CREATE TABLE alerts (
+        name TEXT PRIMARY KEY,
+        filter TEXT NOT NULL,
+        filter_text TEXT NOT NULL,
+        webhook_hint TEXT NOT NULL,
+        base_url TEXT,
+        created_at TEXT NOT NULL,
+        cursor TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE alert_deliveries (
+        id INTEGER PRIMARY KEY,
+        alert TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'delivered', 'abandoned')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT,
+        UNIQUE (alert, event_id)
+    );
+    CREATE INDEX alert_deliveries_open ON alert_deliveries(state, alert, id);
+    CREATE TABLE alert_failures (
+        id INTEGER PRIMARY KEY,
+        alert TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        error TEXT NOT NULL
+    );
+    CREATE INDEX alert_failures_alert ON alert_failures(alert, id);
+"""
+
+
 # --- the migration history ------------------------------------------------------------------------------------------
 
 MIGRATIONS: list[str] = [
@@ -256,6 +298,8 @@ MIGRATIONS: list[str] = [
     _GATEWAY_KEY_RACKS_V5,
     # v6: Merkle trees over every chain, signed checkpoints, and what a mirror pins of each source.
     _SYNC_PINS_V6 + _TREES_V6,
+    # v7: alerts on the filter language, their deliveries and failures.
+    _ALERTS_V7,
 ]
 # Python run inside a migration's transaction, after its SQL: version → "module:function"(conn).
 MIGRATION_STEPS: dict[int, str] = {6: "auditkit.store.identity:rebuild_and_sign"}

@@ -1699,8 +1699,11 @@ def test_cli_users_and_keys(tmp_path: Path):
     bob = keys.authenticate(conn, user_key)
     assert (bob.name, bob.kind, bob.role) == ("bob@example.com", "user", "admin")
     assert keys.authenticate(conn, deploy_key).actor_type == "deploy_key"
-    stored = {r["key_hash"] for r in conn.execute("SELECT key_hash FROM gateway_keys")}
+    keys_file = tmp_path / "gateway-keys.json"  # beside the journal: every replica's users and keys
+    stored = {r["key_hash"] for r in keys.read_rows(keys_file)}
     assert stored == {hashlib.sha256(k.encode()).hexdigest() for k in (user_key, deploy_key)}
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    assert user_key not in keys_file.read_text() and deploy_key not in keys_file.read_text()
 
     users = _cli("gateway", "users", "list", "--journal", journal, cwd=tmp_path).stdout
     assert "bob@example.com" in users and "admin" in users and "ci-bot" not in users

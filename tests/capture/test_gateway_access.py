@@ -464,11 +464,13 @@ def test_keys_made_before_grants_keep_every_rack(tmp_path: Path):
     old.close()
     conn = store.open_db(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    keys_file = tmp_path / "old-keys.json"
+    assert keys.migrate_from_journal(conn, keys_file) == (1, 0)  # `auditkit gateway keys migrate`
     principal = keys.authenticate(conn, key)
     assert principal.racks is None and principal.may_use_rack(PROD)
     assert keys.list_keys(conn)[0]["racks"] is None
     # A grants value that is not a list of names grants nothing rather than everything.
-    conn.execute("UPDATE gateway_keys SET racks = 'garbage' WHERE id = 'key_old'")
+    keys.update(keys_file, lambda rows: rows[0].update(racks="garbage"))
     assert keys.authenticate(conn, key).racks == () and not keys.authenticate(conn, key).may_use_rack(PROD)
     conn.close()
 

@@ -487,9 +487,10 @@ def test_state_lives_beside_the_journal_and_gateway_hmac_uses_the_same_key(rack,
     finally:
         stop(proc)
     assert sorted(p.name for p in home.iterdir() if not p.name.startswith("journal.db")) == [
-        f"{SOURCE}-checkpoint.key", f"{SOURCE}-hmac.key", f"{SOURCE}-tls.crt", f"{SOURCE}-tls.key"]
+        f"{SOURCE}-checkpoint.key", f"{SOURCE}-hmac.key", f"{SOURCE}-tls.crt", f"{SOURCE}-tls.key",
+        "journal-keys.json"]
     assert all((home / n).stat().st_mode & 0o777 == 0o600
-               for n in (f"{SOURCE}-checkpoint.key", f"{SOURCE}-hmac.key", f"{SOURCE}-tls.key"))
+               for n in ("journal-keys.json", f"{SOURCE}-checkpoint.key", f"{SOURCE}-hmac.key", f"{SOURCE}-tls.key"))
     # `auditkit gateway key`, from any directory, prints the key the gateway printed when it started
     printed = cli("gateway", "key", "--journal", str(journal), cwd=elsewhere).stdout.strip()
     assert printed.startswith(f"{SOURCE}+") and f"checkpoint key {printed}" in log.read_text()
@@ -521,7 +522,9 @@ def test_data_dir_and_config_keys_still_say_where_the_state_goes(rack, tmp_path)
         stop(proc)
     assert sorted(p.name for p in state.iterdir()) == [f"{SOURCE}-checkpoint.key", f"{SOURCE}-hmac.key",
                                                        f"{SOURCE}-tls.crt", f"{SOURCE}-tls.key"]
-    assert sorted(p.name for p in journal.parent.iterdir() if not p.name.startswith("journal.db")) == []
+    # the keys file stays beside the journal (--keys moves it), whatever --data-dir says
+    assert sorted(p.name for p in journal.parent.iterdir() if not p.name.startswith("journal.db")) == [
+        "journal-keys.json"]
     key = bytes.fromhex((state / f"{SOURCE}-hmac.key").read_text().strip())
     assert cli("gateway", "hmac", "v", "--journal", str(journal), "--data-dir", str(state),
                cwd=tmp_path).stdout.strip() == value_hmac(key, "v")
@@ -589,7 +592,7 @@ def test_state_left_in_the_old_data_dir_is_refused_with_how_to_move_it(rack, tmp
     assert old_key.strip() not in message
     hmac_refused = cli("gateway", "hmac", "v", "--journal", str(journal), cwd=old_cwd, check=False)
     assert hmac_refused.returncode == 2 and f"mv data/{SOURCE}-hmac.key" in hmac_refused.stderr
-    assert sorted(p.name for p in home.iterdir() if not p.name.startswith("journal.db")) == []
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith("journal.db")) == ["journal-keys.json"]
 
     (old_cwd / "data" / f"{SOURCE}-hmac.key").rename(home / f"{SOURCE}-hmac.key")
     tls_refused = cli("gateway", "serve", "--rack", f"{RACK}={rack_url(rack_server)}", "--journal", str(journal),

@@ -843,6 +843,7 @@ MIGRATION_SHA256 = [
     "c4ccc213285b9d06",
     "c39290b1cf1a6b4f",
     "b4500cd757786699",
+    "007bb53d500356ae",
 ]
 SCHEMA_FIXTURE = FIXTURES / "schema.sql"
 
@@ -877,7 +878,8 @@ def test_the_migrations_and_the_schema_they_make_are_the_shipped_ones(tmp_path):
     assert schema_text(path) == SCHEMA_FIXTURE.read_text()
     fresh = schema_of(path)
     assert {"events", "sessions", "sync_state", "share_links", "intents", "gateway_keys", "deferred_indexes",
-            "events_fts", "merkle_nodes", "checkpoints"} <= set(fresh["tables"])
+            "events_fts", "merkle_nodes", "checkpoints", "alerts", "alert_deliveries", "alert_failures"} \
+        <= set(fresh["tables"])
     assert [c.name for c in fresh["tables"]["events"][0]] == list(store.EVENT_COLUMNS)
     assert set(fresh["triggers"]) == {f"{t}_no_{op}" for t in ("events", "sessions", "merkle_nodes", "checkpoints")
                                       for op in ("update", "delete")}
