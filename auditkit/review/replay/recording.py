@@ -72,16 +72,21 @@ class Recording:
     @property
     def versions(self) -> TextIndex | None:
         """Every version of every screen line (what search reads), once indexed. A cached index's text is read when
-        first asked for; when it does not check out, the indexing pass runs after all to make it."""
+        first asked for; when it does not check out, the indexing pass runs after all to make it (and the cache is
+        written again)."""
         versions = self._versions
-        if callable(versions):
-            with self._text_lock:
-                versions = self._versions
-                if callable(versions):
-                    versions = versions()
-                    if versions is None:
-                        versions = index.build(self)[0]  # type: ignore[index]  # not cancellable: never None
-                    self._versions = versions
+        if not callable(versions):
+            return versions
+        rebuilt = False
+        with self._text_lock:
+            versions = self._versions
+            if callable(versions):
+                versions = versions()
+                if versions is None:
+                    versions, rebuilt = index.build(self)[0], True  # type: ignore[index]  # not cancellable
+                self._versions = versions
+        if rebuilt and self.index_cache is not None:
+            self.index_cache.save(self)
         return versions
 
     def keyframe_before(self, position: int) -> Keyframe | None:
