@@ -520,3 +520,13 @@ def test_auditkit_replay_uses_the_cache_for_sessions_and_files(tmp_path, monkeyp
     result = CliRunner().invoke(main, ["replay", SESSION, "--db", str(mirror)])
     assert result.exit_code != 0 and "AUDITKIT_REPLAY_CACHE_MIB must be a whole number" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_file_bigger_than_the_bound_is_not_read(tmp_path, monkeypatch, passes):
+    data = make_cast(17)
+    mirror = make_mirror(tmp_path, data)
+    open_recording(mirror).build_index()
+    size = cache_file(mirror, data).stat().st_size
+    monkeypatch.setattr(cache, "limit_bytes", lambda: size - 1)
+    open_recording(mirror).build_index()
+    assert len(passes) == 2

@@ -4,16 +4,19 @@ kept beside the mirror as `replay-cache/<sha256>.idx` so that reopening a record
 A cache file is read as hostile bytes and used only when all of it checks out; anything else is a miss, and the
 index is built again from the recording (which the caller has checked against its sha256) and written anew:
 
-    header line   JSON: format, VERSION, the recording's sha256, PARAMS (the index parameters and the engine's
-                  fingerprint), the recording's shape (frames, output, size) and each section's lengths
-    sections      zlib: "index" (JSON: cells, lines, keyframes, command markers), "text" (the searchable text),
-                  "arrays" (the TextIndex columns, little-endian int32/int8)
+    header line   JSON: format, VERSION, the recording's sha256, params() (the index parameters and the engine's
+                  fingerprint), the recording's shape (frames, output, size), the columns' and sections' lengths
+    sections      zlib: "index" (JSON: cells, keyframes but their screens, command markers), "screens" (the
+                  keyframes' screens as little-endian number columns), "text" (the searchable text) and
+                  "text-columns" (the TextIndex columns); see SECTIONS and COLUMNS
     checksum      sha256 of everything before it (32 bytes)
 
 No pickle and nothing executable: the JSON is checked value by value (types, ranges against the recording, every
-reference in bounds), decompression is bounded by the lengths the header declares and by MAX_FILE_BYTES, and the
-file must be a regular file of ours. The engine fingerprint (a sha256 of the modules that make the index) changes
-with their code, so an index made by other code is never used. The folder is 0700 and its files 0600, written
+reference in bounds), each section inflates to at most what the header declares and MAX_SECTION_BYTES, and the
+file must be a regular file of ours no bigger than MAX_FILE_BYTES or the folder's bound. The engine fingerprint (a
+sha256 of the modules that make the index) changes with their code, so an index made by other code is never used.
+Keyframes' screens are assembled from the checked tables on first use; the text is checked when a search first reads
+it (Recording.versions builds the index after all if it fails). The folder is 0700 and its files 0600, written
 atomically; its total size is kept under a bound (AUDITKIT_REPLAY_CACHE_MIB, default DEFAULT_LIMIT_MIB; 0 turns
 the cache off) by dropping the least recently used files. Deleting the folder is always safe.
 
@@ -58,7 +61,8 @@ DIRNAME = "replay-cache"
 SUFFIX = ".idx"
 ENV_LIMIT = "AUDITKIT_REPLAY_CACHE_MIB"
 DEFAULT_LIMIT_MIB = 512  # about 100 indexes of 20 MiB recordings
-MAX_FILE_BYTES = 1 << 30  # no cache file is read, or section inflated, beyond this
+MAX_FILE_BYTES = 256 << 20  # no cache file is read beyond this (or the folder's bound)
+MAX_SECTION_BYTES = 256 << 20  # nor a section inflated beyond this (an index that needs more is not cached)
 MAX_HEADER_BYTES = 64 * 1024
 MAX_TEXT = 1 << 20  # characters of a title, a marker's label or a cell
 MAX_MODE = 1 << 40  # pyte keeps any mode number a recording sets (private ones shifted by 5)
@@ -136,7 +140,7 @@ class Slot:
                                                   list[Marker]] | None:
         """The cached index of `recording` when there is a valid one (and mark it used); None on a miss. Its text is
         a function that reads it (None when it does not check out, and the file is dropped)."""
-        data = _read(self.path)
+        data = _read(self.path, min(MAX_FILE_BYTES, self.limit))
         if data is None:
             return None
         try:
@@ -216,8 +220,8 @@ def _private_folder(folder: Path, *, create: bool) -> bool:
     return True
 
 
-def _read(path: Path) -> bytes | None:
-    """The bytes of a cache file that is a regular file of ours, not a link, at most MAX_FILE_BYTES; else None."""
+def _read(path: Path, most: int) -> bytes | None:
+    """The bytes of a cache file that is a regular file of ours, not a link, at most `most` bytes; else None."""
     if not _private_folder(path.parent, create=False):
         return None
     try:
@@ -226,11 +230,12 @@ def _read(path: Path) -> bytes | None:
         return None
     try:
         st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES
+        if (not stat.S_ISREG(st.st_mode) or st.st_size > most
                 or (hasattr(os, "getuid") and st.st_uid != os.getuid())):
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(MAX_FILE_BYTES + 1)
+            data = f.read(most + 1)
+        return data if len(data) <= most else None
     except OSError:
         return None
     finally:
@@ -368,6 +373,8 @@ def encode(recording: Recording, sha256: str) -> bytes:
         "text": "".join(versions.chunks).encode(),
         "text-columns": b"".join(_le(cols[name]) for name, _ in COLUMNS["text-columns"]),
     }
+    if max(map(len, raw.values())) > MAX_SECTION_BYTES:
+        raise ValueError("a section bigger than the format holds")
     compressed = {name: zlib.compress(raw[name], 1) for name in SECTIONS}
     header = {"format": FORMAT, "version": VERSION, "recording_sha256": sha256, "params": params(),
               **_shape(recording), "versions": len(versions), "chunks": [len(c) for c in versions.chunks],
@@ -452,7 +459,7 @@ def _decode(data: bytes, recording: Recording, sha256: str) -> tuple[list[Keyfra
         entry = _list(entry, 3)
         if entry[0] != name:
             raise BadCache("sections")
-        length, size = _int(entry[1], 0, MAX_FILE_BYTES), _int(entry[2], 0, MAX_FILE_BYTES)
+        length, size = _int(entry[1], 0, MAX_FILE_BYTES), _int(entry[2], 0, MAX_SECTION_BYTES)
         spans[name] = (offset, length, size)
         offset += length
     if offset != len(content):
