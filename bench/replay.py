@@ -1,6 +1,6 @@
 """Replay at scale: load, index and seek in a 20 MiB asciicast recording.
 
-    python bench/replay.py [--mib 20] [--seeks 200] [--seed 1] [--reopens 5]
+    python bench/replay.py [--mib 20] [--seeks 200] [--seed 1] [--reopens 5] [--reopen-only]
 
 The recording is built here (deterministic for a seed) from what long real sessions are made of: shell prompts with
 commands typed a key at a time, coloured `ls` and log output in pty-sized chunks, progress bars redrawn with carriage
@@ -180,12 +180,16 @@ def main() -> None:
     parser.add_argument("--baseline-seeks", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reopens", type=int, default=5)
+    parser.add_argument("--reopen-only", action="store_true", help="only the reopen figures and their targets")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
     t0 = time.perf_counter()
     data = make_recording(args.mib, args.seed)
     print(f"recording: {len(data) / 2**20:.1f} MiB of asciicast built in {time.perf_counter() - t0:.1f} s")
+    if args.reopen_only:
+        reopen(data, args.reopens, rng)
+        return
 
     gc.collect()
     before = rss()
