@@ -270,6 +270,7 @@ def timed_open(mirror: Path, session_id: str, far: float) -> tuple[float, float,
     """One open of a mirrored session as the replay screen does it: (ms to the first frame, ms to the index being
     ready, ms to a seek to `far` being drawn, whether the index came from the cache), all from the start."""
     conn = store.open_db(mirror, readonly=True)
+    gc.collect()  # as a fresh process would start: no garbage of the previous open to walk
     try:
         t0 = time.perf_counter()
         session = replay.open_session(conn, session_id)

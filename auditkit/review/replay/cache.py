@@ -165,7 +165,7 @@ class Slot:
         cache cannot be written (the replay goes on without it)."""
         try:
             data = encode(recording, self.sha256)
-        except (ValueError, OverflowError):  # something the format cannot hold (a number past int32)
+        except (ValueError, OverflowError, TypeError):  # something the format cannot hold (a number past int32)
             return False
         if len(data) > self.limit:
             return False
