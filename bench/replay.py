@@ -294,6 +294,44 @@ def timed_open(mirror: Path, session_id: str, far: float) -> tuple[float, float,
     return (first - t0) * 1000, (ready - t0) * 1000, (done - t0) * 1000, not built
 
 
+def parts(mirror: Path, session_id: str, far: float) -> list[tuple[str, float]]:
+    """One warm open taken apart: what each step of it costs."""
+    import hashlib
+
+    conn = store.open_db(mirror, readonly=True)
+    gc.collect()
+    try:
+        steps = []
+        t = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal t
+            now = time.perf_counter()
+            steps.append((name, (now - t) * 1000))
+            t = now
+
+        cast = store.recording(conn, session_id)
+        lap("read from the mirror (gunzip)")
+        digest = hashlib.sha256(cast).hexdigest()
+        lap("sha256")
+        rec = replay.load(cast)
+        lap("parse (loader.load)")
+        slot = cache.slot_for(mirror, digest)
+        cached = slot.read(rec) if slot else None
+        lap("cache read and checks")
+        if cached is None:
+            steps.append(("(cache miss)", 0.0))
+            return steps
+        rec.keyframes = cached[0]
+        player = replay.Player(rec)
+        player.seek(far)
+        player.snapshot()
+        lap("far seek and snapshot")
+        return steps
+    finally:
+        conn.close()
+
+
 def reopen(data: bytes, reopens: int, rng: random.Random) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     try:
@@ -306,6 +344,8 @@ def reopen(data: bytes, reopens: int, rng: random.Random) -> None:
         cold = timed_open(mirror, "ses_bench", duration)
         files = list((folder / cache.DIRNAME).glob(f"*{cache.SUFFIX}"))
         size = sum(f.stat().st_size for f in files)
+        with open("/proc/loadavg") as f:
+            print(f"load average when reopening: {' '.join(f.read().split()[:3])} ({os.cpu_count()} cores)")
         print(f"reopen, a mirrored session ({len(data) / 2**20:.1f} MiB): cold (no cache) first frame "
               f"{cold[0]:.0f} ms, index built {cold[1] / 1000:.1f} s, far seek {cold[2] / 1000:.1f} s from the open; "
               f"cache file {size / 2**20:.1f} MiB")
@@ -320,6 +360,8 @@ def reopen(data: bytes, reopens: int, rng: random.Random) -> None:
               f"{max(firsts):.0f} ms; index ready max {max(readies):.0f} ms; far seek drawn p50 "
               f"{statistics.median(seeks):.0f} ms, max {max(seeks):.0f} ms (from the open; cold: "
               f"{cold[2] / max(seeks):.0f}x slower)")
+        steps = parts(mirror, "ses_bench", duration)
+        print("warm open, by part: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in steps))
         used = all(w[3] for w in warm)
         for name, value in (("replay-reopen-first-frame", max(firsts)), ("replay-reopen-far-seek", max(seeks))):
             ok = used and value <= REOPEN_TARGET_MS
