@@ -371,6 +371,8 @@ def test_a_forged_text_section_is_caught_when_search_reads_it(tmp_path, passes):
     assert facts(warm) == facts(cold)
     assert len(passes) == 2, "the text did not: built again"
     assert path.read_bytes() == cold_file, "and the cache written again"
+    positions = list(range(0, len(cold.frames) + 1, 5))
+    assert screens(warm, positions) == screens(cold, positions) and warm.markers == cold.markers
 
 
 def test_a_link_a_folder_or_a_foreign_file_in_its_place_is_not_read(tmp_path, passes):

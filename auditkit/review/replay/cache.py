@@ -69,7 +69,7 @@ MAX_MODE = 1 << 40  # pyte keeps any mode number a recording sets (private ones 
 _DIGEST = 32
 _CHARSETS = dict(charsets.MAPS)
 _CHARSET_CODES = {id(v): k for k, v in _CHARSETS.items()}
-_ENGINE_MODULES = ("index", "terminal", "stream", "search", "snapshot", "markers", "loader", "cache")
+_ENGINE_MODULES = ("index", "terminal", "stream", "search", "snapshot", "markers", "loader", "recording", "cache")
 
 
 class BadCache(ValueError):

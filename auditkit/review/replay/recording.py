@@ -1,6 +1,6 @@
 """A loaded recording: its frames (output and resizes) in time order, where each position falls in time and in
-output, and, once build_index() has run (or found it cached), its keyframes, command markers and
-the text search reads."""
+output, and, once build_index() has run (or found them cached), its keyframes, command markers and the text search
+reads."""
 
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ class Recording:
     @property
     def versions(self) -> TextIndex | None:
         """Every version of every screen line (what search reads), once indexed. A cached index's text is read when
-        first asked for; when it does not check out, the indexing pass runs after all to make it (and the cache is
-        written again)."""
+        first asked for; when it does not check out, nothing of that cache file is kept: the indexing pass runs after
+        all (keyframes, markers and text) and the cache is written again."""
         versions = self._versions
         if not callable(versions):
             return versions
@@ -83,7 +83,10 @@ class Recording:
             if callable(versions):
                 versions = versions()
                 if versions is None:
-                    versions, rebuilt = index.build(self)[0], True  # type: ignore[index]  # not cancellable
+                    self.keyframes = []
+                    versions, found = index.build(self)  # type: ignore[misc]  # not cancellable: never None
+                    self.found_markers, self.markers = found, markers_mod.merge(self._given_markers, found)
+                    rebuilt = True
                 self._versions = versions
         if rebuilt and self.index_cache is not None:
             self.index_cache.save(self)
