@@ -234,8 +234,8 @@ def _read(path: Path, most: int) -> bytes | None:
                 or (hasattr(os, "getuid") and st.st_uid != os.getuid())):
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(most + 1)
-        return data if len(data) <= most else None
+            data = f.read(st.st_size + 1)  # what fstat says (read(most) would allocate `most` first)
+        return data if len(data) == st.st_size else None
     except OSError:
         return None
     finally:
