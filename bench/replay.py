@@ -1,6 +1,6 @@
 """Replay at scale: load, index and seek in a 20 MiB asciicast recording.
 
-    python bench/replay.py [--mib 20] [--seeks 200] [--seed 1]
+    python bench/replay.py [--mib 20] [--seeks 200] [--seed 1] [--reopens 5] [--reopen-only]
 
 The recording is built here (deterministic for a seed) from what long real sessions are made of: shell prompts with
 commands typed a key at a time, coloured `ls` and log output in pty-sized chunks, progress bars redrawn with carriage
@@ -10,6 +10,13 @@ random times (each from where the previous one left the player, as a person jump
 seek alone and of seek + snapshot (what the screen draws); then searches over the whole recording's text. Beside them, in the same run, the baseline a player without
 keyframes pays: replaying from the start to a random time (a few, they are slow), and plain pyte's feed rate against
 this module's.
+
+Then reopening, as `auditkit replay SESSION_ID` and the TUI do: the recording is stored in a real mirror (a SQLite
+file in a temporary folder) and opened with replay.open_session (read, hash checked, parsed), once cold (no cache:
+the index is built, then written to the cache beside the mirror) and --reopens times warm (the cache read instead
+of the indexing pass). Each open is timed to its first frame (the screen at 0) and to a far seek (a random point in
+the last half, or the end) with the index ready, both from the start of the open. The figures are checked against
+the targets of issue 15 and printed one per line as `TARGET-NAME: MEASURED (target ...) ok|MISSED`.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ import gc
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyte  # noqa: E402
 
+from auditkit import store  # noqa: E402
 from auditkit.review import replay  # noqa: E402
+from auditkit.review.replay import cache  # noqa: E402
+
+REOPEN_TARGET_MS = 300.0
 
 WORDS = ("GET POST PUT /api/v2/orders /apps/web/releases 200 201 404 500 completed started worker queue retry "
          "timeout user=alice user=bob cache miss hit db=primary rows=12 ms=41 region=eu-west-1 build promote").split()
@@ -166,12 +179,17 @@ def main() -> None:
     parser.add_argument("--seeks", type=int, default=200)
     parser.add_argument("--baseline-seeks", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--reopens", type=int, default=5)
+    parser.add_argument("--reopen-only", action="store_true", help="only the reopen figures and their targets")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
     t0 = time.perf_counter()
     data = make_recording(args.mib, args.seed)
     print(f"recording: {len(data) / 2**20:.1f} MiB of asciicast built in {time.perf_counter() - t0:.1f} s")
+    if args.reopen_only:
+        reopen(data, args.reopens, rng)
+        return
 
     gc.collect()
     before = rss()
@@ -245,6 +263,111 @@ def main() -> None:
           f"replay.Terminal {mib / fast:.2f} MiB/s ({plain / fast:.1f}x)")
     print(f"one second of this recording's output on average: {rec.output_size / rec.duration / 1024:.1f} KiB, "
           f"fed in {rec.output_size / rec.duration / (len(sample) / fast) * 1000:.2f} ms")
+    reopen(data, args.reopens, rng)
+
+
+def timed_open(mirror: Path, session_id: str, far: float) -> tuple[float, float, float, bool]:
+    """One open of a mirrored session as the replay screen does it: (ms to the first frame, ms to the index being
+    ready, ms to a seek to `far` being drawn, whether the index came from the cache), all from the start."""
+    conn = store.open_db(mirror, readonly=True)
+    gc.collect()  # as a fresh process would start: no garbage of the previous open to walk
+    try:
+        t0 = time.perf_counter()
+        session = replay.open_session(conn, session_id)
+        rec = session.recording
+        player = replay.Player(rec)
+        player.snapshot()
+        first = time.perf_counter()
+        built = []
+        real_build = replay.index.build
+        replay.index.build = lambda *a, **k: built.append(1) or real_build(*a, **k)  # counts indexing passes
+        try:
+            rec.build_index()
+        finally:
+            replay.index.build = real_build
+        ready = time.perf_counter()
+        player.seek(far)
+        player.snapshot()
+        done = time.perf_counter()
+    finally:
+        conn.close()
+    return (first - t0) * 1000, (ready - t0) * 1000, (done - t0) * 1000, not built
+
+
+def parts(mirror: Path, session_id: str, far: float) -> list[tuple[str, float]]:
+    """One warm open taken apart: what each step of it costs."""
+    import hashlib
+
+    conn = store.open_db(mirror, readonly=True)
+    gc.collect()
+    try:
+        steps = []
+        t = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal t
+            now = time.perf_counter()
+            steps.append((name, (now - t) * 1000))
+            t = now
+
+        cast = store.recording(conn, session_id)
+        lap("read from the mirror (gunzip)")
+        digest = hashlib.sha256(cast).hexdigest()
+        lap("sha256")
+        rec = replay.load(cast)
+        lap("parse (loader.load)")
+        slot = cache.slot_for(mirror, digest)
+        cached = slot.read(rec) if slot else None
+        lap("cache read and checks")
+        if cached is None:
+            steps.append(("(cache miss)", 0.0))
+            return steps
+        rec.keyframes = cached[0]
+        player = replay.Player(rec)
+        player.seek(far)
+        player.snapshot()
+        lap("far seek and snapshot")
+        return steps
+    finally:
+        conn.close()
+
+
+def reopen(data: bytes, reopens: int, rng: random.Random) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    try:
+        mirror = folder / "audit.db"
+        conn = store.open_db(mirror)
+        store.add_session(conn, {"id": "ses_bench", "rack": "acme/production", "actor": "dev@example.com",
+                                 "command": "bash"}, data)
+        conn.close()
+        duration = replay.load(data).duration
+        cold = timed_open(mirror, "ses_bench", duration)
+        files = list((folder / cache.DIRNAME).glob(f"*{cache.SUFFIX}"))
+        size = sum(f.stat().st_size for f in files)
+        with open("/proc/loadavg") as f:
+            print(f"load average when reopening: {' '.join(f.read().split()[:3])} ({os.cpu_count()} cores)")
+        print(f"reopen, a mirrored session ({len(data) / 2**20:.1f} MiB): cold (no cache) first frame "
+              f"{cold[0]:.0f} ms, index built {cold[1] / 1000:.1f} s, far seek {cold[2] / 1000:.1f} s from the open; "
+              f"cache file {size / 2**20:.1f} MiB")
+        warm = []
+        for i in range(reopens):
+            far = duration if i == 0 else rng.uniform(duration / 2, duration)
+            warm.append(timed_open(mirror, "ses_bench", far))
+        if not all(w[3] for w in warm):
+            print("warm opens ran the indexing pass: the cache was not used")
+        firsts, readies, seeks = ([w[k] for w in warm] for k in range(3))
+        print(f"reopen, warm ({reopens} opens): first frame p50 {statistics.median(firsts):.0f} ms, max "
+              f"{max(firsts):.0f} ms; index ready max {max(readies):.0f} ms; far seek drawn p50 "
+              f"{statistics.median(seeks):.0f} ms, max {max(seeks):.0f} ms (from the open; cold: "
+              f"{cold[2] / max(seeks):.0f}x slower)")
+        steps = parts(mirror, "ses_bench", duration)
+        print("warm open, by part: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in steps))
+        used = all(w[3] for w in warm)
+        for name, value in (("replay-reopen-first-frame", max(firsts)), ("replay-reopen-far-seek", max(seeks))):
+            ok = used and value <= REOPEN_TARGET_MS
+            print(f"{name}: {value:.0f} ms (target <= {REOPEN_TARGET_MS:.0f} ms) {'ok' if ok else 'MISSED'}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

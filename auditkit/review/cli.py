@@ -51,7 +51,7 @@ def replay_command(target: str, db_path: Path | None) -> None:
         except OSError as e:
             raise CommandError(f"cannot read {path}: {e.strerror}") from None
         try:
-            recording = replay.load(data)
+            recording = replay.open_file(data, db_path or store.default_db_path())
         except replay.RecordingError as e:
             raise CommandError(f"{path}: {e}") from None
         app = ReplayApp(recording, title=path.name)

@@ -431,6 +431,9 @@ def test_r_replays_the_recording_or_says_replay_is_missing(fixture_db):
         await pilot.press("r")
         await settle(pilot)
         assert type(pilot.app.screen).__name__ == "ReplayScreen"
+        slot = pilot.app.screen.recording.index_cache  # checked against the mirror's sha256, cached under it
+        assert slot is not None and slot.folder == Path(path).parent / "replay-cache"
+        assert slot.sha256 == screen.facts.session["sha256"]
 
     run(make_app(path), scenario)
 

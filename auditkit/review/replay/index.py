@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import re
 from operator import attrgetter
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from auditkit.review.replay.markers import Marker
 from auditkit.review.replay.search import TextIndex
@@ -32,16 +32,21 @@ _PROMPT = re.compile(r"(?:\S.*)?[$#%>❯»:] $")
 class Keyframe(NamedTuple):
     position: int  # frames applied
     time: float
-    state: tuple
+    state: Any  # Terminal.pack()'s tuple; or, from the cache, a function that makes it (called on first use)
 
 
 _position = attrgetter("position")
 
 
 def keyframe_before(keyframes: list[Keyframe], position: int) -> Keyframe | None:
-    """The last of `keyframes` (in position order) at or before `position`."""
+    """The last of `keyframes` (in position order) at or before `position`, its state unpacked."""
     i = bisect.bisect_right(keyframes, position, key=_position)
-    return keyframes[i - 1] if i else None
+    if not i:
+        return None
+    keyframe = keyframes[i - 1]
+    if callable(keyframe.state):  # a cached keyframe, made into a state when first needed
+        keyframe = keyframes[i - 1] = keyframe._replace(state=keyframe.state())
+    return keyframe
 
 
 def build(recording: Recording, progress: Callable[[float], None] | None = None,

@@ -1,15 +1,17 @@
 """A session of the mirror, opened for replay: its recording, refused unless its bytes hash to what the mirror and
-the session's events recorded, with a title and the session's gateway events as markers."""
+the session's events recorded, with a title, the session's gateway events as markers, and its index cached beside
+the mirror under that sha256 (cache.py)."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from auditkit import store
 from auditkit.errors import ChainError
 from auditkit.model import events as events_mod
-from auditkit.review.replay import loader
+from auditkit.review.replay import cache, loader
 from auditkit.review.replay.loader import RecordingError
 from auditkit.review.replay.recording import Recording
 
@@ -39,7 +41,7 @@ def open_session(conn: Any, session_id: str) -> SessionReplay:
         if wanted != digest:
             raise ChainError(f"recording of session {session_id} hashes to {digest}, but {where} recorded {wanted}: "
                              f"refusing to replay it (run `auditkit verify`)")
-    recording = loader.load(cast)
+    recording = cache.attach(loader.load(cast), cache.slot_for(mirror_file(conn), digest))
     start_ms = None
     if session.get("started_at"):
         start_ms = events_mod.timestamp_ms(session["started_at"])
@@ -52,3 +54,15 @@ def open_session(conn: Any, session_id: str) -> SessionReplay:
     parts = [session.get("command") or recording.title or "session", session.get("actor"),
              session.get("app") or session.get("rack"), (session.get("started_at") or "")[:16].replace("T", " ")]
     return SessionReplay(recording, " · ".join(p for p in parts if p), markers)
+
+
+def open_file(data: bytes, mirror_path: str | os.PathLike[str] | None) -> Recording:
+    """Load a recording file's bytes (RecordingError when they are not one), its index cached beside the mirror at
+    `mirror_path`, if there is one, under the sha256 of those bytes."""
+    recording = loader.load(data)
+    return cache.attach(recording, cache.slot_for(mirror_path, store.recording_sha256(bytes(data))))
+
+
+def mirror_file(conn: Any) -> str:
+    """The file of the connection's main database ("" for one in memory)."""
+    return next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "") or ""

@@ -214,31 +214,30 @@ class DetailScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="detail-recording", exit_on_error=False)
     def _load_recording(self) -> None:
+        # Lazy: pyte and the replay engine load on the first replay, not when the TUI starts.
+        from auditkit.review.replay import open_session
+
         worker = get_current_worker()
         mirror = self.app.mirror  # type: ignore[attr-defined]
         try:
             with mirror.reading(lambda: worker.is_cancelled) as conn:
-                cast_bytes = store.recording(conn, self.event.session_id or "")
                 facts = self.facts or load_facts(conn, self.event)
+                # checked against the sha256 the mirror and its events recorded; its index cached under it
+                session = open_session(conn, self.event.session_id or "")
         except Cancelled:
+            return
+        except (AuditkitError, ValueError) as e:  # not in the mirror, unreadable, or not the bytes recorded
+            self.app.call_from_thread(self.notify, printable(f"cannot replay this recording: {e}"), severity="error",
+                                      markup=False)
             return
         if worker.is_cancelled:
             return
-        if cast_bytes is None:
-            self.app.call_from_thread(self.notify, "Its recording is not in this mirror.", severity="warning")
-            return
-        self.app.call_from_thread(self._open_replay, cast_bytes, facts.markers)
+        self.app.call_from_thread(self._open_replay, session.recording, facts.markers)
 
-    def _open_replay(self, cast_bytes: bytes, markers: list[tuple[float, str]]) -> None:
-        # Lazy: pyte and the replay engine load on the first replay, not when the TUI starts.
-        from auditkit.review.replay.loader import load
+    def _open_replay(self, recording: Any, markers: list[tuple[float, str]]) -> None:
         from auditkit.review.tui.screens.replay import ReplayScreen
 
         event = self.event
         title = f"{event.actor} · {event.rack} · {event.description}"
-        try:
-            screen = ReplayScreen(load(cast_bytes), title=title, event_markers=markers)
-        except (AuditkitError, ValueError) as e:  # a recording it cannot read is a message, not a crash
-            self.notify(printable(f"cannot replay this recording: {e}"), severity="error", markup=False)
-            return
+        screen = ReplayScreen(recording, title=title, event_markers=markers)
         self.app.push_screen(screen)
