@@ -119,12 +119,25 @@ def fetch(feed: "Feed", key: str | None) -> Signed:
     return open_checkpoint(feed.name, key or "", feed.get("/audit/v1/checkpoint").content)
 
 
-def check_against_mirror(conn: sqlite3.Connection, feed: "Feed", signed: Signed) -> None:
+class TruncatedMirror(CheckpointError):
+    """The mirror holds fewer events of a chain than a checkpoint it stored signs: events were removed from it."""
+
+
+def check_against_mirror(conn: sqlite3.Connection, feed: "Feed", signed: Signed, *, refetch: bool = False) -> None:
     """Raise CheckpointError unless `signed` extends the newest checkpoint this mirror stored for the source
-    (a consistency proof from it) and does not sign less than the mirror already holds."""
+    (a consistency proof from it) and does not sign less than the mirror already holds. A mirror that holds less
+    than its own newest stored checkpoint lost events after they were mirrored: TruncatedMirror, unless `refetch`
+    (sync fetches them again, and says so on the local chain)."""
     name = feed.name
     served = _head(signed.size, signed.root, f"signed at {signed.signed_at or 'an unknown time'}, served now")
     last = store.latest_checkpoint(conn, name)
+    held_now = store.chain_head(conn, name).last_seq
+    if last is not None and held_now < last.size and not refetch:
+        raise TruncatedMirror(
+            f"{name}: this mirror holds {held_now:,} events of the chain, but it stored a checkpoint signing "
+            f"{last.size:,} (signed at {last.signed_at or 'an unknown time'}): events were removed from the mirror "
+            f"after they were mirrored. Nothing was fetched; run `auditkit verify` to see what is missing, and "
+            f"`auditkit sync {name} --refetch` to fetch them again (recorded on the mirror's local chain)")
     if last is not None:
         stored = _head(last.size, last.root, f"signed at {last.signed_at or 'an unknown time'}, stored by this mirror")
         if signed.size < last.size:

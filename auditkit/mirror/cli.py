@@ -125,7 +125,10 @@ def sync_list(db_path: Path | None) -> None:
 @click.argument("names", nargs=-1)
 @db_option
 @click.option("--follow", is_flag=True, help="Keep mirroring new events as they are journaled.")
-def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None:
+@click.option("--refetch", is_flag=True,
+              help="Fetch again events removed from the mirror after a checkpoint it stored signed them (refused "
+                   "otherwise); recorded on the mirror's local chain.")
+def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool, refetch: bool) -> None:
     """Mirror the named sources (default: all)."""
     from auditkit.mirror import sync as sync_mod
     from auditkit.mirror import trust
@@ -152,7 +155,7 @@ def sync_run(names: tuple[str, ...], db_path: Path | None, follow: bool) -> None
                 started = time.monotonic()
                 with _sync_progress(feed.name, interactive) as on_page:
                     done = sync_mod.sync_once(conn, feed, wait=1.0 if follow and len(feeds) == 1 else 0,
-                                              progress=_then(on_page, alerting))
+                                              progress=_then(on_page, alerting), refetch=refetch)
                 if done.synced or not follow:
                     rate = done.synced / max(time.monotonic() - started, 1e-9)
                     click.echo(f"sync {feed.name}: +{plural(done.synced, 'event')}, +{plural(done.recordings, 'recording')}, "

@@ -51,7 +51,9 @@ def _check_one(conn: sqlite3.Connection, feed: sync.Feed, head: store.ChainHead,
         report.problems.append(store.Problem("live", name, None, None, f"{name}: its live checkpoint: {e}"))
         return
     try:
-        checkpoints.check_against_mirror(conn, feed, signed)
+        # refetch=True: a mirror cut below its stored checkpoint is the offline check's `truncated` finding; here
+        # only the live checkpoint against the stored one and the mirror counts.
+        checkpoints.check_against_mirror(conn, feed, signed, refetch=True)
     except checkpoints.CheckpointError as e:
         report.problems.append(store.Problem("forked", name, None, None,
                                              str(e).removesuffix("; nothing was committed")))

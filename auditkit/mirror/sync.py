@@ -18,6 +18,7 @@ feed names it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import queue
 import random
@@ -33,7 +34,7 @@ import httpx
 from auditkit import store
 from auditkit.errors import AuditkitError, ChainError, EventError
 from auditkit.model import asciicast
-from auditkit.model.events import Event, from_dict, now_timestamp
+from auditkit.model.events import Event, format_timestamp, from_dict, new_event_id, now_timestamp
 from auditkit.files import write_private
 from auditkit.mirror import checkpoints
 from auditkit.mirror.checkpoints import CheckpointError, Signed
@@ -271,11 +272,22 @@ def _prefetch(feed: Feed, after: int, prev: str, page: int, tree: CompactRange, 
                 pass
 
 
-def _signed(conn: sqlite3.Connection, feed: Feed) -> Signed:
+def _signed(conn: sqlite3.Connection, feed: Feed, refetch: bool = False) -> Signed:
     """The gateway's checkpoint, verified with the pinned key and against what this mirror holds and stored."""
     signed = checkpoints.fetch(feed, feed.pins.checkpoint_key)
-    checkpoints.check_against_mirror(conn, feed, signed)
+    checkpoints.check_against_mirror(conn, feed, signed, refetch=refetch)
     return signed
+
+
+def _record_refetch(conn: sqlite3.Connection, source: str, first: int, last: int) -> None:
+    """An Access event on the mirror's local chain: events of `source` removed from the mirror were fetched again."""
+    now = dt.datetime.now(dt.timezone.utc)
+    store.append(conn, [Event(
+        id=new_event_id(int(now.timestamp() * 1000)), timestamp=format_timestamp(now), actor="system",
+        actor_type="system", rack="local", category="Access", action="downloaded",
+        description=f"Fetched events {first:,}–{last:,} of chain {source} again: they had been removed from this "
+                    f"mirror after a checkpoint signed them", target=source, outcome="succeeded",
+        details={"refetched_from_seq": first, "refetched_to_seq": last})])
 
 
 def _long_poll(feed: Feed, after: int, wait: float) -> bool:
@@ -290,7 +302,7 @@ def _long_poll(feed: Feed, after: int, wait: float) -> bool:
 
 
 def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: float = 0,
-              progress: Callable[[Progress], None] | None = None) -> Progress:
+              progress: Callable[[Progress], None] | None = None, refetch: bool = False) -> Progress:
     """Mirror the gateway's signed tree: fetch its checkpoint (signature, consistency with the last one stored,
     not less than the mirror holds), then every page after this source's cursor up to the checkpoint's size, each
     proven part of the signed tree before it is committed; the checkpoint is stored with the page that reaches it.
@@ -298,14 +310,18 @@ def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: f
 
     Into an empty mirror with a backlog of BULK_MIN events or more, the secondary indexes are deferred and built
     once at the end (store.defer_indexes); a crash in between leaves every committed page intact, and the next
-    sync builds them (store.restore_indexes)."""
+    sync builds them (store.restore_indexes). A mirror holding less of the chain than a checkpoint it stored is
+    refused (checkpoints.TruncatedMirror) unless `refetch`: the removed events are then fetched again and an Access
+    event on the local chain says so."""
     state = Progress(feed.name)
     store.restore_indexes(conn)  # a bulk catch-up that was interrupted
     head = store.chain_head(conn, feed.name)
     state.head_seq = head.last_seq
-    signed = _signed(conn, feed)
+    signed = _signed(conn, feed, refetch)
+    stored = store.latest_checkpoint(conn, feed.name)
+    removed = (head.last_seq + 1, stored.size) if refetch and stored and head.last_seq < stored.size else None
     if signed.size == head.last_seq and wait and _long_poll(feed, head.last_seq, wait):
-        signed = _signed(conn, feed)
+        signed = _signed(conn, feed, refetch)
     state.remote_head = signed.size
     if signed.size == head.last_seq:
         with store.transaction(conn):
@@ -335,6 +351,8 @@ def sync_once(conn: sqlite3.Connection, feed: Feed, *, page: int = PAGE, wait: f
     finally:
         if deferred:
             store.restore_indexes(conn)
+    if removed and state.head_seq >= removed[1]:
+        _record_refetch(conn, feed.name, *removed)
     return state
 
 

@@ -17,7 +17,7 @@ import dataclasses
 import sqlite3
 from typing import Iterable
 
-from auditkit.errors import StoreError
+from auditkit.errors import ChainError, StoreError
 from auditkit.model import merkle, note
 from auditkit.model.events import now_timestamp
 
@@ -112,7 +112,11 @@ def extend(conn: sqlite3.Connection, source: str, after: int, hashes: Iterable[s
         for level, index, value in edge.append(merkle.leaf_hash(bytes.fromhex(digest))):
             if level:
                 rows.append((source, level, index, value))
-    conn.executemany("INSERT INTO merkle_nodes(source, level, idx, hash) VALUES (?, ?, ?, ?)", rows)
+    try:
+        conn.executemany("INSERT INTO merkle_nodes(source, level, idx, hash) VALUES (?, ?, ?, ?)", rows)
+    except sqlite3.IntegrityError:
+        raise ChainError(f"{source}: merkle_nodes already holds nodes past the chain's head at seq {after} (the file "
+                         f"was edited): run `auditkit verify`; nothing of this batch was written") from None
     return edge
 
 

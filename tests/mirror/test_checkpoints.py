@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from hypothesis import strategies as st
 
 from auditkit import store
 from auditkit.mirror import trust
-from auditkit.mirror.checkpoints import CheckpointError
-from auditkit.mirror.sync import Feed, add_source, sync_once
+from auditkit.mirror.checkpoints import CheckpointError, TruncatedMirror
+from auditkit.mirror.sync import Feed, SyncError, add_source, sync_once
 from auditkit.model import note
 from feeds import Mitm, SignedFeed, append_to, forge_events, hide_after, journal_with
 
@@ -160,6 +161,43 @@ def test_a_feed_that_grows_is_followed_checkpoint_by_checkpoint(histories):
     assert sync_once(conn, feed, page=4).synced == 9
     assert [c.size for c in store.checkpoints(conn, "gw")] == [31, 40]
     assert sync_once(conn, feed).synced == 0 and len(store.checkpoints(conn, "gw")) == 2
+    assert store.verify(conn).ok
+
+
+@pytest.mark.parametrize("nodes_left", [False, True])
+def test_a_mirror_cut_after_sync_is_refused_not_refetched_silently_and_refetch_says_so(histories, nodes_left):
+    """Issue 12: events deleted from the mirror and its head moved back were re-fetched by the next sync with no
+    warning. Now sync refuses (nothing fetched) naming both sizes; --refetch fetches them and records it."""
+    tmp_path, feeds = histories
+    conn = _mirror_of_a(tmp_path, feeds)
+    conn.close()
+    raw = sqlite3.connect(tmp_path / "audit.db")  # the attacker, with the file
+    for trigger in ("events_no_delete", "merkle_nodes_no_delete"):
+        raw.execute(f"DROP TRIGGER {trigger}")
+    raw.execute("DELETE FROM events WHERE source = 'gw' AND source_seq > 25")
+    if not nodes_left:
+        raw.execute("DELETE FROM merkle_nodes WHERE source = 'gw' AND ((idx + 1) << level) > 25")
+    head = raw.execute("SELECT hash FROM events WHERE source = 'gw' AND source_seq = 25").fetchone()[0]
+    raw.execute("UPDATE sync_state SET last_seq = 25, last_hash = ? WHERE source = 'gw'", (head,))
+    raw.execute("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
+    raw.commit()
+    raw.close()
+    conn = store.open_db(tmp_path / "audit.db")
+    feed = Feed("gw", feeds["a"].url, "any-key", trust.load(conn, "gw"))
+    local_before = store.chain_head(conn, "local").last_seq
+    with pytest.raises(TruncatedMirror, match=r"holds 25 events .* signing 31 .* removed from the mirror .*--refetch"):
+        sync_once(conn, feed)
+    assert store.chain_head(conn, "gw").last_seq == 25
+    if nodes_left:  # the tree the attacker left disagrees with the chain it left: refused, nothing written
+        with pytest.raises(SyncError, match="merkle_nodes"):
+            sync_once(conn, feed, refetch=True)
+        assert store.chain_head(conn, "gw").last_seq == 25
+        return
+    assert sync_once(conn, feed, refetch=True).synced == 6
+    assert store.chain_head(conn, "gw").last_seq == 31
+    said = store.get_event(conn, store.events_after(conn, "local", local_before, 10)[-1]["id"])
+    assert (said.category, said.action, said.target) == ("Access", "downloaded", "gw")
+    assert "Fetched events 26–31 of chain gw again" in said.description
     assert store.verify(conn).ok
 
 
