@@ -47,7 +47,7 @@ def primary_key_copy(source: Path, target: Path) -> None:
     conn = store.open_db(target, migrate_to=1)
     conn.execute("DROP INDEX events_source_seq")
     conn.execute("DROP INDEX events_id")
-    conn.execute(f"ATTACH DATABASE ? AS src", (str(source),))
+    conn.execute("ATTACH DATABASE ? AS src", (str(source),))
     conn.execute("BEGIN")
     conn.execute("INSERT INTO main.events SELECT * FROM src.events")
     conn.execute("COMMIT")

@@ -130,7 +130,7 @@ class Builder:
             else:
                 self.out(f"\x1b[1;1H\x1bM\x1b[1;1H# {' '.join(rng.choice(WORDS) for _ in range(6))}",
                          rng.uniform(0.03, 0.3))
-        self.out(f"\x1b[r\x1b[?1049l", 0.2)
+        self.out("\x1b[r\x1b[?1049l", 0.2)
 
     def data(self) -> bytes:
         return ("\n".join(self.lines) + "\n").encode()

@@ -1365,7 +1365,7 @@ async def app_config_set(rack: Rack, c: Ctx) -> Response:
     try:
         data = base64.b64decode(c.value("value"), validate=True)
     except (ValueError, binascii.Error) as exc:
-        raise RackError(400, f"failed to parse base 64 value: illegal base64 data at input byte 0") from exc
+        raise RackError(400, "failed to parse base 64 value: illegal base64 data at input byte 0") from exc
     app.configs[c.var("name")] = data
     return render_ok()
 
@@ -1890,11 +1890,11 @@ async def resource_export(rack: Rack, c: Ctx) -> Response:
         raise not_found("resource", c.var("name"))
     if res.type not in ("postgres", "mysql"):
         raise RackError(400, f"export not supported for resource type: {res.type}")
-    dump = (f"--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.4\n\n"
-            f"SET statement_timeout = 0;\nSET client_encoding = 'UTF8';\n\n"
-            f"CREATE TABLE public.accounts (\n    id bigint NOT NULL,\n    name character varying\n);\n\n"
-            f"COPY public.accounts (id, name) FROM stdin;\n1\tAcme\n2\tGlobex\n\\.\n\n"
-            f"--\n-- PostgreSQL database dump complete\n--\n")
+    dump = ("--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.4\n\n"
+            "SET statement_timeout = 0;\nSET client_encoding = 'UTF8';\n\n"
+            "CREATE TABLE public.accounts (\n    id bigint NOT NULL,\n    name character varying\n);\n\n"
+            "COPY public.accounts (id, name) FROM stdin;\n1\tAcme\n2\tGlobex\n\\.\n\n"
+            "--\n-- PostgreSQL database dump complete\n--\n")
     return Response(dump.encode(), media_type="text/plain; charset=utf-8")
 
 

@@ -74,9 +74,9 @@ class Profile:
 
 
 def _rails_tree(app: str) -> dict[str, Node]:
-    manifest = (f"environment:\n  - RAILS_ENV=production\nresources:\n  database:\n    type: postgres\n"
-                f"services:\n  web:\n    build: .\n    command: bin/rails server -b 0.0.0.0 -p 3000\n    port: 3000\n"
-                f"    health: /healthz\n  worker:\n    build: .\n    command: bundle exec sidekiq\n")
+    manifest = ("environment:\n  - RAILS_ENV=production\nresources:\n  database:\n    type: postgres\n"
+                "services:\n  web:\n    build: .\n    command: bin/rails server -b 0.0.0.0 -p 3000\n    port: 3000\n"
+                "    health: /healthz\n  worker:\n    build: .\n    command: bundle exec sidekiq\n")
     return {
         "/app": _dir(),
         "/app/Gemfile": _file('source "https://rubygems.org"\n\nruby "3.2.2"\n\ngem "rails", "~> 7.1.3"\n'

@@ -119,7 +119,7 @@ __all__ = [
     "pinned_key",
     "RECOVERED_AFTER_STOP", "complete_intents", "record_intents", "recover_intents",
     "Page", "count", "events_after", "get_event", "iter_rows", "key_at", "page", "row_dict", "row_to_event",
-    "session_event", "value_counts",
+    "session_event", "value_counts", "matching_after",
     "SESSION_FIELDS", "add_session", "get_session", "held_sessions", "recording", "recording_sha256",
     "session_events",
     "EVENT_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "SELECT_EVENT",

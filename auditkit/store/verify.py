@@ -21,7 +21,7 @@ import gzip
 import hashlib
 import json
 import sqlite3
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from auditkit.errors import StoreError
 from auditkit.model import merkle, note
@@ -77,7 +77,7 @@ class VerifyReport:
 
     def summary(self) -> str:
         if self.ok:
-            signed = (f", each against its signed checkpoint" if self.signed and self.heads
+            signed = (", each against its signed checkpoint" if self.signed and self.heads
                       else ", no signed checkpoints (a gateway's journal)" if not self.signed else "")
             return (f"OK — {self.events:,} events in {len(self.heads)} chain(s){signed}, "
                     f"{self.sessions} recording(s) intact")

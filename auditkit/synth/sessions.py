@@ -210,7 +210,7 @@ def ssh_session(rng: random.Random, t: int, instance: str, actor: Actor) -> Reco
     width, height = rng.choice(((120, 32), (160, 45), (100, 30)))
     host = f"ip-10-0-{rng.randrange(1, 60)}-{rng.randrange(2, 250)}"
     cast = _Cast(rng, width, height, t, "interactive", instance)
-    cast.out(f"Last login: Tue Nov 18 09:12:44 2026 from 10.0.3.17\r\n\r\n"
+    cast.out("Last login: Tue Nov 18 09:12:44 2026 from 10.0.3.17\r\n\r\n"
              "   ,     #_\r\n   ~\\_  ####_        Amazon Linux 2023\r\n  ~~  \\_#####\\\r\n  ~~     \\###|\r\n"
              "  ~~       \\#/ ___   https://aws.amazon.com/linux/amazon-linux-2023\r\n\r\n", 0.9)
     prompt = f"[\x1b[01;32mec2-user\x1b[0m@{host} ~]$ "

@@ -17,14 +17,12 @@ import dataclasses
 import hashlib
 import json
 import logging
-import re
 import secrets as random_secrets
 import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
 import pytest
 import wcwidth
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -39,7 +37,7 @@ from auditkit.model import asciicast
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread
-from helpers import raw_bytes
+from helpers import close_datasette, raw_bytes
 
 RACK = "acme/production"
 RACK_PW = "rackPW-" + random_secrets.token_hex(12)
@@ -379,31 +377,5 @@ def test_no_secret_reaches_the_mirror_or_a_share_page(world: World, tmp_path: Pa
             assert not [v for v in every if v in page or json.dumps(v)[1:-1] in page]
     finally:
         loop.close()
-        _close(ds)
+        close_datasette(ds)
         mirror.close()
-
-
-def _close(ds: Any) -> None:
-    """Stop the threads a Datasette instance started (as tests/share does)."""
-    from auditkit.share.site import instance
-
-    site = instance.site_for(ds)
-    if site is not None:
-        site.close()
-    ds.executor.shutdown(wait=True)
-    hook, threading.excepthook = threading.excepthook, threading.__excepthook__
-    try:
-        for database in ds.databases.values():
-            if database._write_thread is not None:
-                database._write_queue.put(_Stop())
-                database._write_thread.join(timeout=10)
-    finally:
-        threading.excepthook = hook
-
-
-class _Stop:
-    reply_queue = None
-
-    @staticmethod
-    def fn(conn: Any) -> None:
-        raise SystemExit

@@ -15,15 +15,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -256,7 +256,7 @@ def _busy_output(rng: random.Random, steps: int) -> str:
         elif kind == 1:
             out.append("".join(f"\r[{'#' * i:<10}] {i * 10}%" for i in range(11)) + "\r\n")
         elif kind == 2:
-            out.append(f"\x1b[?1049h\x1b[H\x1b[2J\x1b[2;6r\x1b[6;1H" + "".join(f"\nrow {i}" for i in range(8))
+            out.append("\x1b[?1049h\x1b[H\x1b[2J\x1b[2;6r\x1b[6;1H" + "".join(f"\nrow {i}" for i in range(8))
                        + "\x1b[2;1H\x1bM\x1b[L\x1b[2M" + "\x1b[r\x1b[?1049l")
         elif kind == 3:
             out.append(f"\x1b[{rng.randrange(1, 8)};{rng.randrange(1, 30)}H\x1b[1;44mX\x1b[0m\x1b[K\x1b[J")

@@ -253,7 +253,7 @@ def test_a_refused_request_is_one_log_line_without_headers_cookies_or_locals(app
     time.sleep(0.3)
     written = log.read_bytes()[len(before):].decode()
     lines = written.splitlines()
-    assert lines == [f"GET /-/shared/x: 404 NotFound", "GET /-/shared/events.xml: 404 NotFound",
+    assert lines == ["GET /-/shared/x: 404 NotFound", "GET /-/shared/events.xml: 404 NotFound",
                      "GET /-/shared/replay/nope/more: 404 NotFound"], written
     for secret in ("UA-SECRET-1", "COOKIE-SECRET-2", app.token, base64.b64encode(f"{ADMIN}:".encode()).decode()[:12],
                    "locals", "Traceback"):
