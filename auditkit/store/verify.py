@@ -19,8 +19,10 @@ import base64
 import dataclasses
 import gzip
 import hashlib
+import contextlib
 import json
 import multiprocessing
+import multiprocessing.pool
 import os
 import sqlite3
 import urllib.parse
@@ -109,38 +111,57 @@ def verify(conn: sqlite3.Connection, progress: Callable[[int], None] | None = No
         h.url for h in heads.values()) or any(pins.values()) or _has_key_file(conn)
     traces = _traces(conn) if report.signed else {}
     known = {k.name: k for k in keys}
-    for source in sorted(set(sources) | {s for s, h in heads.items() if h.last_seq > 0} | set(stored)
-                         | set(local_lines) | set(traces)):
-        found: dict[str, Problem] = {}
-
-        def note_problem(kind: str, seq: int | None, event_id: str | None, message: str,
-                         _found: dict[str, Problem] = found, _source: str = source) -> None:
-            if kind not in _found:
-                _found[kind] = Problem(kind, _source, seq, event_id, f"{_source}: {message}")
-
-        cps = stored.get(source, [])
-        sizes = {cp.size for cp in cps} | ({local_lines[source][0]} if source in local_lines else set())
-        if source not in heads and source not in sources:
-            _dropped(source, cps, local_lines.get(source), traces.get(source), note_problem)
-        else:
-            pass_ = _fast_chain(conn, source, heads.get(source), report, progress, sizes)
-            if pass_ is None:  # something is wrong (or the chain is small): the serial pass names it
-                pass_ = _verify_chain(conn, source, heads.get(source), report, progress, sizes, note_problem)
-            if report.signed:
-                _check_signed(conn, source, cps, pins.get(source), known.get(source), pass_, report,
-                              note_problem)
-                if source in local_lines:
-                    size, root = local_lines[source]
-                    _check_root(source, size, root, "the mirror's signed local checkpoint names", pass_,
-                                note_problem)
-        if source == LOCAL_SOURCE and local_problem:
-            note_problem("checkpoint", None, None, local_problem)
-        report.problems.extend(sorted(found.values(), key=lambda p: PROBLEM_KINDS.index(p.kind)))
+    order = sorted(set(sources) | {s for s, h in heads.items() if h.last_seq > 0} | set(stored) | set(local_lines)
+                   | set(traces))
+    sizes_of = {source: {cp.size for cp in stored.get(source, [])}
+                | ({local_lines[source][0]} if source in local_lines else set()) for source in order}
+    plans = {source: plan for source in order
+             if (plan := _plan(conn, source, heads.get(source), sizes_of[source])) is not None}
+    with _dispatched(plans) as pending:
+        for source in order:
+            _verify_source(conn, source, heads, sources, stored, local_lines, local_problem, traces, pins, known,
+                           sizes_of[source], pending.get(source), report, progress)
     for name in sorted(set(known) - set(heads) - set(sources)):
         report.notes.append(f"the mirror holds no chain '{name}': the key given for it was not used")
     report.heads = [heads[s] for s in sorted(heads)]
     _verify_sessions(conn, report)
     return report
+
+
+def _verify_source(conn: sqlite3.Connection, source: str, heads: dict[str, ChainHead], sources: list[str],
+                   stored: dict[str, list[trees.StoredCheckpoint]], local_lines: dict[str, tuple[int, bytes]],
+                   local_problem: str | None, traces: dict[str, str], pins: dict[str, str | None],
+                   known: dict[str, note.Verifier], sizes: set[int],
+                   parts: Sequence[multiprocessing.pool.AsyncResult] | None, report: VerifyReport,
+                   progress: Callable[[int], None] | None) -> None:
+    """One chain checked (in parallel ranges when `parts` are given, serially when they are not or find anything
+    off), and against its checkpoints; its problems, first of each kind, added to the report."""
+    found: dict[str, Problem] = {}
+
+    def note_problem(kind: str, seq: int | None, event_id: str | None, message: str,
+                     _found: dict[str, Problem] = found, _source: str = source) -> None:
+        if kind not in _found:
+            _found[kind] = Problem(kind, _source, seq, event_id, f"{_source}: {message}")
+
+    cps = stored.get(source, [])
+    if source not in heads and source not in sources:
+        _dropped(source, cps, local_lines.get(source), traces.get(source), note_problem)
+    else:
+        head = heads.get(source)
+        pass_ = (_fast_chain(conn, source, head, report, progress, sizes, parts)
+                 if parts is not None and head is not None else None)
+        if pass_ is None:  # something is wrong (or the chain is small): the serial pass names it
+            pass_ = _verify_chain(conn, source, heads.get(source), report, progress, sizes, note_problem)
+        if report.signed:
+            _check_signed(conn, source, cps, pins.get(source), known.get(source), pass_, report,
+                          note_problem)
+            if source in local_lines:
+                size, root = local_lines[source]
+                _check_root(source, size, root, "the mirror's signed local checkpoint names", pass_,
+                            note_problem)
+    if source == LOCAL_SOURCE and local_problem:
+        note_problem("checkpoint", None, None, local_problem)
+    report.problems.extend(sorted(found.values(), key=lambda p: PROBLEM_KINDS.index(p.kind)))
 
 
 @dataclasses.dataclass
@@ -315,7 +336,7 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
 # "intact, with these roots" or "something is off": on anything off, the serial pass (_verify_chain) runs over that
 # chain and names the problems exactly as it always has, so the findings do not depend on which pass ran.
 
-PARALLEL_MIN = 1 << 15
+PARALLEL_MIN = 1 << 12
 RANGE_LEVEL = 14  # ranges of 2**RANGE_LEVEL seqs
 _COLUMNS = ("n",) + FIELDS
 _SELECT_RANGE = (f"SELECT {', '.join('e.' + c for c in _COLUMNS)} FROM events e "
@@ -343,9 +364,9 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-def _fast_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None, report: VerifyReport,
-                progress: Callable[[int], None] | None, sizes: set[int]) -> _Pass | None:
-    """The chain checked in parallel ranges; None when it is small, has no file, or anything is off."""
+def _plan(conn: sqlite3.Connection, source: str, head: ChainHead | None, sizes: set[int]
+          ) -> list[tuple[str, str, int, int, list[int]]] | None:
+    """The ranges of a chain for the workers; None when it is small, has no file, or its seqs do not run 1..head."""
     if head is None or head.last_seq < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
         return None
     try:
@@ -357,38 +378,57 @@ def _fast_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None, r
     if lowest != 1 or highest != head.last_seq or count != highest:
         return None
     wanted = sorted(s for s in sizes if 0 < s <= highest)
-    jobs = []
     span = 1 << RANGE_LEVEL
-    for lo in range(1, highest + 1, span):
-        hi = min(lo + span - 1, highest)
-        jobs.append((str(path), source, lo, hi, [s for s in wanted if lo <= s <= hi]))
+    return [(str(path), source, lo, min(lo + span - 1, highest), [s for s in wanted if lo <= s < lo + span])
+            for lo in range(1, highest + 1, span)]
+
+
+@contextlib.contextmanager
+def _dispatched(plans: dict[str, list[tuple[str, str, int, int, list[int]]]]
+                ) -> Iterator[dict[str, list[multiprocessing.pool.AsyncResult]]]:
+    """Every planned range of every chain handed to one pool of workers (so that chains overlap): source → its
+    ranges' results, in seq order."""
+    jobs = [job for plan in plans.values() for job in plan]
+    if not jobs:
+        yield {}
+        return
+    with multiprocessing.get_context("fork").Pool(min(_workers(), len(jobs))) as pool:
+        yield {source: [pool.apply_async(_check_range, (job,)) for job in plan] for source, plan in plans.items()}
+
+
+def _fast_chain(conn: sqlite3.Connection, source: str, head: ChainHead, report: VerifyReport,
+                progress: Callable[[int], None] | None, sizes: set[int],
+                parts: Sequence[multiprocessing.pool.AsyncResult]) -> _Pass | None:
+    """The chain's ranges joined (links at their edges, the tree above them, the heads at `sizes`); None when
+    anything is off."""
+    highest = head.last_seq
+    span = 1 << RANGE_LEVEL
     result = _Pass(last_seq=highest)
     if 0 in sizes:
         result.roots[0] = merkle.EMPTY_ROOT
     upper = _Nodes(conn, source)  # the levels above RANGE_LEVEL, checked by the parent
     edge: list[bytes] = []
     prev_hash, done = GENESIS_HASH, 0
-    with multiprocessing.get_context("fork").Pool(min(_workers(), len(jobs))) as pool:
-        for part in pool.imap(_check_range, jobs):
-            if part is None or part.first_prev != prev_hash:
-                pool.terminate()
-                return None
-            for size, local in part.edges_at.items():
-                result.roots[size] = merkle.CompactRange(size, edge + local).root()
-            if part.hi - part.lo + 1 == span:
-                node, index, level = part.edge[0], (part.lo - 1) >> RANGE_LEVEL, RANGE_LEVEL
-                while index & 1:
-                    node = hashlib.sha256(b"\x01" + edge.pop() + node).digest()
-                    index >>= 1
-                    level += 1
-                    upper.add(level, node)
-                edge.append(node)
-            else:
-                edge.extend(part.edge)
-            prev_hash = part.last_hash
-            done += part.hi - part.lo + 1
-            if progress:
-                progress(report.events + done)
+    for pending in parts:
+        part = pending.get()
+        if part is None or part.first_prev != prev_hash:
+            return None
+        for size, local in part.edges_at.items():
+            result.roots[size] = merkle.CompactRange(size, edge + local).root()
+        if part.hi - part.lo + 1 == span:
+            node, index, level = part.edge[0], (part.lo - 1) >> RANGE_LEVEL, RANGE_LEVEL
+            while index & 1:
+                node = hashlib.sha256(b"\x01" + edge.pop() + node).digest()
+                index >>= 1
+                level += 1
+                upper.add(level, node)
+            edge.append(node)
+        else:
+            edge.extend(part.edge)
+        prev_hash = part.last_hash
+        done += part.hi - part.lo + 1
+        if progress:
+            progress(report.events + done)
     if prev_hash != head.last_hash or upper.finish(highest, whole=True) is not None:
         return None
     report.events += done
