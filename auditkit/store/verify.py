@@ -4,7 +4,8 @@ against its neighbours without walking its chain (chain_status).
 
 verify reads each chain once, in seq order: each event's hash from its content and its link to the one before, and
 (in the same pass) its leaf, the subtrees it closes (compared with merkle_nodes) and the tree head at every size a
-checkpoint names. Then each stored checkpoint is checked: its note against its columns, its root against the root
+checkpoint names (a long chain is first checked by worker processes over aligned seq ranges, and by that serial pass
+only when they find anything off: see "the parallel pass" below). Then each stored checkpoint is checked: its note against its columns, its root against the root
 recomputed from the events (never from merkle_nodes), and its signature with the key it must be signed by: the mirror's
 own key (identity.py) for the local chain, the key sync pinned (sync_state.checkpoint_key) for every other, or a key
 the caller knows from outside the mirror. Chains the
@@ -25,6 +26,7 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import sqlite3
+import threading
 import urllib.parse
 from typing import Callable, Iterator, Sequence
 
@@ -366,8 +368,11 @@ def _workers() -> int:
 
 def _plan(conn: sqlite3.Connection, source: str, head: ChainHead | None, sizes: set[int]
           ) -> list[tuple[str, str, int, int, list[int]]] | None:
-    """The ranges of a chain for the workers; None when it is small, has no file, or its seqs do not run 1..head."""
+    """The ranges of a chain for the workers; None when it is small, has no file, its seqs do not run 1..head, or
+    other threads run (then the serial pass checks it)."""
     if head is None or head.last_seq < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if threading.active_count() > 1:  # a fork copies locks other threads may hold (SQLite's among them)
         return None
     try:
         path = identity.database_path(conn)
