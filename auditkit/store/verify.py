@@ -4,7 +4,8 @@ against its neighbours without walking its chain (chain_status).
 
 verify reads each chain once, in seq order: each event's hash from its content and its link to the one before, and
 (in the same pass) its leaf, the subtrees it closes (compared with merkle_nodes) and the tree head at every size a
-checkpoint names. Then each stored checkpoint is checked: its note against its columns, its root against the root
+checkpoint names (a long chain is first checked by worker processes over aligned seq ranges, and by that serial pass
+only when they find anything off: see "the parallel pass" below). Then each stored checkpoint is checked: its note against its columns, its root against the root
 recomputed from the events (never from merkle_nodes), and its signature with the key it must be signed by: the mirror's
 own key (identity.py) for the local chain, the key sync pinned (sync_state.checkpoint_key) for every other, or a key
 the caller knows from outside the mirror. Chains the
@@ -19,13 +20,21 @@ import base64
 import dataclasses
 import gzip
 import hashlib
+import contextlib
 import json
+import multiprocessing
+import multiprocessing.pool
+import os
 import sqlite3
-from typing import Callable, Sequence
+import threading
+import urllib.parse
+from typing import Callable, Iterator, Sequence
 
 from auditkit.errors import StoreError
 from auditkit.model import merkle, note
-from auditkit.model.events import GENESIS_HASH, KEY_SHIFT, canonical_json, chain_hash, timestamp_ms
+from auditkit.model.events import (
+    FIELDS, GENESIS_HASH, KEY_SHIFT, canonical_json, chain_hash, timestamp_ms,
+)
 from auditkit.store import identity, trees
 from auditkit.store.chains import LOCAL_SOURCE, ChainHead, chain_head, chain_heads
 from auditkit.store.queries import row_dict
@@ -104,36 +113,57 @@ def verify(conn: sqlite3.Connection, progress: Callable[[int], None] | None = No
         h.url for h in heads.values()) or any(pins.values()) or _has_key_file(conn)
     traces = _traces(conn) if report.signed else {}
     known = {k.name: k for k in keys}
-    for source in sorted(set(sources) | {s for s, h in heads.items() if h.last_seq > 0} | set(stored)
-                         | set(local_lines) | set(traces)):
-        found: dict[str, Problem] = {}
-
-        def note_problem(kind: str, seq: int | None, event_id: str | None, message: str,
-                         _found: dict[str, Problem] = found, _source: str = source) -> None:
-            if kind not in _found:
-                _found[kind] = Problem(kind, _source, seq, event_id, f"{_source}: {message}")
-
-        cps = stored.get(source, [])
-        sizes = {cp.size for cp in cps} | ({local_lines[source][0]} if source in local_lines else set())
-        if source not in heads and source not in sources:
-            _dropped(source, cps, local_lines.get(source), traces.get(source), note_problem)
-        else:
-            pass_ = _verify_chain(conn, source, heads.get(source), report, progress, sizes, note_problem)
-            if report.signed:
-                _check_signed(conn, source, cps, pins.get(source), known.get(source), pass_, report,
-                              note_problem)
-                if source in local_lines:
-                    size, root = local_lines[source]
-                    _check_root(source, size, root, "the mirror's signed local checkpoint names", pass_,
-                                note_problem)
-        if source == LOCAL_SOURCE and local_problem:
-            note_problem("checkpoint", None, None, local_problem)
-        report.problems.extend(sorted(found.values(), key=lambda p: PROBLEM_KINDS.index(p.kind)))
+    order = sorted(set(sources) | {s for s, h in heads.items() if h.last_seq > 0} | set(stored) | set(local_lines)
+                   | set(traces))
+    sizes_of = {source: {cp.size for cp in stored.get(source, [])}
+                | ({local_lines[source][0]} if source in local_lines else set()) for source in order}
+    plans = {source: plan for source in order
+             if (plan := _plan(conn, source, heads.get(source), sizes_of[source])) is not None}
+    with _dispatched(plans) as pending:
+        for source in order:
+            _verify_source(conn, source, heads, sources, stored, local_lines, local_problem, traces, pins, known,
+                           sizes_of[source], pending.get(source), report, progress)
     for name in sorted(set(known) - set(heads) - set(sources)):
         report.notes.append(f"the mirror holds no chain '{name}': the key given for it was not used")
     report.heads = [heads[s] for s in sorted(heads)]
     _verify_sessions(conn, report)
     return report
+
+
+def _verify_source(conn: sqlite3.Connection, source: str, heads: dict[str, ChainHead], sources: list[str],
+                   stored: dict[str, list[trees.StoredCheckpoint]], local_lines: dict[str, tuple[int, bytes]],
+                   local_problem: str | None, traces: dict[str, str], pins: dict[str, str | None],
+                   known: dict[str, note.Verifier], sizes: set[int],
+                   parts: Sequence[multiprocessing.pool.AsyncResult] | None, report: VerifyReport,
+                   progress: Callable[[int], None] | None) -> None:
+    """One chain checked (in parallel ranges when `parts` are given, serially when they are not or find anything
+    off), and against its checkpoints; its problems, first of each kind, added to the report."""
+    found: dict[str, Problem] = {}
+
+    def note_problem(kind: str, seq: int | None, event_id: str | None, message: str,
+                     _found: dict[str, Problem] = found, _source: str = source) -> None:
+        if kind not in _found:
+            _found[kind] = Problem(kind, _source, seq, event_id, f"{_source}: {message}")
+
+    cps = stored.get(source, [])
+    if source not in heads and source not in sources:
+        _dropped(source, cps, local_lines.get(source), traces.get(source), note_problem)
+    else:
+        head = heads.get(source)
+        pass_ = (_fast_chain(conn, source, head, report, progress, sizes, parts)
+                 if parts is not None and head is not None else None)
+        if pass_ is None:  # something is wrong (or the chain is small): the serial pass names it
+            pass_ = _verify_chain(conn, source, heads.get(source), report, progress, sizes, note_problem)
+        if report.signed:
+            _check_signed(conn, source, cps, pins.get(source), known.get(source), pass_, report,
+                          note_problem)
+            if source in local_lines:
+                size, root = local_lines[source]
+                _check_root(source, size, root, "the mirror's signed local checkpoint names", pass_,
+                            note_problem)
+    if source == LOCAL_SOURCE and local_problem:
+        note_problem("checkpoint", None, None, local_problem)
+    report.problems.extend(sorted(found.values(), key=lambda p: PROBLEM_KINDS.index(p.kind)))
 
 
 @dataclasses.dataclass
@@ -298,6 +328,181 @@ def _verify_chain(conn: sqlite3.Connection, source: str, head: ChainHead | None,
         note_problem("edited", prev_seq, None,
                      f"the last event (seq {prev_seq}) hashes to {prev_hash}, not the recorded head {head.last_hash}")
     return result
+
+
+# --- the parallel pass ----------------------------------------------------------------------------------------------
+# A chain of at least PARALLEL_MIN events is first checked in aligned ranges of 2**RANGE_LEVEL seqs, one worker process per
+# core, each opening the file read-only: the hashes, the links inside the range, the keys and the Merkle subtrees
+# inside the range (a power of two, so each full range is one whole subtree). The parent joins the ranges'
+# edges (links, the subtrees above RANGE_LEVEL, the tree heads at the checkpoint sizes). The parallel pass only ever says
+# "intact, with these roots" or "something is off": on anything off, the serial pass (_verify_chain) runs over that
+# chain and names the problems exactly as it always has, so the findings do not depend on which pass ran.
+
+PARALLEL_MIN = 1 << 12
+RANGE_LEVEL = 14  # ranges of 2**RANGE_LEVEL seqs
+_COLUMNS = ("n",) + FIELDS
+_SELECT_RANGE = (f"SELECT {', '.join('e.' + c for c in _COLUMNS)} FROM events e "
+                 "WHERE e.source = ? AND e.source_seq BETWEEN ? AND ? ORDER BY e.source_seq, e.n")
+_AT = {name: i for i, name in enumerate(_COLUMNS)}
+
+
+@dataclasses.dataclass
+class _Range:
+    """What a worker found intact in seqs lo..hi: its edges for the joins, its Merkle edge at its end and at each
+    checkpoint size inside it (subtrees of at most 2**RANGE_LEVEL leaves)."""
+
+    lo: int
+    hi: int
+    first_prev: str
+    last_hash: str
+    edge: list[bytes]
+    edges_at: dict[int, list[bytes]]
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _plan(conn: sqlite3.Connection, source: str, head: ChainHead | None, sizes: set[int]
+          ) -> list[tuple[str, str, int, int, list[int]]] | None:
+    """The ranges of a chain for the workers; None when it is small, has no file, its seqs do not run 1..head, or
+    other threads run (then the serial pass checks it)."""
+    if head is None or head.last_seq < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if threading.active_count() > 1:  # a fork copies locks other threads may hold (SQLite's among them)
+        return None
+    try:
+        path = identity.database_path(conn)
+    except StoreError:
+        return None
+    lowest, highest, count = conn.execute(
+        "SELECT min(source_seq), max(source_seq), count(*) FROM events WHERE source = ?", (source,)).fetchone()
+    if lowest != 1 or highest != head.last_seq or count != highest:
+        return None
+    wanted = sorted(s for s in sizes if 0 < s <= highest)
+    span = 1 << RANGE_LEVEL
+    return [(str(path), source, lo, min(lo + span - 1, highest), [s for s in wanted if lo <= s < lo + span])
+            for lo in range(1, highest + 1, span)]
+
+
+@contextlib.contextmanager
+def _dispatched(plans: dict[str, list[tuple[str, str, int, int, list[int]]]]
+                ) -> Iterator[dict[str, list[multiprocessing.pool.AsyncResult]]]:
+    """Every planned range of every chain handed to one pool of workers (so that chains overlap): source → its
+    ranges' results, in seq order."""
+    jobs = [job for plan in plans.values() for job in plan]
+    if not jobs:
+        yield {}
+        return
+    with multiprocessing.get_context("fork").Pool(min(_workers(), len(jobs))) as pool:
+        yield {source: [pool.apply_async(_check_range, (job,)) for job in plan] for source, plan in plans.items()}
+
+
+def _fast_chain(conn: sqlite3.Connection, source: str, head: ChainHead, report: VerifyReport,
+                progress: Callable[[int], None] | None, sizes: set[int],
+                parts: Sequence[multiprocessing.pool.AsyncResult]) -> _Pass | None:
+    """The chain's ranges joined (links at their edges, the tree above them, the heads at `sizes`); None when
+    anything is off."""
+    highest = head.last_seq
+    span = 1 << RANGE_LEVEL
+    result = _Pass(last_seq=highest)
+    if 0 in sizes:
+        result.roots[0] = merkle.EMPTY_ROOT
+    upper = _Nodes(conn, source)  # the levels above RANGE_LEVEL, checked by the parent
+    edge: list[bytes] = []
+    prev_hash, done = GENESIS_HASH, 0
+    for pending in parts:
+        part = pending.get()
+        if part is None or part.first_prev != prev_hash:
+            return None
+        for size, local in part.edges_at.items():
+            result.roots[size] = merkle.CompactRange(size, edge + local).root()
+        if part.hi - part.lo + 1 == span:
+            node, index, level = part.edge[0], (part.lo - 1) >> RANGE_LEVEL, RANGE_LEVEL
+            while index & 1:
+                node = hashlib.sha256(b"\x01" + edge.pop() + node).digest()
+                index >>= 1
+                level += 1
+                upper.add(level, node)
+            edge.append(node)
+        else:
+            edge.extend(part.edge)
+        prev_hash = part.last_hash
+        done += part.hi - part.lo + 1
+        if progress:
+            progress(report.events + done)
+    if prev_hash != head.last_hash or upper.finish(highest, whole=True) is not None:
+        return None
+    report.events += done
+    return result
+
+
+def _check_range(job: tuple[str, str, int, int, list[int]]) -> _Range | None:
+    """One worker's range (see above); None at the first thing that is not as an intact chain has it."""
+    path, source, lo, hi, wanted = job
+    conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+    try:
+        return _range_pass(conn, source, lo, hi, wanted)
+    except (ValueError, TypeError, sqlite3.Error):
+        return None
+    finally:
+        conn.close()
+
+
+def _range_pass(conn: sqlite3.Connection, source: str, lo: int, hi: int, wanted: list[int]) -> _Range | None:
+    at_n, at_seq, at_prev, at_hash = _AT["n"], _AT["source_seq"], _AT["prev_hash"], _AT["hash"]
+    at_ts = _AT["timestamp"]
+    names = _COLUMNS
+    loads, sha256, fromhex = json.loads, hashlib.sha256, bytes.fromhex
+    edge: list[bytes] = []
+    push, pop = edge.append, edge.pop
+    nodes: dict[int, list[bytes]] = {level: [] for level in range(1, RANGE_LEVEL + 1)}
+    adders = {level: nodes[level].append for level in nodes}
+    edges_at: dict[int, list[bytes]] = {}
+    want = set(wanted)
+    expect, prev, first_prev, local = lo, None, "", 0
+    for row in conn.execute(_SELECT_RANGE, (source, lo, hi)):
+        seq, linked, stored = row[at_seq], row[at_prev], row[at_hash]
+        if seq != expect:
+            return None
+        if prev is None:
+            first_prev = linked
+        elif linked != prev:
+            return None
+        values = dict(zip(names, row))
+        details = values["details"]
+        values["details"] = loads(details) if details else {}
+        if chain_hash(linked, canonical_json(values)) != stored:
+            return None
+        if row[at_n] >> KEY_SHIFT != timestamp_ms(row[at_ts]):
+            return None
+        node = sha256(b"\x00" + fromhex(stored)).digest()
+        index, level = local, 0
+        while index & 1:
+            node = sha256(b"\x01" + pop() + node).digest()
+            index >>= 1
+            level += 1
+            adders[level](node)
+        push(node)
+        local += 1
+        if seq in want:
+            edges_at[seq] = list(edge)
+        prev, expect = stored, seq + 1
+    if prev is None or expect != hi + 1:
+        return None
+    cursor = conn.cursor()
+    for level, expected in nodes.items():
+        if expected:
+            first = (lo - 1) >> level
+            stored_nodes = cursor.execute(
+                "SELECT hash FROM merkle_nodes WHERE source = ? AND level = ? AND idx BETWEEN ? AND ? ORDER BY idx",
+                (source, level, first, first + len(expected) - 1)).fetchall()
+            if [bytes(h) for (h,) in stored_nodes] != expected:
+                return None
+    return _Range(lo, hi, first_prev, prev, edge, edges_at)
 
 
 # --- signed checkpoints ---------------------------------------------------------------------------------------------
