@@ -38,24 +38,12 @@ from auditkit.share.site.responses import SHARE_CSP
 from auditkit.synth import history as synth
 from auditkit.model.filters import parse
 
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRED = os.environ.get("AUDITKIT_REQUIRE_BROWSER") == "1"
-if not CHROMIUM.exists() or not os.access(CHROMIUM, os.X_OK):
-    if REQUIRED:
-        pytest.fail(f"AUDITKIT_REQUIRE_BROWSER=1 but {CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
-    pytest.skip(f"browser tests need {CHROMIUM} (apt-get install chromium; .ci/run installs it)",
-                allow_module_level=True)
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - the test extras install it
-    if REQUIRED:
-        pytest.fail("AUDITKIT_REQUIRE_BROWSER=1 but the playwright package is missing (make test installs it)",
-                    pytrace=False)
-    pytest.skip("browser tests need the playwright package (pip install -e '.[test]')", allow_module_level=True)
+from browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+
+require_browser()
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
 UTC = dt.timezone.utc
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ADMIN = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
 SEED, END, EVENTS = 7, dt.date(2026, 11, 1), 3000

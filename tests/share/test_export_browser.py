@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import zipfile
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -28,24 +26,12 @@ from auditkit.share import links as sharing
 from auditkit.share.site.views import readable_time
 from convox_sim.servers import free_port
 
+from browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from exports import gateway_mirror, served
 
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRED = os.environ.get("AUDITKIT_REQUIRE_BROWSER") == "1"
-if not CHROMIUM.exists() or not os.access(CHROMIUM, os.X_OK):
-    if REQUIRED:
-        pytest.fail(f"AUDITKIT_REQUIRE_BROWSER=1 but {CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
-    pytest.skip(f"browser tests need {CHROMIUM} (apt-get install chromium; .ci/run installs it)",
-                allow_module_level=True)
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - the test extras install it
-    if REQUIRED:
-        pytest.fail("AUDITKIT_REQUIRE_BROWSER=1 but the playwright package is missing", pytrace=False)
-    pytest.skip("browser tests need the playwright package (pip install -e '.[test]')", allow_module_level=True)
+require_browser()
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HOSTILE_CHAIN = '<img src=x onerror="document.title=1">'
 WATCH_CSP = ("window.__cspViolations = [];"
              "document.addEventListener('securitypolicyviolation', function (e) {"
