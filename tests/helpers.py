@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import itertools
+import os
 import random
 import sqlite3
 import subprocess
@@ -249,3 +251,23 @@ class _Stop:
     @staticmethod
     def fn(conn: Any) -> None:
         raise SystemExit
+
+
+FILL_CAP = 64 << 20  # never write more than this, whatever the filesystem (a guard: the test tmpfs holds a few MiB)
+
+
+def fill(mount: Path) -> None:
+    """Write mount/filler until the filesystem has no byte left; only on a mount point (a small tmpfs), never on the
+    disk under it, and never more than FILL_CAP."""
+    if not os.path.ismount(mount):
+        raise RuntimeError(f"{mount} is not a mount point: not filling it")
+    written = 0
+    with open(mount / "filler", "ab", buffering=0) as f:
+        for size in (1 << 20, 1 << 16, 4096, 512, 1):
+            chunk = b"\0" * size
+            try:
+                while written < FILL_CAP:
+                    written += f.write(chunk) or 0
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise

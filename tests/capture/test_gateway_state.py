@@ -12,7 +12,6 @@ The filesystem tests mount a small tmpfs (root only: CI and this machine run as 
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import json
 import os
@@ -40,7 +39,7 @@ from auditkit.capture import config as cfg
 from auditkit.capture import keys
 from auditkit.capture.proxy import create_app
 from auditkit.capture.journal import ORPHAN_REASON, ChainMismatch, Journal, OutcomeHeld, journal_source
-from helpers import CERT, draft, free_port, private_key
+from helpers import CERT, draft, fill, free_port, private_key
 
 RACK = "acme/production"
 RACK_PW = "rackPW-" + secrets.token_hex(12)
@@ -100,24 +99,6 @@ class DiskFiller:
         await self.app(scope, receive, send)
 
 
-FILL_CAP = 64 << 20  # never write more than this, whatever the filesystem (a guard, the tmpfs holds 4 MiB)
-
-
-def fill(mount: Path) -> None:
-    """Write mount/filler until the filesystem has no byte left; only on a mount point (the small tmpfs), never
-    on the disk under it, and never more than FILL_CAP."""
-    if not os.path.ismount(mount):
-        raise RuntimeError(f"{mount} is not a mount point: not filling it")
-    written = 0
-    with open(mount / "filler", "ab", buffering=0) as f:
-        for size in (1 << 20, 1 << 16, 4096, 512, 1):
-            chunk = b"\0" * size
-            try:
-                while written < FILL_CAP:
-                    written += f.write(chunk) or 0
-            except OSError as e:
-                if e.errno != errno.ENOSPC:
-                    raise
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import secrets
 import subprocess
@@ -32,6 +31,8 @@ from auditkit.errors import AuditkitError
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread, free_port
+
+from helpers import fill
 
 RACK = "acme/production"
 RACK_PW = "rackPW-" + secrets.token_hex(12)
@@ -87,18 +88,6 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(mount: Path) -> None:
-    assert os.path.ismount(mount)
-    with open(mount / "filler", "ab", buffering=0) as f:
-        for size in (1 << 20, 1 << 16, 4096, 512, 1):
-            try:
-                while True:
-                    f.write(b"\0" * size)
-            except OSError as e:
-                if e.errno != errno.ENOSPC:
-                    raise
 
 
 def test_healthz_is_ok_without_a_key_and_503_with_one_line_when_a_rack_is_down_or_refuses(rack, tmp_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import os
 import secrets
 import shutil
@@ -38,7 +37,7 @@ import pytest
 from convox_sim import rack as rack_mod
 from convox_sim.client import RackClient
 from convox_sim.servers import ServerThread, free_port, stop_process, wait_until_listening
-from helpers import ROOT
+from helpers import ROOT, fill
 
 RACK = "acme/production"
 RACK_PW = "rackPW-" + secrets.token_hex(12)
@@ -336,22 +335,6 @@ def test_sigkill_of_a_replica_during_8_clients_writes_loses_nothing_and_records_
     assert "k-0-0" in listed
 
 
-FILL_CAP = 64 << 20
-
-
-def fill(mount: Path) -> None:
-    if not os.path.ismount(mount):
-        raise RuntimeError(f"{mount} is not a mount point: not filling it")
-    written = 0
-    with open(mount / "filler", "ab", buffering=0) as f:
-        for size in (1 << 20, 1 << 16, 4096, 512, 1):
-            chunk = b"\0" * size
-            try:
-                while written < FILL_CAP:
-                    written += f.write(chunk) or 0
-            except OSError as e:
-                if e.errno != errno.ENOSPC:
-                    raise
 
 
 def test_a_full_journal_filesystem_takes_its_replica_out_and_writes_go_on_through_the_other(world):
